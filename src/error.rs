@@ -1,0 +1,468 @@
+//! One error type for spawning, waiting and running, with a public kind to match on.
+//!
+//! The details live behind a `Box` so that `Result<T, Error>` stays one pointer wide, as in
+//! xshell. Everything a user needs to understand a failure is in the message: what went wrong,
+//! at which stage, the command quoted so it pastes into a shell, the errno, and for checked runs
+//! the exit status and the tail of stderr.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::exit_status::ExitStatus;
+use crate::signal::Signal;
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of failure an [`Error`] is, for matching.
+///
+/// Like [`std::io::ErrorKind`], new kinds may be added, so a `match` needs a `_` arm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Bad input found before anything was spawned: a NUL byte, an empty program, an env key
+    /// that is empty or contains `=`, a placeholder count that does not match.
+    InvalidInput,
+    /// The program was not found (on `PATH` or at the given path), or the working directory
+    /// does not exist: [`Error::stage`] tells which.
+    NotFound,
+    /// The program (or a directory on the way to it) is not executable or not searchable, or
+    /// the program is a directory.
+    PermissionDenied,
+    /// The file exists and is executable but the kernel cannot run it (`ENOEXEC`): a script
+    /// without a `#!` line, or a binary for another machine. offspring never silently retries
+    /// such a file through `/bin/sh`, as `execvp` does.
+    ExecFormat,
+    /// The arguments and environment together are larger than the kernel accepts (`E2BIG`).
+    ArgumentListTooLong,
+    /// The process or the system ran out of a resource: file descriptors (`EMFILE`, `ENFILE`),
+    /// processes (`EAGAIN`) or memory (`ENOMEM`).
+    ResourceExhausted,
+    /// The child ran past its timeout and was killed.
+    TimedOut,
+    /// The child wrote more than the output limit allows on one stream.
+    OutputLimit,
+    /// The child exited with a non-zero code (checked runs only).
+    ExitCode,
+    /// The child was killed by a signal (checked runs only).
+    Signaled,
+    /// The run was cancelled through a [`CancelHandle`](crate::CancelHandle).
+    Canceled,
+    /// The child was reaped by other code in this process (for example a stray
+    /// `waitpid(-1)`, or `SIGCHLD` set to `SIG_IGN`) and its exit status could not be
+    /// recovered.
+    StatusUnavailable,
+    /// Any other operating-system error; [`Error::raw_os_error`] has the errno.
+    Io,
+}
+
+impl ErrorKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "invalid input",
+            ErrorKind::NotFound => "not found",
+            ErrorKind::PermissionDenied => "permission denied",
+            ErrorKind::ExecFormat => "exec format error",
+            ErrorKind::ArgumentListTooLong => "argument list too long",
+            ErrorKind::ResourceExhausted => "resource exhausted",
+            ErrorKind::TimedOut => "timed out",
+            ErrorKind::OutputLimit => "output limit exceeded",
+            ErrorKind::ExitCode => "non-zero exit code",
+            ErrorKind::Signaled => "killed by a signal",
+            ErrorKind::Canceled => "canceled",
+            ErrorKind::StatusUnavailable => "exit status unavailable",
+            ErrorKind::Io => "I/O error",
+        }
+    }
+
+    pub(crate) fn from_errno(errno: i32) -> ErrorKind {
+        match errno {
+            libc_errno::ENOENT | libc_errno::ENOTDIR => ErrorKind::NotFound,
+            libc_errno::EACCES | libc_errno::EPERM | libc_errno::EISDIR => {
+                ErrorKind::PermissionDenied
+            }
+            libc_errno::ENOEXEC => ErrorKind::ExecFormat,
+            libc_errno::E2BIG => ErrorKind::ArgumentListTooLong,
+            libc_errno::EMFILE | libc_errno::ENFILE | libc_errno::EAGAIN | libc_errno::ENOMEM => {
+                ErrorKind::ResourceExhausted
+            }
+            libc_errno::EINVAL => ErrorKind::InvalidInput,
+            _ => ErrorKind::Io,
+        }
+    }
+}
+
+/// The errno values the error module maps, named without `unsafe` or `libc` in this layer.
+mod libc_errno {
+    use rustix::io::Errno;
+    pub(super) const ENOENT: i32 = Errno::NOENT.raw_os_error();
+    pub(super) const ENOTDIR: i32 = Errno::NOTDIR.raw_os_error();
+    pub(super) const EACCES: i32 = Errno::ACCESS.raw_os_error();
+    pub(super) const EPERM: i32 = Errno::PERM.raw_os_error();
+    pub(super) const EISDIR: i32 = Errno::ISDIR.raw_os_error();
+    pub(super) const ENOEXEC: i32 = Errno::NOEXEC.raw_os_error();
+    pub(super) const E2BIG: i32 = Errno::TOOBIG.raw_os_error();
+    pub(super) const EMFILE: i32 = Errno::MFILE.raw_os_error();
+    pub(super) const ENFILE: i32 = Errno::NFILE.raw_os_error();
+    pub(super) const EAGAIN: i32 = Errno::AGAIN.raw_os_error();
+    pub(super) const ENOMEM: i32 = Errno::NOMEM.raw_os_error();
+    pub(super) const EINVAL: i32 = Errno::INVAL.raw_os_error();
+}
+
+/// Where in the life of a child an [`Error`] happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Stage {
+    /// Checking the command before anything was spawned.
+    Validate,
+    /// Looking the program up on `PATH`.
+    Lookup,
+    /// Creating pipes or other resources for the child, before it exists.
+    Setup,
+    /// Changing into the working directory, in the child.
+    Chdir,
+    /// Preparing the child after fork: fds, credentials, limits, the `pre_exec` hook.
+    ChildSetup,
+    /// Executing the program.
+    Exec,
+    /// Waiting for the child or collecting its status.
+    Wait,
+    /// Feeding input to the child or reading its output.
+    Io,
+    /// Judging a finished run (checked runs: exit code, signal, limits, timeout).
+    Run,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stage::Validate => "validate",
+            Stage::Lookup => "lookup",
+            Stage::Setup => "setup",
+            Stage::Chdir => "chdir",
+            Stage::ChildSetup => "child setup",
+            Stage::Exec => "exec",
+            Stage::Wait => "wait",
+            Stage::Io => "io",
+            Stage::Run => "run",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// The error type of offspring: what went wrong, at which stage, for which command.
+///
+/// Match on [`kind`](Error::kind); read the details through the accessors. `Display` writes one
+/// line (or a few, with the stderr tail of a checked run) that names the command quoted so it
+/// can be pasted into a shell. `Debug` writes the same text, so `fn main() -> Result<(), Error>`
+/// prints something readable.
+///
+/// An `Error` converts into [`std::io::Error`] (keeping the errno where there is one), so `?`
+/// works in functions that return `io::Result`.
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    stage: Stage,
+    message: String,
+    argv: Vec<OsString>,
+    path: Option<PathBuf>,
+    errno: Option<i32>,
+    status: Option<ExitStatus>,
+    signal: Option<Signal>,
+    killed: bool,
+    timeout: Option<Duration>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// How many bytes of stderr a message quotes.
+const STDERR_TAIL: usize = 4096;
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, stage: Stage, message: impl Into<String>) -> Error {
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                stage,
+                message: message.into(),
+                argv: Vec::new(),
+                path: None,
+                errno: None,
+                status: None,
+                signal: None,
+                killed: false,
+                timeout: None,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+            }),
+        }
+    }
+
+    /// An input error found before spawning.
+    pub(crate) fn invalid_input(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::InvalidInput, Stage::Validate, message)
+    }
+
+    /// An operating-system error at `stage`, with its errno.
+    pub(crate) fn os(stage: Stage, err: io::Error, what: impl Into<String>) -> Error {
+        let errno = err.raw_os_error();
+        let kind = match errno {
+            Some(e) => ErrorKind::from_errno(e),
+            None => match err.kind() {
+                io::ErrorKind::NotFound => ErrorKind::NotFound,
+                io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+                io::ErrorKind::InvalidInput => ErrorKind::InvalidInput,
+                io::ErrorKind::TimedOut => ErrorKind::TimedOut,
+                _ => ErrorKind::Io,
+            },
+        };
+        let mut e = Error::new(kind, stage, what);
+        e.inner.errno = errno;
+        if errno.is_none() {
+            let m = &mut e.inner.message;
+            if !m.is_empty() {
+                m.push_str(": ");
+            }
+            m.push_str(&err.to_string());
+        }
+        e
+    }
+
+    /// An errno value at `stage`.
+    pub(crate) fn errno(stage: Stage, errno: i32, what: impl Into<String>) -> Error {
+        Error::os(stage, io::Error::from_raw_os_error(errno), what)
+    }
+
+    pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Error {
+        self.inner.kind = kind;
+        self
+    }
+
+    pub(crate) fn with_argv<I, S>(mut self, argv: I) -> Error
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.inner.argv = argv.into_iter().map(|s| s.as_ref().to_owned()).collect();
+        self
+    }
+
+    pub(crate) fn has_argv(&self) -> bool {
+        !self.inner.argv.is_empty()
+    }
+
+    pub(crate) fn with_path(mut self, path: impl Into<PathBuf>) -> Error {
+        self.inner.path = Some(path.into());
+        self
+    }
+
+    pub(crate) fn with_status(mut self, status: ExitStatus) -> Error {
+        self.inner.status = Some(status);
+        self
+    }
+
+    pub(crate) fn with_signal(mut self, signal: Signal, killed: bool) -> Error {
+        self.inner.signal = Some(signal);
+        self.inner.killed = killed;
+        self
+    }
+
+    pub(crate) fn with_timeout(mut self, timeout: Duration) -> Error {
+        self.inner.timeout = Some(timeout);
+        self
+    }
+
+    pub(crate) fn with_output(mut self, stdout: Vec<u8>, stderr: Vec<u8>) -> Error {
+        self.inner.stdout = stdout;
+        self.inner.stderr = stderr;
+        self
+    }
+
+    /// What kind of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// At which stage the error happened.
+    pub fn stage(&self) -> Stage {
+        self.inner.stage
+    }
+
+    /// The errno, if the operating system reported one.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        self.inner.errno
+    }
+
+    /// The program and arguments of the command, if the error concerns one.
+    pub fn argv(&self) -> &[OsString] {
+        &self.inner.argv
+    }
+
+    /// The program the error concerns, as the user gave it, if any.
+    pub fn program(&self) -> Option<&OsStr> {
+        self.inner.argv.first().map(|s| s.as_os_str())
+    }
+
+    /// The file or directory the error concerns (the working directory for a `chdir` failure,
+    /// the resolved program for an exec failure), if any.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// The exit status, for errors raised after the child finished (checked runs, timeouts).
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.inner.status
+    }
+
+    /// For a timeout or an output limit: the signal that was sent to stop the child, and
+    /// whether it had to be followed by `SIGKILL` ([`killed`](Error::needed_kill)).
+    pub fn signal_sent(&self) -> Option<Signal> {
+        self.inner.signal
+    }
+
+    /// For a timeout or an output limit: `true` when the child did not stop after the first
+    /// signal within the grace period and had to be killed with `SIGKILL`.
+    pub fn needed_kill(&self) -> bool {
+        self.inner.killed
+    }
+
+    /// For a timeout: the timeout that was exceeded.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.inner.timeout
+    }
+
+    /// What the child wrote to stdout before the error (checked runs, timeouts, limits).
+    pub fn stdout(&self) -> &[u8] {
+        &self.inner.stdout
+    }
+
+    /// What the child wrote to stderr before the error (checked runs, timeouts, limits).
+    pub fn stderr(&self) -> &[u8] {
+        &self.inner.stderr
+    }
+
+    /// Takes the partial output out of the error, as `(stdout, stderr)`.
+    pub fn into_output(self) -> (Vec<u8>, Vec<u8>) {
+        let inner = *self.inner;
+        (inner.stdout, inner.stderr)
+    }
+
+    /// The command line, quoted so that pasting it into a POSIX shell runs the same argv.
+    pub fn command_line(&self) -> String {
+        crate::quote::display_argv(&self.inner.argv)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        if i.argv.is_empty() {
+            write!(f, "{}", i.kind.as_str())?;
+        } else {
+            write!(f, "{} failed: {}", self.command_line(), i.kind.as_str())?;
+        }
+        if !i.message.is_empty() {
+            write!(f, ": {}", i.message)?;
+        }
+        if let Some(p) = &i.path {
+            write!(f, " ({})", crate::quote::display_path(p))?;
+        }
+        if let Some(errno) = i.errno {
+            let e = io::Error::from_raw_os_error(errno);
+            let name = crate::sys::errno_name(errno);
+            write!(f, " [{}: {}]", name, strip_os_suffix(&e.to_string()))?;
+        }
+        write!(f, " (stage: {})", i.stage)?;
+        if !i.stderr.is_empty() && matches!(i.stage, Stage::Run) {
+            let tail = &i.stderr[i.stderr.len().saturating_sub(STDERR_TAIL)..];
+            let text = String::from_utf8_lossy(tail);
+            let text = text.trim_end();
+            if !text.is_empty() {
+                f.write_str("\n--- stderr")?;
+                if tail.len() < i.stderr.len() {
+                    write!(f, " (last {} of {} bytes)", tail.len(), i.stderr.len())?;
+                }
+                write!(f, " ---\n{text}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `io::Error`'s text ends in " (os error N)"; the errno is printed by name already.
+fn strip_os_suffix(s: &str) -> &str {
+    match s.rfind(" (os error ") {
+        Some(i) => &s[..i],
+        None => s,
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        let kind = match e.kind() {
+            ErrorKind::InvalidInput => io::ErrorKind::InvalidInput,
+            ErrorKind::NotFound => io::ErrorKind::NotFound,
+            ErrorKind::PermissionDenied => io::ErrorKind::PermissionDenied,
+            ErrorKind::TimedOut => io::ErrorKind::TimedOut,
+            ErrorKind::Canceled => io::ErrorKind::Interrupted,
+            _ => io::ErrorKind::Other,
+        };
+        // The whole error is the payload: `get_ref()` gives it back with its errno and argv.
+        io::Error::new(kind, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_is_send_sync_static_and_small() {
+        fn assert<T: Send + Sync + 'static>() {}
+        assert::<Error>();
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+    }
+
+    #[test]
+    fn display_names_command_stage_and_errno() {
+        let e = Error::errno(Stage::Exec, libc_errno::ENOENT, "program not found")
+            .with_argv(["my prog", "a'b"]);
+        let s = e.to_string();
+        assert!(s.contains("'my prog' 'a'\"'\"'b'"), "{s}");
+        assert!(s.contains("ENOENT"), "{s}");
+        assert!(s.contains("stage: exec"), "{s}");
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let io: io::Error = e.into();
+        assert_eq!(io.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn stderr_tail_is_bounded() {
+        let big = vec![b'x'; STDERR_TAIL * 3];
+        let e = Error::new(ErrorKind::ExitCode, Stage::Run, "exit code 1")
+            .with_argv(["p"])
+            .with_output(Vec::new(), big);
+        let s = e.to_string();
+        assert!(s.len() < STDERR_TAIL + 200, "{}", s.len());
+        assert!(s.contains("last 4096 of 12288 bytes"));
+    }
+}
