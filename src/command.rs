@@ -119,6 +119,8 @@ pub struct Command {
     pub(crate) pre_exec: Vec<PreExec>,
     drop_policy: DropPolicy,
     force_fork: bool,
+    /// Capture options for the buffered runners (`src/exec.rs`).
+    pub(crate) run: crate::exec::RunOptions,
 }
 
 impl Command {
@@ -150,6 +152,7 @@ impl Command {
             pre_exec: Vec::new(),
             drop_policy: DropPolicy::Reap,
             force_fork: false,
+            run: Default::default(),
         }
     }
 

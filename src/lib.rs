@@ -1,22 +1,28 @@
 //! offspring: spawn child processes and talk to them, synchronously, on Unix.
 
+mod cancel;
 mod capture;
 mod child;
 mod command;
 mod error;
+mod exec;
 mod exit_status;
 mod quote;
+mod reader;
 mod reaper;
 mod signal;
 mod stdio;
 mod sys;
 mod validate;
 
-pub use crate::capture::Output;
+pub use crate::cancel::CancelHandle;
+pub use crate::capture::{Communication, Output, Overflow, Stream};
 pub use crate::child::{Child, Exit, Termination};
 pub use crate::command::{which, ChildFd, Command, ProcessGroup, Resource};
 pub use crate::error::{Error, ErrorKind, Result, Stage};
+pub use crate::exec::{exec, exec_file};
 pub use crate::exit_status::{ExitStatus, ResourceUsage};
+pub use crate::reader::OutputReader;
 pub use crate::signal::Signal;
 pub use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
 /// A process id, as rustix types it: never zero, never negative.
