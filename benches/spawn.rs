@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo bench --bench spawn
-//! cargo bench --bench spawn -- --n 2000 --rounds 5 --heap-mib 1024 --heap-fork-n 100 --methods a,b,c,d,e
+//! cargo bench --bench spawn -- --n 2000 --rounds 5 --heap-mib 1024 --heap-fork-n 100 --methods a,b,c,d,e,f
 //! ```
 //!
 //! Methods (pick with `--methods`, by letter or name; default all):
@@ -15,6 +15,7 @@
 //! | c | `posix_spawn` | libc `posix_spawn` + `waitpid`: the reference, ratio 1.00 |
 //! | d | `clone` | `clone(CLONE_VM \| CLONE_VFORK \| CLONE_PIDFD)`, the child `execve`s, + `waitid(P_PIDFD)`: the floor |
 //! | e | `fork` | `fork` + `execve` + `waitpid` |
+//! | f | `offspring-fork` | offspring forced onto its fork/exec fallback path (`force_fork_path`) |
 //!
 //! Each method spawns `--n` children (default 2000), split into `--rounds` rounds (default 5); a
 //! round runs every method once, and the order rotates from round to round, so drift in the
@@ -24,7 +25,8 @@
 //!
 //! Then the same again from a parent with `--heap-mib` MiB (default 1024; 0 skips it) of heap,
 //! every page touched first: a `fork` copies the page tables, a `CLONE_VM` spawn does not. `fork`
-//! runs only `--heap-fork-n` times there (default 100), as each costs tens of milliseconds.
+//! and `offspring-fork` run only `--heap-fork-n` times there (default 100), as each fork costs
+//! tens of milliseconds.
 //!
 //! The raw methods pass the same argv and environment, prepared once, and check the exit status
 //! like the others do. Waits go through rustix (direct system calls, no overhead over libc's).
@@ -51,18 +53,25 @@ enum Method {
     PosixSpawn,
     Clone,
     Fork,
+    OffspringFork,
 }
 
 impl Method {
-    const ALL: [Method; 5] =
-        [Method::Offspring, Method::Std, Method::PosixSpawn, Method::Clone, Method::Fork];
+    const ALL: [Method; 6] = [
+        Method::Offspring,
+        Method::Std,
+        Method::PosixSpawn,
+        Method::Clone,
+        Method::Fork,
+        Method::OffspringFork,
+    ];
 
     fn letter(self) -> &'static str {
-        ["a", "b", "c", "d", "e"][self as usize]
+        ["a", "b", "c", "d", "e", "f"][self as usize]
     }
 
     fn name(self) -> &'static str {
-        ["offspring", "std", "posix_spawn", "clone", "fork"][self as usize]
+        ["offspring", "std", "posix_spawn", "clone", "fork", "offspring-fork"][self as usize]
     }
 
     fn describe(self) -> &'static str {
@@ -72,6 +81,7 @@ impl Method {
             Method::PosixSpawn => "libc posix_spawn + waitpid",
             Method::Clone => "clone(VM|VFORK|PIDFD) + waitid",
             Method::Fork => "fork + execve + waitpid",
+            Method::OffspringFork => "offspring status, fork path",
         }
     }
 
@@ -121,32 +131,23 @@ fn parse_args() -> Result<Options, String> {
 }
 
 fn main() {
-    let mut opts = match parse_args() {
+    let opts = match parse_args() {
         Ok(opts) => opts,
         Err(why) => {
             eprintln!("spawn bench: {why}");
             eprintln!(
                 "usage: cargo bench --bench spawn -- [--n N] [--rounds R] [--heap-mib M] \
-                 [--heap-fork-n K] [--methods a,b,c,d,e]"
+                 [--heap-fork-n K] [--methods a,b,c,d,e,f]"
             );
             std::process::exit(2);
         }
     };
     let mut raw = RawSpawn::new();
-    // A method that cannot run here (not wired yet) is reported and left out.
-    opts.methods.retain(|&method| match spawn_and_wait(method, &mut raw) {
-        Err(err) if err.kind() == io::ErrorKind::Unsupported => {
-            println!("skipped {} {}: {err}", method.letter(), method.name());
-            false
-        }
-        Err(err) => fail(method, err),
-        Ok(()) => true,
-    });
     run_table(&opts, &mut raw, 0, |_| opts.n);
     if opts.heap_mib > 0 {
         let heap = touched_heap(opts.heap_mib);
         run_table(&opts, &mut raw, opts.heap_mib, |m| {
-            if m == Method::Fork {
+            if m == Method::Fork || m == Method::OffspringFork {
                 opts.heap_fork_n.min(opts.n)
             } else {
                 opts.n
@@ -250,7 +251,14 @@ fn fail(method: Method, err: io::Error) -> ! {
 
 fn spawn_and_wait(method: Method, raw: &mut RawSpawn) -> io::Result<()> {
     match method {
-        Method::Offspring => offspring_status(),
+        Method::Offspring => {
+            let status = offspring::Command::new(PROGRAM).status()?;
+            check(status.code())
+        }
+        Method::OffspringFork => {
+            let status = offspring::Command::new(PROGRAM).force_fork_path(true).status()?;
+            check(status.code())
+        }
         Method::Std => {
             let status = std::process::Command::new(PROGRAM).status()?;
             check(status.code())
@@ -259,11 +267,6 @@ fn spawn_and_wait(method: Method, raw: &mut RawSpawn) -> io::Result<()> {
         Method::Clone => raw.clone_pidfd(),
         Method::Fork => raw.fork(),
     }
-}
-
-fn offspring_status() -> io::Result<()> {
-    // TODO(lead): wire `offspring::Command::new(PROGRAM).status()` once Command lands on main.
-    Err(io::Error::new(io::ErrorKind::Unsupported, "offspring::Command is not there yet"))
 }
 
 fn check(code: Option<i32>) -> io::Result<()> {
