@@ -360,10 +360,6 @@ impl Child {
             PathTaken::Fork => "fork",
         }
     }
-
-    pub(crate) fn argv(&self) -> &[OsString] {
-        &self.argv
-    }
 }
 
 /// `now + timeout`, saturating far in the future.
