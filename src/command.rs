@@ -491,8 +491,12 @@ impl Command {
 
     fn spawn_inner(&mut self, defaults: Defaults) -> Result<Child> {
         self.validate()?;
-        let resolved =
-            lookup(&self.program, self.child_path_var().as_deref(), self.search_relative)?;
+        let resolved = lookup(
+            &self.program,
+            self.child_path_var().as_deref(),
+            self.search_relative,
+            self.cwd.as_deref(),
+        )?;
 
         let cstr = |s: &OsStr| CString::new(s.as_bytes()).expect("validated: no NUL");
         let program = cstr(resolved.as_os_str());
@@ -629,10 +633,20 @@ impl Command {
             crate::sys::wait::reap_blocking(pid);
             e
         };
-        let pidfd = reaper::open_pidfd(pid)
-            .map_err(|e| abandon(Error::os(Stage::Setup, e, "opening a pidfd for the child")))?;
-        let proc = Arc::new(Proc::new(pid, pidfd));
-        reaper::register(&proc).map_err(abandon)?;
+        let proc = match reaper::open_pidfd(pid) {
+            Ok(pidfd) => {
+                let proc = Arc::new(Proc::new(pid, pidfd));
+                reaper::register(&proc).map_err(abandon)?;
+                proc
+            }
+            // Already exited and reaped by someone else (SIGCHLD ignored): nothing to track.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) => {
+                Arc::new(Proc::vanished(pid))
+            }
+            Err(e) => {
+                return Err(abandon(Error::os(Stage::Setup, e, "opening a pidfd for the child")))
+            }
+        };
         let group = self.has_own_group().then_some(pid);
         Ok(Child::new(proc, io, group, self.drop_policy, spawned.path, self.argv_for_errors()))
     }
@@ -747,12 +761,14 @@ impl fmt::Debug for Command {
 /// The `PATH` used when the child's environment has none.
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-/// Finds `program` the way `execvp` would, but in the parent, against `path` (the child's
-/// `PATH`), skipping empty and relative entries unless `search_relative`.
+/// Finds `program` the way `execvp` in the child would, but in the parent: against `path`
+/// (the child's `PATH`), skipping empty and relative entries unless `search_relative`, which
+/// then resolve against the child's working directory `cwd` (the parent's if `None`).
 pub(crate) fn lookup(
     program: &OsStr,
     path: Option<&OsStr>,
     search_relative: bool,
+    cwd: Option<&Path>,
 ) -> Result<PathBuf> {
     if program.as_bytes().contains(&b'/') {
         return Ok(PathBuf::from(program));
@@ -766,7 +782,12 @@ pub(crate) fn lookup(
         }
         let dir = if dir.is_empty() { Path::new(".") } else { Path::new(OsStr::from_bytes(dir)) };
         let candidate = dir.join(program);
-        match crate::sys::executable_file(&candidate) {
+        // A relative candidate is checked where the child will exec it: after its chdir.
+        let on_disk = match cwd {
+            Some(cwd) if relative => cwd.join(&candidate),
+            _ => candidate.clone(),
+        };
+        match crate::sys::executable_file(&on_disk) {
             Ok(true) => return Ok(candidate),
             Ok(false) => {
                 denied.get_or_insert(candidate);
@@ -821,5 +842,5 @@ pub fn which(program: impl AsRef<OsStr>) -> Result<PathBuf> {
             Err(e) => Err(Error::os(Stage::Lookup, e, "").with_argv([program]).with_path(p)),
         };
     }
-    lookup(program, std::env::var_os("PATH").as_deref(), false)
+    lookup(program, std::env::var_os("PATH").as_deref(), false, None)
 }

@@ -76,6 +76,14 @@ impl Proc {
         Proc { pid, pidfd, state: Mutex::default(), cond: Condvar::new() }
     }
 
+    /// A child that was reaped by someone else before offspring could open its pidfd (only
+    /// possible when `SIGCHLD` is ignored or other code calls `waitpid(-1)`): its status is
+    /// unavailable, and its pid is never used again, since it may already be recycled.
+    pub(crate) fn vanished(pid: Pid) -> Proc {
+        let st = ProcState { outcome: Some(Outcome::Unavailable), subscribers: Vec::new() };
+        Proc { pid, pidfd: None, state: Mutex::new(st), cond: Condvar::new() }
+    }
+
     /// Locks the state. A panic while holding the lock cannot leave it inconsistent (every
     /// update is a single assignment), so a poisoned lock is used as is.
     pub(crate) fn lock(&self) -> MutexGuard<'_, ProcState> {
@@ -326,7 +334,7 @@ pub(crate) fn register(proc: &Arc<Proc>) -> Result<()> {
                     epoll::add(epoll, fd, epoll::EventData::new_u64(key), epoll::EventFlags::IN)
                         .map_err(io::Error::from)
                 }
-                None => Err(io::Error::new(io::ErrorKind::Other, "child has no pidfd")),
+                None => Err(io::Error::other("child has no pidfd")),
             };
             if let Err(e) = added {
                 lock(&r.procs).remove(&key);

@@ -270,7 +270,7 @@ fn posix_spawn(req: &SpawnRequest<'_>) -> Result<rustix::process::Pid, SpawnErro
     let mut attr = Attr::new()?;
 
     let mut flags = (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as c_int;
-    // SAFETY (for every call in this block): `attr` and `fa` are initialised objects owned
+    // SAFETY: for every call in this block: `attr` and `fa` are initialised objects owned
     // by this function; the fds named are open in the parent for the duration of the call
     // (borrowed from the request); the C strings are NUL-terminated and outlive the call.
     unsafe {
@@ -450,7 +450,7 @@ fn errno() -> c_int {
 /// parent before the fork. The user's `pre_exec` hooks are bound by the same rules, as
 /// documented on `Command::pre_exec`.
 unsafe fn child_after_fork(req: &mut SpawnRequest<'_>, err_fd: RawFd, empty: &libc::sigset_t) -> ! {
-    // SAFETY (whole function): see the function's contract above; every pointer passed is to
+    // SAFETY: the whole function body: see the function's contract above; every pointer passed is to
     // data owned by `req` or to locals, valid for the duration of each call.
     unsafe {
         if req.new_session && libc::setsid() < 0 {
@@ -532,11 +532,7 @@ unsafe fn child_after_fork(req: &mut SpawnRequest<'_>, err_fd: RawFd, empty: &li
                 child_fail(err_fd, e.raw_os_error().unwrap_or(libc::EINVAL), ChildStage::Setup);
             }
         }
-        libc::execve(
-            req.program.as_ptr(),
-            req.argv.as_ptr() as *const *const c_char,
-            req.envp.as_ptr() as *const *const c_char,
-        );
+        libc::execve(req.program.as_ptr(), req.argv.as_ptr(), req.envp.as_ptr());
         child_fail(err_fd, errno(), ChildStage::Exec)
     }
 }

@@ -1,1 +1,27 @@
-//! Integration tests.
+//! offspring's integration tests: one binary, one module per concern.
+//!
+//! Every test that spawns runs through both spawn paths where the path matters
+//! ([`SpawnPath`]); tests that need a quiet process (fd counts, zombies, process-wide signal
+//! state) re-run themselves alone in a fresh process ([`isolated`]).
+
+#![allow(unreachable_pub)] // test helpers are shared between modules with `pub`
+
+mod support;
+
+/// The capture loop: no deadlock at any size, exact limits, timeouts, grandchildren,
+/// `communicate` and `OutputReader`.
+mod capture;
+/// Every bad input and failed exec gets its own clear error, and leaks nothing.
+mod errors;
+/// The buffered runners and their options: exec/exec_file, run/read, input, 2>&1, cancel.
+mod exec;
+/// The child's fd table and signal state, including under concurrent spawning.
+mod fds;
+/// The reaper: no zombies after drop, the SIGCHLD fallback runs the same suite.
+mod reaper;
+/// Signals: terminate/kill escalation, process groups, pid reuse.
+mod signal;
+/// Spawning: argv, env, cwd, stdio, exit statuses, on both spawn paths.
+mod spawn;
+/// Waiting: deadlines, many waiters, exit channels, std children alongside ours.
+mod wait;
