@@ -56,13 +56,8 @@ impl Method {
     }
 
     fn name(self) -> &'static str {
-        [
-            "count",
-            "std-output",
-            "offspring-output",
-            "offspring-stream",
-            "offspring-stream-deadline",
-        ][self as usize]
+        ["count", "std-output", "offspring-output", "offspring-stream", "offspring-stream-deadline"]
+            [self as usize]
     }
 
     fn parse(s: &str) -> Option<Method> {
@@ -243,10 +238,8 @@ fn main() {
     }
 
     let gbps = |secs: f64| bytes as f64 / secs / 1e9;
-    let med_secs: Vec<f64> = samples
-        .iter()
-        .map(|s| median(&mut s.iter().map(|x| x.secs).collect::<Vec<_>>()))
-        .collect();
+    let med_secs: Vec<f64> =
+        samples.iter().map(|s| median(&mut s.iter().map(|x| x.secs).collect::<Vec<_>>())).collect();
     let find = |m: Method| methods.iter().position(|&x| x == m).map(|j| med_secs[j]);
     let (std_secs, count_secs) = (find(Method::StdOutput), find(Method::Count));
     println!(
@@ -257,7 +250,8 @@ fn main() {
         let rates: Vec<f64> = samples[j].iter().map(|s| gbps(s.secs)).collect();
         let lo = rates.iter().cloned().fold(f64::INFINITY, f64::min);
         let hi = rates.iter().cloned().fold(0.0, f64::max);
-        let ratio = |base: Option<f64>| base.map_or("-".to_owned(), |b| format!("{:.2}", b / med_secs[j]));
+        let ratio =
+            |base: Option<f64>| base.map_or("-".to_owned(), |b| format!("{:.2}", b / med_secs[j]));
         let rss = median(&mut samples[j].iter().map(|s| s.rss as f64).collect::<Vec<_>>());
         println!(
             "{:<28} {:>9.3} {:>15} {:>10} {:>10} {:>7.0} MiB ({:.3}x)",

@@ -337,11 +337,13 @@ struct Sink {
     overflow: Overflow,
     /// The capacity that was last advised to use huge pages.
     advised: usize,
+    /// How far (from the start of `buf`) its pages have been faulted in ahead of the reads.
+    prefaulted: usize,
 }
 
 impl Sink {
     fn new(fd: Option<OwnedFd>, limit: Option<usize>, overflow: Overflow) -> Sink {
-        Sink { fd, buf: Vec::new(), seen: 0, limit, overflow, advised: 0 }
+        Sink { fd, buf: Vec::new(), seen: 0, limit, overflow, advised: 0, prefaulted: 0 }
     }
 
     /// Reads what the pipe holds. `reads` bounds the number of read calls.
@@ -359,6 +361,7 @@ impl Sink {
             let res = match room {
                 Some(max) => {
                     make_room(&mut self.buf, max, &mut self.advised);
+                    prefault_ahead(&mut self.buf, &mut self.prefaulted);
                     crate::sys::buf::read_spare(fd, &mut self.buf, max)
                 }
                 None => {
@@ -408,16 +411,49 @@ impl Sink {
 /// Makes sure `buf` has free space for a read of up to `max` bytes (at least `MIN_READ`, or
 /// `max` if smaller), growing it geometrically, and advises huge pages on large buffers.
 fn make_room(buf: &mut Vec<u8>, max: usize, advised: &mut usize) {
+    use crate::sys::buf::{advise_huge_pages, huge_capacity, HUGE_PAGE_THRESHOLD};
     let want = MIN_READ.min(max);
-    if buf.capacity() - buf.len() < want {
-        // `reserve` grows to at least twice the capacity: amortized O(1) per byte, and
-        // large reallocations are `mremap`s, not copies.
+    let (len, cap) = (buf.len(), buf.capacity());
+    if cap - len >= want {
+        return;
+    }
+    if len + want < HUGE_PAGE_THRESHOLD {
+        // `reserve` at least doubles the capacity: amortized O(1) per byte.
         buf.reserve(want);
-        if buf.capacity() >= crate::sys::buf::HUGE_PAGE_THRESHOLD && buf.capacity() != *advised {
-            crate::sys::buf::advise_huge_pages(buf);
-            *advised = buf.capacity();
+        return;
+    }
+    // Large: double to a size whose whole mapping the huge-page advice covers, so that every
+    // later growth stays an `mremap` (no copy, and never two copies of the data in memory).
+    let target = huge_capacity((len + want).max(cap + 1));
+    buf.reserve_exact(target - len);
+    if buf.capacity() != *advised {
+        advise_huge_pages(buf);
+        *advised = buf.capacity();
+    }
+}
+
+/// How far ahead of the reads a large buffer's pages are faulted in.
+const PREFAULT_AHEAD: usize = 8 << 20;
+
+/// Faults in the next pages of a large buffer before a read copies into them (see
+/// [`crate::sys::buf::prefault`] for why), a few MiB at a time.
+fn prefault_ahead(buf: &mut Vec<u8>, prefaulted: &mut usize) {
+    let (len, cap) = (buf.len(), buf.capacity());
+    if cap < crate::sys::buf::HUGE_PAGE_THRESHOLD
+        || *prefaulted >= (len + PREFAULT_AHEAD / 2).min(cap)
+    {
+        return;
+    }
+    let from = (*prefaulted).max(len);
+    let to = (len + PREFAULT_AHEAD).min(cap);
+    if !crate::sys::buf::prefault(buf, from, to) {
+        // No kernel support: write one byte per page, which faults it in just the same. The
+        // bytes are spare capacity, overwritten by the reads that follow.
+        for b in buf.spare_capacity_mut()[from - len..to - len].iter_mut().step_by(4096) {
+            b.write(0);
         }
     }
+    *prefaulted = to;
 }
 
 /// Input being written to the child's stdin.
