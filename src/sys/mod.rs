@@ -58,3 +58,31 @@ pub(crate) fn errno_name(errno: i32) -> &'static str {
         ELIBBAD,
     )
 }
+
+pub(crate) mod cstr;
+pub(crate) mod pipe;
+pub(crate) mod sigchld;
+pub(crate) mod spawn;
+pub(crate) mod wait;
+
+mod fd;
+pub(crate) use fd::{dup_cloexec, executable_file, is_searchable_dir};
+
+/// `EACCES`, for errors raised in the parent.
+pub(crate) const EACCES: i32 = libc::EACCES;
+/// `ENOENT`, for errors raised in the parent.
+pub(crate) const ENOENT: i32 = libc::ENOENT;
+
+/// The `RLIMIT_*` constant for a [`Resource`](crate::Resource).
+pub(crate) fn rlimit_resource(r: crate::command::Resource) -> i32 {
+    use crate::command::Resource;
+    (match r {
+        Resource::CoreFileSize => libc::RLIMIT_CORE,
+        Resource::CpuTime => libc::RLIMIT_CPU,
+        Resource::FileSize => libc::RLIMIT_FSIZE,
+        Resource::OpenFiles => libc::RLIMIT_NOFILE,
+        Resource::Processes => libc::RLIMIT_NPROC,
+        Resource::AddressSpace => libc::RLIMIT_AS,
+        Resource::Stack => libc::RLIMIT_STACK,
+    }) as i32
+}

@@ -1,0 +1,406 @@
+//! [`Child`]: a running (or finished) child process, and [`Exit`]: how it ended.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use crate::command::{ChildFd, ChildIo};
+use crate::error::{Error, ErrorKind, Result, Stage};
+use crate::exit_status::{ExitStatus, ResourceUsage};
+use crate::reaper::{self, Outcome, Proc};
+use crate::signal::Signal;
+use crate::stdio::{ChildStderr, ChildStdin, ChildStdout};
+use crate::sys::spawn::PathTaken;
+use crate::Pid;
+
+/// What happens to a still-running child when its [`Child`] is dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DropPolicy {
+    /// Keep running; the reaper collects it when it exits.
+    Reap,
+    /// `SIGKILL` now.
+    Kill,
+    /// `SIGTERM` now, `SIGKILL` from the reaper after the grace period.
+    Terminate(Duration),
+}
+
+/// A child process started by [`Command::spawn`](crate::Command::spawn).
+///
+/// Every method takes `&self`, so a `Child` can be shared between threads (in an `Arc`, or by
+/// reference in scoped threads): any number of them can wait for it at once and all see the
+/// same status, and one can signal it while others wait.
+///
+/// # Drop behavior
+///
+/// Dropping a `Child` closes the parent's ends of its pipes (the child sees EOF on stdin) and
+/// never blocks. A child that still runs keeps running, and offspring's reaper thread
+/// collects its exit status when it ends, so it never becomes a zombie: unlike
+/// `std::process::Child`, forgetting to wait leaks nothing. To stop the child instead, build
+/// it with [`Command::kill_on_drop`](crate::Command::kill_on_drop) or
+/// [`Command::terminate_on_drop`](crate::Command::terminate_on_drop); to make the intent
+/// explicit, call [`detach`](Child::detach).
+///
+/// # Differences from std
+///
+/// `std::process::Child::wait` closes the child's stdin before waiting. These methods take
+/// `&self` and cannot: drop `child.stdin` (or `take()` it) first when the child reads its
+/// stdin to the end.
+///
+/// # Examples
+///
+/// ```
+/// use offspring::{Command, Signal};
+/// use std::time::Duration;
+///
+/// let child = Command::new("sleep").arg("10").spawn()?;
+/// assert_eq!(child.wait_timeout(Duration::from_millis(20))?, None); // still running
+/// let t = child.terminate(Duration::from_secs(5))?;
+/// assert_eq!(t.status.signal(), Some(Signal::TERM));
+/// assert!(!t.needed_kill);
+/// # Ok::<(), offspring::Error>(())
+/// ```
+pub struct Child {
+    proc: Arc<Proc>,
+    /// The parent's end of the child's stdin, if it was [`Stdio::piped`](crate::Stdio::piped).
+    pub stdin: Option<ChildStdin>,
+    /// The parent's end of the child's stdout, if it was piped.
+    pub stdout: Option<ChildStdout>,
+    /// The parent's end of the child's stderr, if it was piped.
+    pub stderr: Option<ChildStderr>,
+    extra: Vec<(ChildFd, OwnedFd)>,
+    group: Option<Pid>,
+    drop_policy: DropPolicy,
+    path: PathTaken,
+    argv: Vec<OsString>,
+}
+
+/// How a child ended, as delivered by [`Child::exit_receiver`] and [`Child::wait_exit`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pid: Pid,
+    status: Option<ExitStatus>,
+    usage: Option<ResourceUsage>,
+}
+
+impl Exit {
+    pub(crate) fn new(pid: Pid, outcome: Outcome) -> Exit {
+        match outcome {
+            Outcome::Exited(r) => {
+                Exit { pid, status: Some(ExitStatus::from_wait_status(r.status)), usage: r.usage }
+            }
+            Outcome::Unavailable => Exit { pid, status: None, usage: None },
+        }
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// The exit status.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::StatusUnavailable`] if other code in this process reaped the child
+    /// (a stray `waitpid(-1)`, `SIGCHLD` set to `SIG_IGN`) and the kernel did not keep the
+    /// status.
+    pub fn status(&self) -> Result<ExitStatus> {
+        self.status.ok_or_else(|| unavailable(self.pid))
+    }
+
+    /// What the child used (CPU time, peak memory, faults, context switches), when the status
+    /// was collected by offspring.
+    pub fn resource_usage(&self) -> Option<ResourceUsage> {
+        self.usage
+    }
+}
+
+impl fmt::Debug for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Exit")
+            .field("pid", &self.pid)
+            .field("status", &self.status)
+            .field("usage", &self.usage)
+            .finish()
+    }
+}
+
+fn unavailable(pid: Pid) -> Error {
+    Error::new(
+        ErrorKind::StatusUnavailable,
+        Stage::Wait,
+        format!(
+            "child {} was reaped by other code in this process (waitpid(-1) or SIGCHLD set to \
+             SIG_IGN) and its exit status is lost",
+            pid.as_raw_nonzero()
+        ),
+    )
+}
+
+/// The result of [`Child::terminate`]: how the child ended, and whether it took `SIGKILL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Termination {
+    /// The child's exit status.
+    pub status: ExitStatus,
+    /// `true` if the child was still running after the grace period and had to be killed
+    /// with `SIGKILL`.
+    pub needed_kill: bool,
+}
+
+impl Child {
+    pub(crate) fn new(
+        proc: Arc<Proc>,
+        io: ChildIo,
+        group: Option<Pid>,
+        drop_policy: DropPolicy,
+        path: PathTaken,
+        argv: Vec<OsString>,
+    ) -> Child {
+        Child {
+            proc,
+            stdin: io.stdin,
+            stdout: io.stdout,
+            stderr: io.stderr,
+            extra: io.extra,
+            group,
+            drop_policy,
+            path,
+            argv,
+        }
+    }
+
+    /// The child's process id.
+    ///
+    /// A pid is only a number: once the child has been reaped the kernel may give it to
+    /// another process. Signal the child through [`signal`](Child::signal), which cannot hit
+    /// a recycled pid, rather than through the number.
+    pub fn pid(&self) -> Pid {
+        self.proc.pid
+    }
+
+    /// The child's process id as a `u32`, as [`std::process::Child::id`] gives it.
+    pub fn id(&self) -> u32 {
+        self.proc.pid.as_raw_nonzero().get() as u32
+    }
+
+    /// The process group the child leads, if it was spawned with
+    /// [`ProcessGroup::New`](crate::ProcessGroup::New) or
+    /// [`new_session`](crate::Command::new_session).
+    pub fn process_group(&self) -> Option<Pid> {
+        self.group
+    }
+
+    /// Takes the parent's end of an extra fd that was set up with
+    /// [`Command::fd`](crate::Command::fd) and [`Stdio::piped`](crate::Stdio::piped).
+    pub fn take_fd(&mut self, child_fd: ChildFd) -> Option<OwnedFd> {
+        let i = self.extra.iter().position(|(n, _)| *n == child_fd)?;
+        Some(self.extra.swap_remove(i).1)
+    }
+
+    /// Waits for the child to exit and returns its status. Any number of threads may wait at
+    /// once; all get the same status.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::StatusUnavailable`] if other code reaped the child; an
+    /// [`ErrorKind::Io`] error if waiting itself failed.
+    #[doc(alias = "waitpid")]
+    pub fn wait(&self) -> Result<ExitStatus> {
+        self.wait_exit()?.status()
+    }
+
+    /// Waits for the child to exit and returns its [`Exit`], with its resource usage.
+    pub fn wait_exit(&self) -> Result<Exit> {
+        match self.wait_outcome(None)? {
+            Some(o) => Ok(Exit::new(self.pid(), o)),
+            None => unreachable!("a wait without a deadline returned early"),
+        }
+    }
+
+    /// Returns the exit status if the child has exited, without blocking.
+    pub fn try_wait(&self) -> Result<Option<ExitStatus>> {
+        match self.proc.try_collect() {
+            Some(o) => Exit::new(self.pid(), o).status().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Waits up to `timeout` for the child to exit: `Ok(None)` if it is still running then.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        self.wait_deadline(deadline_after(timeout))
+    }
+
+    /// Waits until `deadline` for the child to exit: `Ok(None)` if it is still running then.
+    ///
+    /// On Linux the waiting thread sleeps in `poll` on the child's pidfd and wakes the moment
+    /// the child exits; no timer ticks, nothing polls.
+    pub fn wait_deadline(&self, deadline: Instant) -> Result<Option<ExitStatus>> {
+        match self.wait_outcome(Some(deadline))? {
+            Some(o) => Exit::new(self.pid(), o).status().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn wait_outcome(&self, deadline: Option<Instant>) -> Result<Option<Outcome>> {
+        self.proc
+            .wait_deadline(deadline)
+            .map_err(|e| Error::os(Stage::Wait, e, "waiting for the child").with_argv(&self.argv))
+    }
+
+    /// A channel that receives this child's [`Exit`] once, when it exits (at once if it
+    /// already has). Use it to `select!` over many children, timers and other channels.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crossbeam_channel::select;
+    /// use offspring::Command;
+    ///
+    /// let fast = Command::new("true").spawn()?;
+    /// let slow = Command::new("sleep").arg("5").kill_on_drop(true).spawn()?;
+    /// let (fast_rx, slow_rx) = (fast.exit_receiver(), slow.exit_receiver());
+    /// select! {
+    ///     recv(fast_rx) -> exit => assert!(exit.unwrap().status()?.success()),
+    ///     recv(slow_rx) -> _ => panic!("sleep 5 finished first"),
+    /// }
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn exit_receiver(&self) -> Receiver<Exit> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.proc.subscribe(tx);
+        rx
+    }
+
+    /// The child's resource usage, once its status has been collected.
+    pub fn resource_usage(&self) -> Option<ResourceUsage> {
+        match self.proc.outcome()? {
+            Outcome::Exited(r) => r.usage,
+            Outcome::Unavailable => None,
+        }
+    }
+
+    /// Sends `signal` to the child.
+    ///
+    /// Sending a signal to a child that has exited and been collected is a no-op that returns
+    /// `Ok(())` (as std's `kill` does): offspring never signals a pid it no longer owns. On
+    /// Linux the signal goes through the child's pidfd; elsewhere it is sent only after
+    /// checking, under the lock that guards collection, that the child is still unreaped.
+    #[doc(alias = "kill")]
+    pub fn signal(&self, signal: Signal) -> Result<()> {
+        self.proc.signal(signal).map_err(|e| {
+            Error::os(Stage::Wait, e, format!("sending {signal}")).with_argv(&self.argv)
+        })
+    }
+
+    /// Kills the child with `SIGKILL`, as [`std::process::Child::kill`] does. A no-op if it
+    /// has already exited.
+    pub fn kill(&self) -> Result<()> {
+        self.signal(Signal::KILL)
+    }
+
+    /// Sends `signal` to the child's whole process group: the child and every descendant
+    /// that stayed in its group.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] if the child does not lead its own group (spawn it with
+    /// [`ProcessGroup::New`](crate::ProcessGroup::New) or
+    /// [`new_session`](crate::Command::new_session)); `ESRCH` as an `Io` error is not
+    /// returned for an empty group, which is treated as success.
+    #[doc(alias = "killpg")]
+    pub fn signal_group(&self, signal: Signal) -> Result<()> {
+        let Some(pgid) = self.group else {
+            return Err(Error::invalid_input(
+                "signal_group needs a child that leads its own process group \
+                 (Command::process_group(ProcessGroup::New) or new_session(true))",
+            )
+            .with_argv(&self.argv));
+        };
+        match crate::sys::wait::kill_group(pgid, signal.as_raw()) {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) => Ok(()),
+            Err(e) => Err(Error::os(Stage::Wait, e, format!("sending {signal} to the group"))
+                .with_argv(&self.argv)),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// Asks the child to stop with `SIGTERM`, waits up to `grace` for it to exit, then kills
+    /// it with `SIGKILL`; returns how it ended and whether the kill was needed.
+    pub fn terminate(&self, grace: Duration) -> Result<Termination> {
+        self.terminate_with(Signal::TERM, grace)
+    }
+
+    /// As [`terminate`](Child::terminate), with another first signal (`SIGINT`, `SIGHUP`...).
+    pub fn terminate_with(&self, signal: Signal, grace: Duration) -> Result<Termination> {
+        self.signal(signal)?;
+        if let Some(status) = self.wait_timeout(grace)? {
+            return Ok(Termination { status, needed_kill: false });
+        }
+        self.kill()?;
+        Ok(Termination { status: self.wait()?, needed_kill: true })
+    }
+
+    /// Lets the child run on after this handle is gone, without any kill-on-drop policy. The
+    /// reaper still collects its exit status, so it leaves no zombie. The parent's ends of its
+    /// pipes are closed.
+    #[doc(alias = "unref")]
+    pub fn detach(mut self) {
+        self.drop_policy = DropPolicy::Reap;
+    }
+
+    #[doc(hidden)]
+    /// Test probe: `"posix_spawn"` or `"fork"`, the path that started this child.
+    pub fn spawn_path(&self) -> &'static str {
+        match self.path {
+            PathTaken::PosixSpawn => "posix_spawn",
+            PathTaken::Fork => "fork",
+        }
+    }
+
+    pub(crate) fn argv(&self) -> &[OsString] {
+        &self.argv
+    }
+}
+
+/// `now + timeout`, saturating far in the future.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(86400 * 365 * 30))
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if self.proc.outcome().is_some() {
+            return;
+        }
+        match self.drop_policy {
+            DropPolicy::Reap => {}
+            DropPolicy::Kill => {
+                let _ = self.proc.signal(Signal::KILL);
+            }
+            DropPolicy::Terminate(grace) => {
+                if self.proc.signal(Signal::TERM).is_ok() {
+                    reaper::kill_later(&self.proc, deadline_after(grace));
+                }
+            }
+        }
+        // The reaper holds its own reference to the child and collects it when it exits.
+    }
+}
+
+impl fmt::Debug for Child {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Child")
+            .field("pid", &self.proc.pid)
+            .field("command", &crate::quote::display_argv(&self.argv))
+            .field("stdin", &self.stdin)
+            .field("stdout", &self.stdout)
+            .field("stderr", &self.stderr)
+            .field("outcome", &self.proc.outcome())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,822 @@
+//! [`Command`]: the builder for a child process, with std's vocabulary.
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr, OsString};
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::child::{Child, DropPolicy};
+use crate::error::{Error, ErrorKind, Result, Stage};
+use crate::exit_status::ExitStatus;
+use crate::reaper::{self, Proc};
+use crate::signal::Signal;
+use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio, StdioKind};
+use crate::sys::cstr::CStringArray;
+use crate::sys::spawn::{self as sys_spawn, ChildStage, FdPlan, PreExec, Rlimit, SpawnRequest};
+use crate::validate;
+
+/// A number for one of the child's file descriptors, for [`Command::fd`]: 3 or above (0, 1
+/// and 2 are set with [`stdin`](Command::stdin), [`stdout`](Command::stdout) and
+/// [`stderr`](Command::stderr)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChildFd(RawFd);
+
+impl ChildFd {
+    /// The child fd with this number, if it is at least 3 and below 2^20.
+    pub fn new(n: u32) -> Option<ChildFd> {
+        (3..(1 << 20)).contains(&n).then_some(ChildFd(n as RawFd))
+    }
+
+    /// The number.
+    pub fn get(self) -> u32 {
+        self.0 as u32
+    }
+}
+
+/// Which process group a child joins, for [`Command::process_group`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcessGroup {
+    /// A new group, led by the child: its group id is its pid.
+    New,
+    /// The existing group with this id.
+    Join(crate::Pid),
+}
+
+/// A resource the child's limits can be set on, for [`Command::rlimit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Resource {
+    /// `RLIMIT_CORE`: the largest core file, in bytes.
+    CoreFileSize,
+    /// `RLIMIT_CPU`: CPU time, in seconds.
+    CpuTime,
+    /// `RLIMIT_FSIZE`: the largest file the child may create, in bytes.
+    FileSize,
+    /// `RLIMIT_NOFILE`: one more than the highest fd number the child may open.
+    OpenFiles,
+    /// `RLIMIT_NPROC`: processes (threads) for the child's real user.
+    Processes,
+    /// `RLIMIT_AS`: the address space, in bytes.
+    AddressSpace,
+    /// `RLIMIT_STACK`: the main thread's stack, in bytes.
+    Stack,
+}
+
+/// A builder for a child process: the program, its arguments, environment, working
+/// directory, stdio and process settings.
+///
+/// The same vocabulary as [`std::process::Command`]: `new`, `arg`/`args`,
+/// `env`/`envs`/`env_remove`/`env_clear`, `current_dir`, `stdin`/`stdout`/`stderr`, then
+/// `spawn`, `status` or `output`. What is different:
+///
+/// - Bad input is refused before anything is spawned, with an error that names the item: a
+///   NUL byte in the program, an argument (with its index), an env key or value, or the
+///   working directory; an env key that is empty or contains `=`; an empty program.
+/// - The program is looked up on the **child's** `PATH` (the one this command sets, if it
+///   sets one) in the parent, and empty or relative `PATH` entries (such as `.`) are not
+///   searched unless [`search_relative_path`](Command::search_relative_path) says so. A
+///   program containing a `/` is used as given; a relative one is resolved against the
+///   child's working directory, as `execve` after `chdir` would.
+/// - The child gets fds 0-2 and the fds given with [`fd`](Command::fd), and nothing else,
+///   even an fd that other code in the process opened without `O_CLOEXEC` (turn that off
+///   with [`close_fds(false)`](Command::close_fds)).
+/// - The child starts with an empty signal mask and `SIGPIPE` at its default action.
+///
+/// # Examples
+///
+/// ```
+/// use offspring::Command;
+/// let out = Command::new("sh").args(["-c", "echo $GREETING"]).env("GREETING", "hi").output()?;
+/// assert_eq!(out.stdout, b"hi\n");
+/// # Ok::<(), offspring::Error>(())
+/// ```
+pub struct Command {
+    pub(crate) program: OsString,
+    pub(crate) args: Vec<OsString>,
+    arg0: Option<OsString>,
+    env_clear: bool,
+    env: BTreeMap<OsString, Option<OsString>>,
+    cwd: Option<PathBuf>,
+    pub(crate) stdin: Option<Stdio>,
+    pub(crate) stdout: Option<Stdio>,
+    pub(crate) stderr: Option<Stdio>,
+    extra_fds: Vec<(ChildFd, Stdio)>,
+    process_group: Option<i32>,
+    new_session: bool,
+    close_fds: bool,
+    search_relative: bool,
+    sig_default: Vec<Signal>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    groups: Option<Vec<u32>>,
+    umask: Option<u32>,
+    rlimits: Vec<Rlimit>,
+    parent_death_signal: Option<Signal>,
+    pub(crate) pre_exec: Vec<PreExec>,
+    drop_policy: DropPolicy,
+    force_fork: bool,
+}
+
+impl Command {
+    /// A command that runs `program`, with no arguments, the parent's environment and working
+    /// directory, and stdio inherited (for `spawn` and `status`) or captured (for `output`).
+    pub fn new(program: impl AsRef<OsStr>) -> Command {
+        Command {
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            arg0: None,
+            env_clear: false,
+            env: BTreeMap::new(),
+            cwd: None,
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            extra_fds: Vec::new(),
+            process_group: None,
+            new_session: false,
+            close_fds: true,
+            search_relative: false,
+            sig_default: vec![Signal::PIPE],
+            uid: None,
+            gid: None,
+            groups: None,
+            umask: None,
+            rlimits: Vec::new(),
+            parent_death_signal: None,
+            pre_exec: Vec::new(),
+            drop_policy: DropPolicy::Reap,
+            force_fork: false,
+        }
+    }
+
+    /// Adds one argument. It reaches the child as exactly one `argv` element: no shell, no
+    /// splitting, no globbing.
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Adds several arguments.
+    pub fn args<I, S>(&mut self, args: I) -> &mut Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets `argv[0]`, the name the child sees for itself (Node's `argv0`), without changing
+    /// which program runs.
+    pub fn arg0(&mut self, arg0: impl AsRef<OsStr>) -> &mut Command {
+        self.arg0 = Some(arg0.as_ref().to_owned());
+        self
+    }
+
+    /// Sets an environment variable for the child.
+    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Command {
+        self.env.insert(key.as_ref().to_owned(), Some(value.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets several environment variables.
+    pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Command
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        for (k, v) in vars {
+            self.env(k, v);
+        }
+        self
+    }
+
+    /// Removes an environment variable from the child's environment.
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Command {
+        self.env.insert(key.as_ref().to_owned(), None);
+        self
+    }
+
+    /// Starts the child with an empty environment, plus what `env` adds afterwards.
+    pub fn env_clear(&mut self) -> &mut Command {
+        self.env_clear = true;
+        self.env.clear();
+        self
+    }
+
+    /// Sets the child's working directory (Node's `cwd`).
+    ///
+    /// A nonexistent directory is reported as [`ErrorKind::NotFound`] at
+    /// [`Stage::Chdir`], naming the directory, never confused with a missing program.
+    #[doc(alias = "cwd")]
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Command {
+        self.cwd = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Sets the child's stdin (default: inherit, or `/dev/null` for `output`).
+    pub fn stdin(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
+        self.stdin = Some(cfg.into());
+        self
+    }
+
+    /// Sets the child's stdout (default: inherit, or a pipe for `output`).
+    pub fn stdout(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
+        self.stdout = Some(cfg.into());
+        self
+    }
+
+    /// Sets the child's stderr (default: inherit, or a pipe for `output`).
+    pub fn stderr(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
+        self.stderr = Some(cfg.into());
+        self
+    }
+
+    /// Gives the child an extra fd at number `child_fd` (3 or above), like an entry of
+    /// Node's `stdio` array or Go's `ExtraFiles`. With [`Stdio::piped`] the parent gets the
+    /// other end of a socket pair from [`Child::take_fd`]. Setting the same number twice
+    /// keeps the last.
+    ///
+    /// Any fd numbers work, including swaps (the parent's fd 4 as the child's 3 and its fd 3
+    /// as the child's 4): offspring moves the sources out of the way first.
+    pub fn fd(&mut self, child_fd: ChildFd, cfg: impl Into<Stdio>) -> &mut Command {
+        self.extra_fds.retain(|(n, _)| *n != child_fd);
+        self.extra_fds.push((child_fd, cfg.into()));
+        self
+    }
+
+    /// Puts the child in a process group (`setpgid`): [`ProcessGroup::New`] makes it the
+    /// leader of a new group whose id is its pid; [`ProcessGroup::Join`] puts it in an
+    /// existing group. A child that leads its own group can be signalled together with its
+    /// descendants ([`Child::signal_group`]), and a timeout kills the whole group.
+    #[doc(alias = "setpgid")]
+    pub fn process_group(&mut self, group: ProcessGroup) -> &mut Command {
+        self.process_group = Some(match group {
+            ProcessGroup::New => 0,
+            ProcessGroup::Join(pgid) => pgid.as_raw_nonzero().get(),
+        });
+        self
+    }
+
+    /// Starts the child in a new session (`setsid`), detached from the controlling terminal,
+    /// as the leader of a new process group: Node's `detached: true`.
+    #[doc(alias = "detached")]
+    #[doc(alias = "setsid")]
+    pub fn new_session(&mut self, yes: bool) -> &mut Command {
+        self.new_session = yes;
+        self
+    }
+
+    /// Whether to close, in the child, every fd other than 0-2 and those given with
+    /// [`fd`](Command::fd) (default `true`, as Python's `close_fds=True`). offspring's own
+    /// fds are `O_CLOEXEC` either way; this also covers fds that other code opened without it.
+    /// Turn it off only for a program that relies on inheriting such fds.
+    pub fn close_fds(&mut self, yes: bool) -> &mut Command {
+        self.close_fds = yes;
+        self
+    }
+
+    /// Whether the `PATH` lookup may use empty and relative `PATH` entries (such as `.`),
+    /// which resolve against the current directory (default `false`: Go's `ErrDot` lesson).
+    pub fn search_relative_path(&mut self, yes: bool) -> &mut Command {
+        self.search_relative = yes;
+        self
+    }
+
+    /// Also resets `signal` to its default action in the child (`SIGPIPE` always is).
+    /// Ignored signals are otherwise inherited across exec, as POSIX says (that is how
+    /// `nohup` works).
+    pub fn reset_signal(&mut self, signal: Signal) -> &mut Command {
+        if !self.sig_default.contains(&signal) {
+            self.sig_default.push(signal);
+        }
+        self
+    }
+
+    /// Runs the child as this user id (`setuid`). Changing the uid also drops supplementary
+    /// groups unless [`groups`](Command::groups) sets them. Uses the fork path.
+    pub fn uid(&mut self, uid: u32) -> &mut Command {
+        self.uid = Some(uid);
+        self
+    }
+
+    /// Runs the child with this group id (`setgid`). Uses the fork path.
+    pub fn gid(&mut self, gid: u32) -> &mut Command {
+        self.gid = Some(gid);
+        self
+    }
+
+    /// Sets the child's supplementary groups (`setgroups`). Uses the fork path.
+    pub fn groups(&mut self, groups: &[u32]) -> &mut Command {
+        self.groups = Some(groups.to_vec());
+        self
+    }
+
+    /// Sets the child's file-mode creation mask. Uses the fork path.
+    pub fn umask(&mut self, mask: u32) -> &mut Command {
+        self.umask = Some(mask);
+        self
+    }
+
+    /// Sets a resource limit in the child (`setrlimit`; `u64::MAX` means unlimited). Uses the
+    /// fork path.
+    pub fn rlimit(&mut self, resource: Resource, soft: u64, hard: u64) -> &mut Command {
+        let resource = crate::sys::rlimit_resource(resource);
+        self.rlimits.retain(|r| r.resource != resource);
+        self.rlimits.push(Rlimit { resource, soft, hard });
+        self
+    }
+
+    /// Asks the kernel to send `signal` to the child when the thread that spawned it exits
+    /// (`PR_SET_PDEATHSIG`, Linux). Uses the fork path.
+    ///
+    /// Linux ties this to the spawning *thread*, not the process: spawn from a thread that
+    /// lives as long as the child should.
+    pub fn parent_death_signal(&mut self, signal: Signal) -> &mut Command {
+        self.parent_death_signal = Some(signal);
+        self
+    }
+
+    /// Kills the child with `SIGKILL` when its [`Child`] is dropped while it still runs
+    /// (default: the child keeps running and the reaper collects it when it exits).
+    pub fn kill_on_drop(&mut self, yes: bool) -> &mut Command {
+        self.drop_policy = if yes { DropPolicy::Kill } else { DropPolicy::Reap };
+        self
+    }
+
+    /// Sends `SIGTERM` to the child when its [`Child`] is dropped while it still runs, and
+    /// `SIGKILL` after `grace` if it has not exited by then. `Drop` does not block: the
+    /// reaper thread sends the `SIGKILL`.
+    pub fn terminate_on_drop(&mut self, grace: Duration) -> &mut Command {
+        self.drop_policy = DropPolicy::Terminate(grace);
+        self
+    }
+
+    #[doc(hidden)]
+    /// Test switch: always use the fork path.
+    pub fn force_fork_path(&mut self, yes: bool) -> &mut Command {
+        self.force_fork = yes;
+        self
+    }
+
+    /// The program, as given to [`new`](Command::new).
+    pub fn get_program(&self) -> &OsStr {
+        &self.program
+    }
+
+    /// The arguments, without the program.
+    pub fn get_args(&self) -> impl ExactSizeIterator<Item = &OsStr> {
+        self.args.iter().map(|a| a.as_os_str())
+    }
+
+    /// The environment changes: `(key, Some(value))` for a set, `(key, None)` for a removal.
+    pub fn get_envs(&self) -> impl ExactSizeIterator<Item = (&OsStr, Option<&OsStr>)> {
+        self.env.iter().map(|(k, v)| (k.as_os_str(), v.as_deref()))
+    }
+
+    /// The working directory, if one is set.
+    pub fn get_current_dir(&self) -> Option<&Path> {
+        self.cwd.as_deref()
+    }
+
+    /// The program and arguments as one line, quoted so that it pastes into a POSIX shell.
+    pub fn to_command_line(&self) -> String {
+        crate::quote::display_argv(&self.argv_for_errors())
+    }
+
+    pub(crate) fn argv_for_errors(&self) -> Vec<OsString> {
+        std::iter::once(self.program.clone()).chain(self.args.iter().cloned()).collect()
+    }
+
+    pub(crate) fn has_own_group(&self) -> bool {
+        self.new_session || self.process_group == Some(0)
+    }
+
+    /// Starts the child and returns its handle, with the parent's ends of any pipes.
+    ///
+    /// # Errors
+    ///
+    /// Bad input ([`ErrorKind::InvalidInput`]), a program that is not found, not executable
+    /// or not runnable ([`ErrorKind::NotFound`], [`ErrorKind::PermissionDenied`],
+    /// [`ErrorKind::ExecFormat`]), a missing working directory (`NotFound` at
+    /// [`Stage::Chdir`]), `E2BIG`, and running out of fds or processes. A failed spawn leaves
+    /// no fd open and no zombie behind.
+    #[doc(alias = "posix_spawn")]
+    pub fn spawn(&mut self) -> Result<Child> {
+        self.spawn_with_defaults(Default::default())
+    }
+
+    /// Runs the child with inherited stdio (unless set otherwise) and waits for it.
+    ///
+    /// Non-zero exit is not an error here: inspect the [`ExitStatus`].
+    #[doc(alias = "spawnSync")]
+    pub fn status(&mut self) -> Result<ExitStatus> {
+        let child = self.spawn_with_defaults(Defaults::default())?;
+        child.wait()
+    }
+
+    /// Starts the child with the given defaults for unset stdio.
+    pub(crate) fn spawn_with_defaults(&mut self, defaults: Defaults) -> Result<Child> {
+        self.spawn_inner(defaults).map_err(|e| {
+            if e.has_argv() {
+                e
+            } else {
+                e.with_argv(self.argv_for_errors())
+            }
+        })
+    }
+
+    fn validate(&self) -> Result<()> {
+        validate::check_program(&self.program)?;
+        if let Some(a0) = &self.arg0 {
+            validate::check_arg(0, a0)?;
+        }
+        for (i, a) in self.args.iter().enumerate() {
+            validate::check_arg(i + 1, a)?;
+        }
+        for (k, v) in &self.env {
+            validate::check_env(k, v.as_deref())?;
+        }
+        if let Some(dir) = &self.cwd {
+            validate::check_cwd(dir)?;
+        }
+        Ok(())
+    }
+
+    /// The child's `PATH`: set or removed by this command, or the parent's.
+    fn child_path_var(&self) -> Option<OsString> {
+        match self.env.get(OsStr::new("PATH")) {
+            Some(v) => v.clone(),
+            None if self.env_clear => None,
+            None => std::env::var_os("PATH"),
+        }
+    }
+
+    fn envp(&self) -> CStringArray {
+        let inherited: Vec<(OsString, OsString)> =
+            if self.env_clear { Vec::new() } else { std::env::vars_os().collect() };
+        let mut envp = CStringArray::with_capacity(inherited.len() + self.env.len());
+        let mut push = |k: &OsStr, v: &OsStr| {
+            let mut kv = Vec::with_capacity(k.len() + v.len() + 2);
+            kv.extend_from_slice(k.as_bytes());
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            // Validated: neither part has a NUL.
+            if let Ok(c) = CString::new(kv) {
+                envp.push(c);
+            }
+        };
+        for (k, v) in &inherited {
+            // The parent's environment cannot hold a NUL; a `=` in a key cannot come from
+            // the kernel either.
+            if !self.env.contains_key(k) {
+                push(k, v);
+            }
+        }
+        for (k, v) in &self.env {
+            if let Some(v) = v {
+                push(k, v);
+            }
+        }
+        envp
+    }
+
+    fn spawn_inner(&mut self, defaults: Defaults) -> Result<Child> {
+        self.validate()?;
+        let resolved =
+            lookup(&self.program, self.child_path_var().as_deref(), self.search_relative)?;
+
+        let cstr = |s: &OsStr| CString::new(s.as_bytes()).expect("validated: no NUL");
+        let program = cstr(resolved.as_os_str());
+        let mut argv = CStringArray::with_capacity(self.args.len() + 1);
+        argv.push(cstr(self.arg0.as_deref().unwrap_or(&self.program)));
+        for a in &self.args {
+            argv.push(cstr(a));
+        }
+        let envp = self.envp();
+        let cwd = self.cwd.as_deref().map(|d| cstr(d.as_os_str()));
+
+        // The child's fds: (target, source); the parent keeps the other ends of pipes.
+        let mut io = ChildIo::default();
+        let mut null: Option<OwnedFd> = None;
+        let mut sources: Vec<(RawFd, OwnedOrNull)> = Vec::new();
+        let std_cfgs = [
+            (0, self.stdin.take(), defaults.stdin),
+            (1, self.stdout.take(), defaults.stdout),
+            (2, self.stderr.take(), defaults.stderr),
+        ];
+        for (target, cfg, default) in std_cfgs {
+            let kind = cfg.map(|s| s.0).unwrap_or(default.into_kind());
+            match kind {
+                StdioKind::Inherit => {}
+                StdioKind::Null => sources.push((target, OwnedOrNull::Null)),
+                StdioKind::Fd(fd) => sources.push((target, OwnedOrNull::Owned(fd))),
+                StdioKind::Piped => {
+                    let (rd, wr) = crate::sys::pipe::pipe()
+                        .map_err(|e| Error::os(Stage::Setup, e, "creating a pipe"))?;
+                    if target == 0 {
+                        io.stdin = Some(ChildStdin::new(wr));
+                        sources.push((target, OwnedOrNull::Owned(rd)));
+                    } else {
+                        if target == 1 {
+                            io.stdout = Some(ChildStdout::new(rd));
+                        } else {
+                            io.stderr = Some(ChildStderr::new(rd));
+                        }
+                        sources.push((target, OwnedOrNull::Owned(wr)));
+                    }
+                }
+            }
+        }
+        for (child_fd, cfg) in self.extra_fds.drain(..) {
+            let target = child_fd.0;
+            match cfg.0 {
+                StdioKind::Inherit => {
+                    // The parent's fd with the same number, if it is open.
+                    let own = crate::sys::dup_cloexec(target).map_err(|e| {
+                        Error::os(Stage::Setup, e, format!("passing the parent's fd {target}"))
+                    })?;
+                    sources.push((target, OwnedOrNull::Owned(own)));
+                }
+                StdioKind::Null => sources.push((target, OwnedOrNull::Null)),
+                StdioKind::Fd(fd) => sources.push((target, OwnedOrNull::Owned(fd))),
+                StdioKind::Piped => {
+                    let (mine, theirs) = crate::sys::pipe::socketpair()
+                        .map_err(|e| Error::os(Stage::Setup, e, "creating a socket pair"))?;
+                    io.extra.push((child_fd, mine));
+                    sources.push((target, OwnedOrNull::Owned(theirs)));
+                }
+            }
+        }
+        if sources.iter().any(|(_, s)| matches!(s, OwnedOrNull::Null)) {
+            null = Some(
+                sys_spawn::open_dev_null()
+                    .map_err(|e| Error::os(Stage::Setup, e, "opening /dev/null"))?,
+            );
+        }
+        let max_target = sources.iter().map(|(t, _)| *t).max().unwrap_or(2).max(2);
+        // Move every source above every target so that the child's dup2 sequence never
+        // overwrites a source it still needs (swaps, a pipe that happens to sit at fd 1).
+        fn source_fd<'a>(src: &'a OwnedOrNull, null: &'a Option<OwnedFd>) -> BorrowedFd<'a> {
+            match src {
+                OwnedOrNull::Owned(fd) => fd.as_fd(),
+                OwnedOrNull::Null => null.as_ref().expect("opened above").as_fd(),
+            }
+        }
+        let mut relocated: Vec<Option<OwnedFd>> = Vec::with_capacity(sources.len());
+        for (_, src) in &sources {
+            let fd = source_fd(src, &null);
+            relocated.push(if fd.as_raw_fd() <= max_target {
+                Some(rustix::io::fcntl_dupfd_cloexec(fd, max_target + 1).map_err(|e| {
+                    Error::os(Stage::Setup, e.into(), "moving an fd out of the child's range")
+                })?)
+            } else {
+                None
+            });
+        }
+        let plans: Vec<FdPlan<'_>> = sources
+            .iter()
+            .zip(&relocated)
+            .map(|((target, src), moved)| FdPlan {
+                source: moved.as_ref().map_or_else(|| source_fd(src, &null), |m| m.as_fd()),
+                target: *target,
+            })
+            .collect();
+
+        let sig_default: Vec<i32> = self.sig_default.iter().map(|s| s.as_raw()).collect();
+        let mut req = SpawnRequest {
+            program: &program,
+            argv: &argv,
+            envp: &envp,
+            cwd: cwd.as_deref(),
+            fds: &plans,
+            max_target,
+            process_group: if self.new_session { None } else { self.process_group },
+            new_session: self.new_session,
+            close_fds: self.close_fds,
+            sig_default: &sig_default,
+            uid: self.uid,
+            gid: self.gid,
+            groups: self.groups.as_deref(),
+            umask: self.umask,
+            rlimits: &self.rlimits,
+            parent_death_signal: self.parent_death_signal.map(|s| s.as_raw()),
+            pre_exec: &mut self.pre_exec,
+            force_fork: self.force_fork,
+        };
+        let spawned = match sys_spawn::spawn(&mut req) {
+            Ok(s) => s,
+            Err(e) => return Err(self.spawn_error(e, &resolved)),
+        };
+        // The child has its copies now; closing ours (when these go out of scope) makes EOF
+        // work.
+        drop(plans);
+        drop(relocated);
+        drop(sources);
+
+        let pid = spawned.pid;
+        let abandon = |e: Error| {
+            // We cannot track this child: stop it and reap it here, so nothing leaks.
+            let _ = crate::sys::wait::kill(pid, Signal::KILL.as_raw());
+            crate::sys::wait::reap_blocking(pid);
+            e
+        };
+        let pidfd = reaper::open_pidfd(pid)
+            .map_err(|e| abandon(Error::os(Stage::Setup, e, "opening a pidfd for the child")))?;
+        let proc = Arc::new(Proc::new(pid, pidfd));
+        reaper::register(&proc).map_err(abandon)?;
+        let group = self.has_own_group().then_some(pid);
+        Ok(Child::new(proc, io, group, self.drop_policy, spawned.path, self.argv_for_errors()))
+    }
+
+    fn spawn_error(&self, e: sys_spawn::SpawnError, resolved: &Path) -> Error {
+        let argv = self.argv_for_errors();
+        if e.in_parent {
+            return Error::errno(Stage::Setup, e.errno, "starting the child").with_argv(argv);
+        }
+        let stage = match e.stage {
+            Some(ChildStage::Chdir) => Stage::Chdir,
+            Some(ChildStage::Exec) => Stage::Exec,
+            Some(ChildStage::Setup) => Stage::ChildSetup,
+            // posix_spawn does not say whether chdir or execve failed: if the directory is
+            // not usable, it was chdir.
+            None => match &self.cwd {
+                Some(dir) if !crate::sys::is_searchable_dir(dir) => Stage::Chdir,
+                _ => Stage::Exec,
+            },
+        };
+        let (what, path) = match stage {
+            Stage::Chdir => (
+                "cannot change into the working directory".to_string(),
+                self.cwd.clone().unwrap_or_default(),
+            ),
+            Stage::Exec => (exec_message(e.errno), resolved.to_owned()),
+            _ => ("setting up the child failed".to_string(), resolved.to_owned()),
+        };
+        Error::errno(stage, e.errno, what).with_argv(argv).with_path(path)
+    }
+}
+
+fn exec_message(errno: i32) -> String {
+    let k = ErrorKind::from_errno(errno);
+    match k {
+        ErrorKind::NotFound => "no such program".into(),
+        ErrorKind::PermissionDenied => "the program is not executable".into(),
+        ErrorKind::ExecFormat => {
+            "the kernel cannot run this file (a script without a #! line?)".into()
+        }
+        ErrorKind::ArgumentListTooLong => "the arguments and environment are too large".into(),
+        _ => "cannot execute the program".into(),
+    }
+}
+
+/// A source fd for the child: one we own, or the shared `/dev/null`.
+#[derive(Debug)]
+pub(crate) enum OwnedOrNull {
+    Owned(OwnedFd),
+    Null,
+}
+
+/// The parent's ends of a new child's pipes.
+#[derive(Debug, Default)]
+pub(crate) struct ChildIo {
+    pub(crate) stdin: Option<ChildStdin>,
+    pub(crate) stdout: Option<ChildStdout>,
+    pub(crate) stderr: Option<ChildStderr>,
+    pub(crate) extra: Vec<(ChildFd, OwnedFd)>,
+}
+
+/// What unset stdio becomes: inherit for `spawn`/`status`; null/piped/piped for `output`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Defaults {
+    pub(crate) stdin: DefaultIo,
+    pub(crate) stdout: DefaultIo,
+    pub(crate) stderr: DefaultIo,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) enum DefaultIo {
+    #[default]
+    Inherit,
+    Null,
+    Piped,
+}
+
+impl DefaultIo {
+    fn into_kind(self) -> StdioKind {
+        match self {
+            DefaultIo::Inherit => StdioKind::Inherit,
+            DefaultIo::Null => StdioKind::Null,
+            DefaultIo::Piped => StdioKind::Piped,
+        }
+    }
+}
+
+impl Defaults {
+    /// The defaults of `output`: stdin from `/dev/null`, stdout and stderr captured.
+    pub(crate) fn capture() -> Defaults {
+        Defaults { stdin: DefaultIo::Null, stdout: DefaultIo::Piped, stderr: DefaultIo::Piped }
+    }
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Command")
+            .field("command_line", &self.to_command_line())
+            .field("env_clear", &self.env_clear)
+            .field("env", &self.env)
+            .field("cwd", &self.cwd)
+            .field("stdin", &self.stdin)
+            .field("stdout", &self.stdout)
+            .field("stderr", &self.stderr)
+            .field("extra_fds", &self.extra_fds)
+            .field("process_group", &self.process_group)
+            .field("new_session", &self.new_session)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `PATH` used when the child's environment has none.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Finds `program` the way `execvp` would, but in the parent, against `path` (the child's
+/// `PATH`), skipping empty and relative entries unless `search_relative`.
+pub(crate) fn lookup(
+    program: &OsStr,
+    path: Option<&OsStr>,
+    search_relative: bool,
+) -> Result<PathBuf> {
+    if program.as_bytes().contains(&b'/') {
+        return Ok(PathBuf::from(program));
+    }
+    let path = path.unwrap_or(OsStr::new(DEFAULT_PATH));
+    let mut denied: Option<PathBuf> = None;
+    for dir in path.as_bytes().split(|&b| b == b':') {
+        let relative = dir.first() != Some(&b'/');
+        if relative && !search_relative {
+            continue;
+        }
+        let dir = if dir.is_empty() { Path::new(".") } else { Path::new(OsStr::from_bytes(dir)) };
+        let candidate = dir.join(program);
+        match crate::sys::executable_file(&candidate) {
+            Ok(true) => return Ok(candidate),
+            Ok(false) => {
+                denied.get_or_insert(candidate);
+            }
+            Err(_) => {}
+        }
+    }
+    let argv = [program.to_owned()];
+    match denied {
+        Some(p) => {
+            Err(Error::errno(Stage::Lookup, crate::sys::EACCES, "found on PATH but not executable")
+                .with_argv(argv)
+                .with_path(p))
+        }
+        None => Err(Error::errno(
+            Stage::Lookup,
+            crate::sys::ENOENT,
+            format!("program not found on PATH ({})", String::from_utf8_lossy(path.as_bytes())),
+        )
+        .with_argv(argv)),
+    }
+}
+
+/// Finds a program on this process's `PATH`, as the shell's `which` does, skipping empty and
+/// relative entries.
+///
+/// # Errors
+///
+/// [`ErrorKind::NotFound`] if no entry has it, [`ErrorKind::PermissionDenied`] if one has it
+/// but it is not an executable file.
+///
+/// # Examples
+///
+/// ```
+/// let sh = offspring::which("sh")?;
+/// assert!(sh.is_absolute());
+/// assert_eq!(offspring::which("no-such-program-here").unwrap_err().kind(), offspring::ErrorKind::NotFound);
+/// # Ok::<(), offspring::Error>(())
+/// ```
+pub fn which(program: impl AsRef<OsStr>) -> Result<PathBuf> {
+    let program = program.as_ref();
+    validate::check_program(program)?;
+    if program.as_bytes().contains(&b'/') {
+        let p = PathBuf::from(program);
+        return match crate::sys::executable_file(&p) {
+            Ok(true) => Ok(p),
+            Ok(false) => {
+                Err(Error::errno(Stage::Lookup, crate::sys::EACCES, "not an executable file")
+                    .with_argv([program])
+                    .with_path(p))
+            }
+            Err(e) => Err(Error::os(Stage::Lookup, e, "").with_argv([program]).with_path(p)),
+        };
+    }
+    lookup(program, std::env::var_os("PATH").as_deref(), false)
+}

@@ -1,0 +1,449 @@
+//! The reaper: one background thread that collects the exit status of every child this crate
+//! starts, so that no zombie is left behind even when a [`Child`](crate::Child) is dropped.
+//!
+//! # How it works
+//!
+//! Every child is registered here before its `Child` reaches the caller: its shared state
+//! ([`Proc`]) goes into a table, and on Linux its pidfd goes into an `epoll` set. The reaper
+//! thread sleeps in `epoll_wait` with no timeout (an idle reaper uses no CPU). A pidfd becomes
+//! readable when its process exits; the reaper then calls `waitid(P_PIDFD, WEXITED | WNOHANG)`
+//! for that one child, publishes the status (with the resource usage that the raw `waitid`
+//! returns) to every waiter and channel subscriber, and forgets the child.
+//!
+//! A thread that waits for one child does not go through the reaper: it `poll`s the child's
+//! pidfd itself and reaps it on its own thread, which saves a wake-up (measured in the spawn
+//! benchmark). Both sides reap under the child's state lock, so exactly one of them collects
+//! the status and the other sees it published.
+//!
+//! # Without pidfds
+//!
+//! Before Linux 5.4 (or when `OFFSPRING_REAPER=sigchld` is set, which the test suite uses to
+//! run every test on this path too), a `SIGCHLD` handler, installed once and chained to any
+//! previous one, writes a byte to a self-pipe. The reaper then tries `wait4(pid, WNOHANG)` for
+//! each of *its own* children, and rescans once a second as a safety net for code that
+//! replaced the handler. It never calls `waitpid(-1)` or `waitid(P_ALL)`: children of
+//! `std::process::Command` and other libraries in the same process keep their statuses.
+//!
+//! # Stolen children and pid reuse
+//!
+//! If other code reaps one of our children anyway (a stray `waitpid(-1)`, or `SIGCHLD` set to
+//! `SIG_IGN`), `waitid` fails with `ECHILD`. The reaper then asks the pidfd for the status
+//! (`PIDFD_INFO_EXIT`, Linux ≥ 6.15) and otherwise publishes "status unavailable": it never
+//! panics and never hangs. Signals go through the pidfd, which cannot reach a recycled pid;
+//! without pidfds a signal is sent only after `wait4(pid, WNOHANG)` has shown, under the
+//! child's state lock, that the pid is still our unreaped child.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use rustix::event::epoll;
+use rustix::process::Pid;
+
+use crate::error::{Error, ErrorKind, Result, Stage};
+use crate::sys::wait::{self as sys_wait, Reaped};
+
+/// How a child ended, as published once to all its waiters.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Outcome {
+    Exited(Reaped),
+    /// Someone else reaped the child and the status could not be recovered.
+    Unavailable,
+}
+
+/// What one child's waiters share.
+#[derive(Debug, Default)]
+pub(crate) struct ProcState {
+    pub(crate) outcome: Option<Outcome>,
+    pub(crate) subscribers: Vec<Sender<crate::child::Exit>>,
+}
+
+/// A child as the reaper and its handle both see it.
+#[derive(Debug)]
+pub(crate) struct Proc {
+    pub(crate) pid: Pid,
+    pub(crate) pidfd: Option<OwnedFd>,
+    state: Mutex<ProcState>,
+    cond: Condvar,
+}
+
+impl Proc {
+    pub(crate) fn new(pid: Pid, pidfd: Option<OwnedFd>) -> Proc {
+        Proc { pid, pidfd, state: Mutex::default(), cond: Condvar::new() }
+    }
+
+    /// Locks the state. A panic while holding the lock cannot leave it inconsistent (every
+    /// update is a single assignment), so a poisoned lock is used as is.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ProcState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn outcome(&self) -> Option<Outcome> {
+        self.lock().outcome
+    }
+
+    /// Tries to collect the status now, without blocking. Returns the outcome if the child
+    /// is gone (collected now or before).
+    pub(crate) fn try_collect(&self) -> Option<Outcome> {
+        let mut st = self.lock();
+        self.try_collect_locked(&mut st)
+    }
+
+    /// As [`try_collect`](Proc::try_collect), with the state lock already held.
+    pub(crate) fn try_collect_locked(&self, st: &mut ProcState) -> Option<Outcome> {
+        if let Some(o) = st.outcome {
+            return Some(o);
+        }
+        let res = match &self.pidfd {
+            Some(fd) => sys_wait::pidfd_try_reap(fd.as_fd()),
+            None => sys_wait::pid_try_reap(self.pid),
+        };
+        let outcome = match res {
+            Ok(Some(r)) => Outcome::Exited(r),
+            Ok(None) => return None,
+            Err(_) => {
+                // ECHILD: another party reaped it. Recover the status from the pidfd if the
+                // kernel keeps it; anything else is reported as unavailable.
+                match self.pidfd.as_ref().and_then(|fd| sys_wait::pidfd_exit_info(fd.as_fd())) {
+                    Some(status) => Outcome::Exited(Reaped { status, usage: None }),
+                    None => Outcome::Unavailable,
+                }
+            }
+        };
+        self.publish(st, outcome);
+        Some(outcome)
+    }
+
+    fn publish(&self, st: &mut ProcState, outcome: Outcome) {
+        st.outcome = Some(outcome);
+        let exit = crate::child::Exit::new(self.pid, outcome);
+        for tx in st.subscribers.drain(..) {
+            // Each subscriber channel has room for its one message; a dropped receiver is
+            // not an error.
+            let _ = tx.try_send(exit);
+        }
+        self.cond.notify_all();
+    }
+
+    /// Adds a subscriber; if the child is already gone, it gets its message at once.
+    pub(crate) fn subscribe(&self, tx: Sender<crate::child::Exit>) {
+        let mut st = self.lock();
+        match st.outcome {
+            Some(o) => {
+                let _ = tx.try_send(crate::child::Exit::new(self.pid, o));
+            }
+            None => st.subscribers.push(tx),
+        }
+    }
+
+    /// Sends `sig` to the child unless it has already been collected, in which case this is
+    /// a no-op. Never signals a recycled pid: through the pidfd where there is one, else only
+    /// after `wait4(pid, WNOHANG)` under the state lock has shown the pid is still our
+    /// unreaped child.
+    pub(crate) fn signal(&self, sig: crate::signal::Signal) -> io::Result<()> {
+        match &self.pidfd {
+            Some(fd) => match sys_wait::pidfd_send_signal(fd.as_fd(), sig.as_raw()) {
+                // ESRCH: the process is gone (reaped). Like std, signalling an exited child
+                // is not an error.
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) => {
+                    Ok(())
+                }
+                other => other,
+            },
+            None => {
+                let mut st = self.lock();
+                if self.try_collect_locked(&mut st).is_some() {
+                    return Ok(());
+                }
+                // Still running and still ours: the lock keeps the reaper from collecting
+                // it (and the pid from being freed) until the signal is sent.
+                sys_wait::kill(self.pid, sig.as_raw())
+            }
+        }
+    }
+
+    /// Waits until the child is collected or `deadline` passes.
+    pub(crate) fn wait_deadline(&self, deadline: Option<Instant>) -> io::Result<Option<Outcome>> {
+        loop {
+            if let Some(o) = self.try_collect() {
+                return Ok(Some(o));
+            }
+            let timeout = match deadline {
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Ok(None);
+                    }
+                    Some(d - now)
+                }
+                None => None,
+            };
+            match &self.pidfd {
+                Some(fd) => {
+                    // Reap on this thread as soon as the pidfd says the child exited.
+                    let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+                    let ts = timeout.map(timespec);
+                    match rustix::event::poll(&mut fds, ts.as_ref()) {
+                        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                None => {
+                    // The reaper collects on SIGCHLD and notifies the condition variable.
+                    let st = self.lock();
+                    if st.outcome.is_none() {
+                        let wait = timeout.unwrap_or(FALLBACK_RESCAN);
+                        drop(self.cond.wait_timeout(st, wait).unwrap_or_else(|e| e.into_inner()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Converts a duration to a `Timespec`, saturating.
+pub(crate) fn timespec(d: Duration) -> rustix::event::Timespec {
+    rustix::event::Timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as _,
+        tv_nsec: d.subsec_nanos() as _,
+    }
+}
+
+/// How often the fallback path rescans its children without a `SIGCHLD`.
+const FALLBACK_RESCAN: Duration = Duration::from_secs(1);
+
+/// The key of the wake-up fd in the epoll set.
+const WAKE_KEY: u64 = 0;
+
+enum Mode {
+    Pidfd { epoll: OwnedFd, wake: OwnedFd },
+    Sigchld { pipe: Option<OwnedFd> },
+}
+
+struct Reaper {
+    mode: Mode,
+    procs: Mutex<HashMap<u64, Arc<Proc>>>,
+    timers: Mutex<Vec<KillTimer>>,
+    next_key: AtomicU64,
+}
+
+/// A pending `SIGKILL` for a dropped child that was sent a gentler signal first.
+struct KillTimer {
+    at: Instant,
+    proc: Arc<Proc>,
+}
+
+/// `true` unless the test switch `OFFSPRING_REAPER=sigchld` forces the fallback path.
+pub(crate) fn force_fallback() -> bool {
+    static FORCE: OnceLock<bool> = OnceLock::new();
+    *FORCE.get_or_init(|| std::env::var_os("OFFSPRING_REAPER").is_some_and(|v| v == "sigchld"))
+}
+
+fn reaper() -> Result<&'static Reaper> {
+    static REAPER: OnceLock<std::result::Result<Reaper, String>> = OnceLock::new();
+    REAPER
+        .get_or_init(|| start().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| Error::new(ErrorKind::Io, Stage::Setup, format!("reaper thread: {e}")))
+}
+
+/// Opens the pidfd that tracks a new child, when the reaper works with pidfds.
+///
+/// # Errors
+///
+/// Fails (typically with `EMFILE`) when pidfds are in use but none could be opened.
+pub(crate) fn open_pidfd(pid: Pid) -> io::Result<Option<OwnedFd>> {
+    match reaper().map(|r| &r.mode) {
+        Ok(Mode::Pidfd { .. }) => sys_wait::pidfd_open(pid).map(Some),
+        _ => Ok(None),
+    }
+}
+
+fn pidfds_work() -> bool {
+    // waitid(P_PIDFD) (Linux 5.4) on a pidfd of ourselves: ECHILD means the kernel knows
+    // P_PIDFD; EINVAL means it does not.
+    let me = rustix::process::getpid();
+    match sys_wait::pidfd_open(me) {
+        Ok(fd) => match sys_wait::pidfd_try_reap(fd.as_fd()) {
+            Err(e) => e.raw_os_error() == Some(rustix::io::Errno::CHILD.raw_os_error()),
+            Ok(_) => false,
+        },
+        Err(_) => false,
+    }
+}
+
+fn start() -> io::Result<Reaper> {
+    let mode = if !force_fallback() && pidfds_work() {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let wake = rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )?;
+        epoll::add(&epoll, &wake, epoll::EventData::new_u64(WAKE_KEY), epoll::EventFlags::IN)?;
+        Mode::Pidfd { epoll, wake }
+    } else {
+        // SIGCHLD set to SIG_IGN (auto-reap) is left alone: `install` refuses, and the
+        // periodic rescan reports such children as unavailable.
+        Mode::Sigchld { pipe: crate::sys::sigchld::install().ok() }
+    };
+    let reaper =
+        Reaper { mode, procs: Mutex::default(), timers: Mutex::default(), next_key: 1.into() };
+    Ok(reaper)
+}
+
+/// Starts the reaper thread on first use.
+fn ensure_thread(r: &'static Reaper) -> Result<()> {
+    static THREAD: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    THREAD
+        .get_or_init(|| {
+            std::thread::Builder::new()
+                .name("offspring-reaper".into())
+                .stack_size(64 * 1024)
+                .spawn(move || run(r))
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| {
+            Error::new(ErrorKind::ResourceExhausted, Stage::Setup, format!("reaper thread: {e}"))
+        })
+}
+
+/// Registers a freshly spawned child. Called before the `Child` reaches the caller.
+pub(crate) fn register(proc: &Arc<Proc>) -> Result<()> {
+    let r = reaper()?;
+    ensure_thread(r)?;
+    let key = r.next_key.fetch_add(1, Ordering::Relaxed);
+    lock(&r.procs).insert(key, Arc::clone(proc));
+    match &r.mode {
+        Mode::Pidfd { epoll, .. } => {
+            let added = match &proc.pidfd {
+                Some(fd) => {
+                    epoll::add(epoll, fd, epoll::EventData::new_u64(key), epoll::EventFlags::IN)
+                        .map_err(io::Error::from)
+                }
+                None => Err(io::Error::new(io::ErrorKind::Other, "child has no pidfd")),
+            };
+            if let Err(e) = added {
+                lock(&r.procs).remove(&key);
+                return Err(Error::os(Stage::Setup, e, "registering the child with the reaper"));
+            }
+        }
+        // The child may have exited before it was in the table; a wake-up makes the reaper
+        // look at it now.
+        Mode::Sigchld { .. } => wake(r),
+    }
+    Ok(())
+}
+
+/// Arranges for `proc` to get `SIGKILL` at `at` unless it has exited by then.
+pub(crate) fn kill_later(proc: &Arc<Proc>, at: Instant) {
+    if let Ok(r) = reaper() {
+        lock(&r.timers).push(KillTimer { at, proc: Arc::clone(proc) });
+        wake(r);
+    }
+}
+
+fn wake(r: &Reaper) {
+    match &r.mode {
+        Mode::Pidfd { wake, .. } => {
+            let _ = rustix::io::write(wake, &1u64.to_ne_bytes());
+        }
+        // Without a handler (SIGCHLD ignored) the reaper rescans on its timer anyway.
+        Mode::Sigchld { .. } => crate::sys::sigchld::poke(),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The reaper thread's loop. Never returns.
+fn run(r: &'static Reaper) {
+    let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
+    loop {
+        let timeout = fire_timers(r);
+        match &r.mode {
+            Mode::Pidfd { epoll, wake } => {
+                events.clear();
+                let ts = timeout.map(timespec);
+                if epoll::wait(epoll, rustix::buffer::spare_capacity(&mut events), ts.as_ref())
+                    .is_err()
+                {
+                    continue;
+                }
+                for ev in events.iter() {
+                    let key = ev.data.u64();
+                    if key == WAKE_KEY {
+                        let mut buf = [0u8; 8];
+                        let _ = rustix::io::read(wake, &mut buf);
+                        continue;
+                    }
+                    let proc = lock(&r.procs).get(&key).cloned();
+                    if let Some(proc) = proc {
+                        if proc.try_collect().is_some() {
+                            if let Some(fd) = &proc.pidfd {
+                                let _ = epoll::delete(epoll, fd);
+                            }
+                            lock(&r.procs).remove(&key);
+                        }
+                    }
+                }
+            }
+            Mode::Sigchld { pipe } => {
+                let busy = !lock(&r.procs).is_empty();
+                let wait = match (timeout, busy) {
+                    (Some(t), true) => Some(t.min(FALLBACK_RESCAN)),
+                    (Some(t), false) => Some(t),
+                    (None, true) => Some(FALLBACK_RESCAN),
+                    (None, false) => None,
+                };
+                match pipe {
+                    Some(pipe) => {
+                        let mut fds =
+                            [rustix::event::PollFd::new(pipe, rustix::event::PollFlags::IN)];
+                        let ts = wait.map(timespec);
+                        let _ = rustix::event::poll(&mut fds, ts.as_ref());
+                        let mut buf = [0u8; 256];
+                        while let Ok(n) = rustix::io::read(pipe, &mut buf) {
+                            if n < buf.len() {
+                                break;
+                            }
+                        }
+                    }
+                    None => {
+                        // No handler (SIGCHLD is ignored): poll on a timer alone.
+                        let ts = timespec(wait.unwrap_or(FALLBACK_RESCAN));
+                        let _ = rustix::event::poll(&mut [], Some(&ts));
+                    }
+                }
+                let procs: Vec<(u64, Arc<Proc>)> =
+                    lock(&r.procs).iter().map(|(k, p)| (*k, Arc::clone(p))).collect();
+                for (key, proc) in procs {
+                    if proc.try_collect().is_some() {
+                        lock(&r.procs).remove(&key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sends `SIGKILL` to every timed-out dropped child and returns the time until the next
+/// timer, if any.
+fn fire_timers(r: &Reaper) -> Option<Duration> {
+    let mut timers = lock(&r.timers);
+    let now = Instant::now();
+    timers.retain(|t| {
+        if t.at > now {
+            return true;
+        }
+        let _ = t.proc.signal(crate::signal::Signal::KILL);
+        false
+    });
+    timers.iter().map(|t| t.at.saturating_duration_since(now)).min()
+}
