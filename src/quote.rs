@@ -616,6 +616,7 @@ impl<'a> Splitter<'a> {
                 b'\\' => {
                     match self.line.get(at + 1) {
                         None => return Err(QuoteError::TrailingBackslash { offset: at }),
+                        Some(0) => return Err(QuoteError::Nul { index: 0, offset: at + 1 }),
                         Some(b'\n') => {}
                         Some(&c) => self.push_quoted(&[c])?,
                     }
@@ -973,6 +974,8 @@ mod tests {
         assert_eq!(split("a '\0'"), Err(QuoteError::Nul { index: 0, offset: 3 }));
         assert_eq!(split("a \"\0\""), Err(QuoteError::Nul { index: 0, offset: 3 }));
         assert_eq!(split("\0"), Err(QuoteError::Nul { index: 0, offset: 0 }));
+        // Found by the quote_roundtrip fuzz target: an escaped NUL is still a NUL.
+        assert_eq!(split("a\\\0"), Err(QuoteError::Nul { index: 0, offset: 2 }));
     }
 
     #[test]
