@@ -18,5 +18,7 @@ mod reaper;
 mod signal;
 /// Spawning: argv, env, cwd, stdio, exit statuses, on both spawn paths.
 mod spawn;
+/// Policy: no `unsafe` outside `src/sys/`, SAFETY comments, CHANGELOG and README current.
+mod tidy;
 /// Waiting: deadlines, many waiters, exit channels, std children alongside ours.
 mod wait;
