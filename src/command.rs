@@ -507,69 +507,74 @@ impl Command {
 
         // The child's fds: (target, source); the parent keeps the other ends of pipes.
         let mut io = ChildIo::default();
-        let mut null: Option<OwnedFd> = None;
-        let mut sources: Vec<(RawFd, OwnedOrNull)> = Vec::new();
+        let mut sources: Vec<(RawFd, Source<'_>)> = Vec::new();
         let std_cfgs = [
-            (0, self.stdin.take(), defaults.stdin),
-            (1, self.stdout.take(), defaults.stdout),
-            (2, self.stderr.take(), defaults.stderr),
+            (0, &self.stdin, defaults.stdin),
+            (1, &self.stdout, defaults.stdout),
+            (2, &self.stderr, defaults.stderr),
         ];
         for (target, cfg, default) in std_cfgs {
-            let kind = cfg.map(|s| s.0).unwrap_or(default.into_kind());
-            match kind {
-                StdioKind::Inherit => {}
-                StdioKind::Null => sources.push((target, OwnedOrNull::Null)),
-                StdioKind::Fd(fd) => sources.push((target, OwnedOrNull::Owned(fd))),
-                StdioKind::Piped => {
+            match want(cfg.as_ref(), default) {
+                Want::Inherit => {}
+                Want::Null => sources.push((target, Source::Null)),
+                Want::Fd(fd) => sources.push((target, Source::Borrowed(fd))),
+                Want::Piped => {
                     let (rd, wr) = crate::sys::pipe::pipe()
                         .map_err(|e| Error::os(Stage::Setup, e, "creating a pipe"))?;
-                    if target == 0 {
-                        io.stdin = Some(ChildStdin::new(wr));
-                        sources.push((target, OwnedOrNull::Owned(rd)));
-                    } else {
-                        if target == 1 {
-                            io.stdout = Some(ChildStdout::new(rd));
-                        } else {
-                            io.stderr = Some(ChildStderr::new(rd));
+                    let theirs = match target {
+                        0 => {
+                            io.stdin = Some(ChildStdin::new(wr));
+                            rd
                         }
-                        sources.push((target, OwnedOrNull::Owned(wr)));
-                    }
+                        1 => {
+                            io.stdout = Some(ChildStdout::new(rd));
+                            wr
+                        }
+                        _ => {
+                            io.stderr = Some(ChildStderr::new(rd));
+                            wr
+                        }
+                    };
+                    sources.push((target, Source::Owned(theirs)));
                 }
             }
         }
-        for (child_fd, cfg) in self.extra_fds.drain(..) {
+        for (child_fd, cfg) in &self.extra_fds {
             let target = child_fd.0;
-            match cfg.0 {
-                StdioKind::Inherit => {
+            match want(Some(cfg), DefaultIo::Inherit) {
+                Want::Inherit => {
                     // The parent's fd with the same number, if it is open.
                     let own = crate::sys::dup_cloexec(target).map_err(|e| {
                         Error::os(Stage::Setup, e, format!("passing the parent's fd {target}"))
                     })?;
-                    sources.push((target, OwnedOrNull::Owned(own)));
+                    sources.push((target, Source::Owned(own)));
                 }
-                StdioKind::Null => sources.push((target, OwnedOrNull::Null)),
-                StdioKind::Fd(fd) => sources.push((target, OwnedOrNull::Owned(fd))),
-                StdioKind::Piped => {
+                Want::Null => sources.push((target, Source::Null)),
+                Want::Fd(fd) => sources.push((target, Source::Borrowed(fd))),
+                Want::Piped => {
                     let (mine, theirs) = crate::sys::pipe::socketpair()
                         .map_err(|e| Error::os(Stage::Setup, e, "creating a socket pair"))?;
-                    io.extra.push((child_fd, mine));
-                    sources.push((target, OwnedOrNull::Owned(theirs)));
+                    io.extra.push((*child_fd, mine));
+                    sources.push((target, Source::Owned(theirs)));
                 }
             }
         }
-        if sources.iter().any(|(_, s)| matches!(s, OwnedOrNull::Null)) {
-            null = Some(
+        let null = if sources.iter().any(|(_, s)| matches!(s, Source::Null)) {
+            Some(
                 sys_spawn::open_dev_null()
                     .map_err(|e| Error::os(Stage::Setup, e, "opening /dev/null"))?,
-            );
-        }
+            )
+        } else {
+            None
+        };
         let max_target = sources.iter().map(|(t, _)| *t).max().unwrap_or(2).max(2);
         // Move every source above every target so that the child's dup2 sequence never
         // overwrites a source it still needs (swaps, a pipe that happens to sit at fd 1).
-        fn source_fd<'a>(src: &'a OwnedOrNull, null: &'a Option<OwnedFd>) -> BorrowedFd<'a> {
+        fn source_fd<'a>(src: &'a Source<'_>, null: &'a Option<OwnedFd>) -> BorrowedFd<'a> {
             match src {
-                OwnedOrNull::Owned(fd) => fd.as_fd(),
-                OwnedOrNull::Null => null.as_ref().expect("opened above").as_fd(),
+                Source::Borrowed(fd) => *fd,
+                Source::Owned(fd) => fd.as_fd(),
+                Source::Null => null.as_ref().expect("opened above").as_fd(),
             }
         }
         let mut relocated: Vec<Option<OwnedFd>> = Vec::with_capacity(sources.len());
@@ -689,11 +694,35 @@ fn exec_message(errno: i32) -> String {
     }
 }
 
-/// A source fd for the child: one we own, or the shared `/dev/null`.
+/// A source fd for the child: the command's own (it keeps it for the next spawn, as std's
+/// `Command` does), one created for this spawn, or the shared `/dev/null`.
 #[derive(Debug)]
-pub(crate) enum OwnedOrNull {
+enum Source<'a> {
+    Borrowed(BorrowedFd<'a>),
     Owned(OwnedFd),
     Null,
+}
+
+/// What a stdio setting asks for, with the command's fd borrowed.
+enum Want<'a> {
+    Inherit,
+    Null,
+    Piped,
+    Fd(BorrowedFd<'a>),
+}
+
+fn want(cfg: Option<&Stdio>, default: DefaultIo) -> Want<'_> {
+    match cfg.map(|s| &s.0) {
+        Some(StdioKind::Inherit) => Want::Inherit,
+        Some(StdioKind::Null) => Want::Null,
+        Some(StdioKind::Piped) => Want::Piped,
+        Some(StdioKind::Fd(fd)) => Want::Fd(fd.as_fd()),
+        None => match default {
+            DefaultIo::Inherit => Want::Inherit,
+            DefaultIo::Null => Want::Null,
+            DefaultIo::Piped => Want::Piped,
+        },
+    }
 }
 
 /// The parent's ends of a new child's pipes.
@@ -721,15 +750,6 @@ pub(crate) enum DefaultIo {
     Piped,
 }
 
-impl DefaultIo {
-    fn into_kind(self) -> StdioKind {
-        match self {
-            DefaultIo::Inherit => StdioKind::Inherit,
-            DefaultIo::Null => StdioKind::Null,
-            DefaultIo::Piped => StdioKind::Piped,
-        }
-    }
-}
 
 impl Defaults {
     /// The defaults of `output`: stdin from `/dev/null`, stdout and stderr captured.

@@ -315,3 +315,26 @@ pub fn tempdir(tag: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn a_command_spawns_again_with_the_same_settings() {
+    for path in PATHS {
+        let file = tempdir("again").join("out");
+        let mut cmd = fixture(path, ["echo", "again"]);
+        cmd.stdout(std::fs::File::create(&file).unwrap()).stdin(Stdio::null());
+        assert!(cmd.status().unwrap().success());
+        assert!(cmd.status().unwrap().success());
+        // Both children wrote through the command's one file description.
+        assert_eq!(std::fs::read(&file).unwrap(), b"again\nagain\n", "{path:?}");
+        // Piped stdio gets a fresh pipe each time.
+        let mut cmd = fixture(path, ["echo", "piped"]);
+        cmd.stdout(Stdio::piped());
+        for _ in 0..2 {
+            let mut child = cmd.spawn().unwrap();
+            let mut got = String::new();
+            child.stdout.take().unwrap().read_to_string(&mut got).unwrap();
+            assert_eq!(got, "piped\n");
+            child.wait().unwrap();
+        }
+    }
+}
