@@ -16,7 +16,9 @@ use crate::reaper::{self, Proc};
 use crate::signal::Signal;
 use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio, StdioKind};
 use crate::sys::cstr::CStringArray;
-use crate::sys::spawn::{self as sys_spawn, ChildStage, FdPlan, PreExec, Rlimit, SpawnRequest};
+use crate::sys::spawn::{
+    self as sys_spawn, ChildStage, FdPlan, PathTaken, PreExec, Rlimit, SpawnRequest,
+};
 use crate::validate;
 
 /// A number for one of the child's file descriptors, for [`Command::fd`]: 3 or above (0, 1
@@ -118,7 +120,7 @@ pub struct Command {
     parent_death_signal: Option<Signal>,
     pub(crate) pre_exec: Vec<PreExec>,
     drop_policy: DropPolicy,
-    force_fork: bool,
+    force_path: Option<PathTaken>,
 }
 
 impl Command {
@@ -149,7 +151,7 @@ impl Command {
             parent_death_signal: None,
             pre_exec: Vec::new(),
             drop_policy: DropPolicy::Reap,
-            force_fork: false,
+            force_path: None,
         }
     }
 
@@ -360,7 +362,20 @@ impl Command {
     #[doc(hidden)]
     /// Test switch: always use the fork path.
     pub fn force_fork_path(&mut self, yes: bool) -> &mut Command {
-        self.force_fork = yes;
+        self.force_path = yes.then_some(PathTaken::Fork);
+        self
+    }
+
+    #[doc(hidden)]
+    /// Test switch: use the named spawn path, `"posix_spawn"`, `"vfork"` or `"fork"` (the
+    /// vfork path falls back to fork where the kernel lacks it). `posix_spawn` is used only
+    /// when it can apply every setting.
+    pub fn force_spawn_path(&mut self, path: &str) -> &mut Command {
+        self.force_path = match path {
+            "vfork" => Some(PathTaken::Vfork),
+            "fork" => Some(PathTaken::Fork),
+            _ => None,
+        };
         self
     }
 
@@ -616,7 +631,8 @@ impl Command {
             rlimits: &self.rlimits,
             parent_death_signal: self.parent_death_signal.map(|s| s.as_raw()),
             pre_exec: &mut self.pre_exec,
-            force_fork: self.force_fork,
+            force: self.force_path,
+            report_fd: -1,
         };
         let spawned = match sys_spawn::spawn(&mut req) {
             Ok(s) => s,
@@ -635,7 +651,7 @@ impl Command {
             crate::sys::wait::reap_blocking(pid);
             e
         };
-        let proc = match reaper::open_pidfd(pid) {
+        let proc = match reaper::open_pidfd(pid, spawned.pidfd) {
             Ok(pidfd) => {
                 let proc = Arc::new(Proc::new(pid, pidfd));
                 reaper::register(&proc).map_err(abandon)?;
@@ -749,7 +765,6 @@ pub(crate) enum DefaultIo {
     Null,
     Piped,
 }
-
 
 impl Defaults {
     /// The defaults of `output`: stdin from `/dev/null`, stdout and stderr captured.

@@ -264,9 +264,15 @@ fn reaper() -> Result<&'static Reaper> {
 /// # Errors
 ///
 /// Fails (typically with `EMFILE`) when pidfds are in use but none could be opened.
-pub(crate) fn open_pidfd(pid: Pid) -> io::Result<Option<OwnedFd>> {
+///
+/// `existing` is a pidfd the spawn path already produced atomically (`CLONE_PIDFD`); it is
+/// used as is, or closed on the fallback path, which must not track children by pidfd.
+pub(crate) fn open_pidfd(pid: Pid, existing: Option<OwnedFd>) -> io::Result<Option<OwnedFd>> {
     match reaper().map(|r| &r.mode) {
-        Ok(Mode::Pidfd { .. }) => sys_wait::pidfd_open(pid).map(Some),
+        Ok(Mode::Pidfd { .. }) => match existing {
+            Some(fd) => Ok(Some(fd)),
+            None => sys_wait::pidfd_open(pid).map(Some),
+        },
         _ => Ok(None),
     }
 }
