@@ -308,10 +308,10 @@ fn posix_spawn(req: &SpawnRequest<'_>) -> Result<rustix::process::Pid, SpawnErro
                 plan.target,
             ))?;
         }
-        for fd in gaps(req) {
-            check(libc::posix_spawn_file_actions_addclose(fa.ptr(), fd))?;
-        }
         if req.close_fds {
+            for fd in gaps(req) {
+                check(libc::posix_spawn_file_actions_addclose(fa.ptr(), fd))?;
+            }
             let addclosefrom = libc_fns().addclosefrom.expect("checked by fork_reasons");
             check(addclosefrom(fa.ptr(), req.max_target + 1))?;
         }
@@ -461,15 +461,16 @@ fn errno() -> c_int {
 /// # Safety
 ///
 /// Must only be called in the child, right after `fork` (or `clone3` with `CLONE_VM`, where
-/// the kernel cleared the signal handlers), in a process that may have had other threads: so this code makes only async-signal-safe calls (`dup2`, `close`, `chdir`,
+/// the kernel cleared the signal handlers), in a process that may have had other threads: so
+/// this code makes only async-signal-safe calls (`dup2`, `close`, `chdir`,
 /// `setsid`, `setpgid`, `setrlimit`, `umask`, `prctl`, raw credential syscalls,
 /// `sigaction`, `sigprocmask`, `execve`, `write`, `_exit`), allocates and frees nothing,
 /// takes no lock and drops nothing that owns memory. Everything it reads was prepared by the
 /// parent before the fork. The user's `pre_exec` hooks are bound by the same rules, as
 /// documented on `Command::pre_exec`.
 pub(crate) unsafe fn child_setup(req: &mut SpawnRequest<'_>) -> (c_int, ChildStage) {
-    // SAFETY: the whole function body: see the function's contract above; every pointer passed is to
-    // data owned by `req` or to locals, valid for the duration of each call.
+    // SAFETY: the whole function body: see the function's contract above; every pointer
+    // passed is to data owned by `req` or to locals, valid for the duration of each call.
     unsafe {
         if req.new_session && libc::setsid() < 0 {
             return (errno(), ChildStage::Setup);
@@ -486,12 +487,10 @@ pub(crate) unsafe fn child_setup(req: &mut SpawnRequest<'_>) -> (c_int, ChildSta
                 return (errno(), ChildStage::Setup);
             }
         }
-        for fd in 3..=req.max_target {
-            if !req.fds.iter().any(|p| p.target == fd) {
+        if req.close_fds {
+            for fd in gaps(req) {
                 libc::close(fd);
             }
-        }
-        if req.close_fds {
             // The fork path's report pipe sits above every target and is CLOEXEC: keep it
             // open until exec. (The vfork path reports through memory.)
             close_range_except(req.max_target + 1, req.report_fd);
@@ -551,7 +550,10 @@ pub(crate) unsafe fn child_setup(req: &mut SpawnRequest<'_>) -> (c_int, ChildSta
         libc::sigprocmask(libc::SIG_SETMASK, empty.as_ptr(), std::ptr::null_mut());
         for hook in req.pre_exec.iter_mut() {
             if let Err(e) = hook() {
-                return (e.raw_os_error().unwrap_or(libc::EINVAL), ChildStage::Setup);
+                let errno = e.raw_os_error().unwrap_or(libc::EINVAL);
+                // Dropping a custom error would free memory, which is not allowed here.
+                std::mem::forget(e);
+                return (errno, ChildStage::Setup);
             }
         }
         libc::execve(req.program.as_ptr(), req.argv.as_ptr(), req.envp.as_ptr());
