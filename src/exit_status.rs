@@ -143,7 +143,8 @@ mod tests {
 
     #[test]
     fn decoding_table() {
-        let cases: &[(i32, &str, Option<i32>, Option<Signal>, bool)] = &[
+        type Case = (i32, &'static str, Option<i32>, Option<Signal>, bool);
+        let cases: &[Case] = &[
             (0x0000, "exit code 0", Some(0), None, false),
             (0x0100, "exit code 1", Some(1), None, false),
             (0xff00, "exit code 255", Some(255), None, false),

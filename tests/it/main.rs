@@ -1,1 +1,24 @@
-//! Integration tests.
+//! offspring's integration tests: one binary, one module per concern.
+//!
+//! Every test that spawns runs through both spawn paths where the path matters
+//! ([`SpawnPath`]); tests that need a quiet process (fd counts, zombies, process-wide signal
+//! state) re-run themselves alone in a fresh process ([`isolated`]).
+
+#![allow(unreachable_pub)] // test helpers are shared between modules with `pub`
+
+mod support;
+
+/// Every bad input and failed exec gets its own clear error, and leaks nothing.
+mod errors;
+/// The child's fd table and signal state, including under concurrent spawning.
+mod fds;
+/// The reaper: no zombies after drop, the SIGCHLD fallback runs the same suite.
+mod reaper;
+/// Signals: terminate/kill escalation, process groups, pid reuse.
+mod signal;
+/// Spawning: argv, env, cwd, stdio, exit statuses, on both spawn paths.
+mod spawn;
+/// Policy: no `unsafe` outside `src/sys/`, SAFETY comments, CHANGELOG and README current.
+mod tidy;
+/// Waiting: deadlines, many waiters, exit channels, std children alongside ours.
+mod wait;

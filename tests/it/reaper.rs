@@ -1,0 +1,111 @@
+use std::time::{Duration, Instant};
+
+use offspring::Command;
+
+use crate::support::{
+    assert_no_new_fds, children, fixture, isolated, isolated_with, open_fds, SpawnPath,
+};
+
+/// Waits until this process has no children left, failing on a zombie that stays.
+fn until_no_children(within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let kids = children();
+        if kids.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "children left: {kids:?}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn dropping_10000_running_and_exited_children_leaves_no_zombie_and_no_fd() {
+    if !isolated("reaper::dropping_10000_running_and_exited_children_leaves_no_zombie_and_no_fd") {
+        return;
+    }
+    Command::new("true").status().unwrap();
+    let before = open_fds();
+    let n: usize = std::env::var("OFFSPRING_REAPER_CHILDREN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    for i in 0..n {
+        let path = match i % 8 {
+            3 => SpawnPath::Fork,
+            7 => SpawnPath::Vfork,
+            _ => SpawnPath::PosixSpawn,
+        };
+        let child = if i % 2 == 0 {
+            // Exits at once: often gone before the handle is dropped.
+            fixture(path, ["exit", "0"]).spawn().unwrap()
+        } else {
+            // Still running when its handle is dropped.
+            fixture(path, ["sleep", "30"]).spawn().unwrap()
+        };
+        drop(child);
+    }
+    until_no_children(Duration::from_secs(60));
+    assert!(children().iter().all(|(_, zombie)| !zombie));
+    // Every pidfd and pipe is closed once the reaper has collected everything.
+    assert_no_new_fds(&before, Duration::from_secs(10));
+}
+
+#[test]
+fn detach_leaves_no_zombie() {
+    if !isolated("reaper::detach_leaves_no_zombie") {
+        return;
+    }
+    let child = fixture(SpawnPath::PosixSpawn, ["sleep", "50"]).spawn().unwrap();
+    child.detach();
+    until_no_children(Duration::from_secs(30));
+}
+
+/// The SIGCHLD fallback (no pidfds) runs the spawn, wait, signal and reaper tests again.
+#[test]
+fn sigchld_fallback_passes_the_same_suite() {
+    if std::env::var_os("OFFSPRING_REAPER").is_some() {
+        return; // already the fallback run
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["spawn::", "wait::", "signal::", "reaper::", "errors::", "--test-threads=2"])
+        .env("OFFSPRING_REAPER", "sigchld")
+        .env("OFFSPRING_REAPER_CHILDREN", "2000")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "fallback suite failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+    let passed: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("test result: ok. "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(passed >= 20, "only {passed} tests ran on the fallback path:\n{stdout}");
+}
+
+#[test]
+fn fallback_probe_really_has_no_pidfd() {
+    // Run in a fresh process with the switch, and look at the fd table: no pidfd there.
+    if !isolated_with(
+        "reaper::fallback_probe_really_has_no_pidfd",
+        &[("OFFSPRING_REAPER", "sigchld")],
+    ) {
+        return;
+    }
+    let child = fixture(SpawnPath::PosixSpawn, ["sleep-forever"]).spawn().unwrap();
+    let pidfds = open_fds()
+        .into_iter()
+        .filter(|fd| {
+            std::fs::read_link(format!("/proc/self/fd/{fd}"))
+                .map(|l| l.to_string_lossy().contains("pidfd"))
+                .unwrap_or(false)
+        })
+        .count();
+    assert_eq!(pidfds, 0);
+    child.kill().unwrap();
+    assert!(child.wait().unwrap().signal().is_some());
+}

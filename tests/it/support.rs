@@ -1,0 +1,118 @@
+//! Helpers shared by the integration tests.
+
+use std::ffi::OsStr;
+use std::time::Duration;
+
+use offspring::Command;
+
+/// The ways offspring starts a child; spawn tests run on each: `posix_spawn` (the default),
+/// the vfork path (`clone3`, for settings posix_spawn lacks) and `fork` (for `pre_exec`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpawnPath {
+    PosixSpawn,
+    Vfork,
+    Fork,
+}
+
+pub const PATHS: [SpawnPath; 3] = [SpawnPath::PosixSpawn, SpawnPath::Vfork, SpawnPath::Fork];
+
+impl SpawnPath {
+    pub fn name(self) -> &'static str {
+        match self {
+            SpawnPath::PosixSpawn => "posix_spawn",
+            SpawnPath::Vfork => "vfork",
+            SpawnPath::Fork => "fork",
+        }
+    }
+}
+
+/// The fixture program, with its subcommand and arguments.
+pub fn fixture<I, S>(path: SpawnPath, args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_offspring-fixture"));
+    cmd.args(args);
+    cmd.force_spawn_path(path.name());
+    cmd
+}
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// The fds open in this process, from `/proc/self/fd`.
+pub fn open_fds() -> Vec<i32> {
+    let mut fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort();
+    // One of them was the directory being read, now closed.
+    fds.retain(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok());
+    fds
+}
+
+/// Waits until this process's fd table has nothing that `baseline` lacks and is no larger:
+/// fds the reaper is still releasing (pidfds of children it has not forgotten yet) settle
+/// within the deadline; a leak does not.
+pub fn assert_no_new_fds(baseline: &[i32], within: std::time::Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let now = open_fds();
+        if now.iter().all(|fd| baseline.contains(fd)) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "fds leaked: {now:?}, before: {baseline:?}");
+        std::thread::yield_now();
+    }
+}
+
+/// The pids of this process's children, and whether each is a zombie, from `/proc/*/stat`.
+pub fn children() -> Vec<(u32, bool)> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // "pid (comm) state ppid ...": comm may contain spaces and parentheses.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let mut fields = rest.split(' ');
+        let state = fields.next().unwrap_or("");
+        let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == me {
+            out.push((pid, state == "Z"));
+        }
+    }
+    out
+}
+
+/// Runs the calling test alone in a fresh copy of this test binary, with `env` added.
+///
+/// Returns `true` in that fresh process (run the test body) and `false` in the parent,
+/// after asserting that the fresh process ran exactly this one test and it passed. For
+/// tests that count fds or children, or change process-wide state.
+pub fn isolated(name: &str) -> bool {
+    isolated_with(name, &[])
+}
+
+pub fn isolated_with(name: &str, env: &[(&str, &str)]) -> bool {
+    if std::env::var("OFFSPRING_ISOLATED").as_deref() == Ok(name) {
+        return true;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env("OFFSPRING_ISOLATED", name)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "isolated run of {name} failed:\n{stdout}\n{stderr}"
+    );
+    false
+}
