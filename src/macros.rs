@@ -113,6 +113,11 @@ macro_rules! __cmd_args {
 ///   comment, and not anywhere after a here-document `<<`. Placeholders inside `$(...)` are
 ///   fine. The checker does not follow `case` inside `$(...)` and refuses it there.
 ///
+/// Quoting keeps each value one word; it does not stop a command from running a word as
+/// code: `sh!("eval {}", x)`, `sh!("bash -c {}", x)` and bash's arithmetic on a word
+/// (`let {}`, `[[ {} -eq 1 ]]`) execute `x` however it is quoted (see
+/// [the quoting rule](crate::quote#the-quoting-rule)).
+///
 /// A value with a NUL byte cannot be quoted (no shell word holds one); it is kept as it is,
 /// so spawning the command fails with [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput)
 /// and nothing runs.
@@ -241,8 +246,16 @@ impl Script {
 
     /// `/bin/sh -c SCRIPT`.
     pub fn into_command(self) -> Command {
+        let mut script = self.finish();
+        // `sh -c -x` reads `-x` as options, not as the script: a script that starts with a
+        // value such as `-x` or `+x` gets a leading space, which changes nothing else.
+        if script.as_bytes().first().is_some_and(|b| matches!(b, b'-' | b'+')) {
+            let mut spaced = OsString::from(" ");
+            spaced.push(&script);
+            script = spaced;
+        }
         let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-c").arg(self.finish());
+        cmd.arg("-c").arg(script);
         cmd
     }
 }

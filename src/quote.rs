@@ -41,10 +41,22 @@
 //! refuses it with [`QuoteError::Nul`] rather than truncating the word.
 //!
 //! This is the rule of Python's `shlex.quote` with a safe set that also holds in command
-//! position. It does not use `$'...'`, which dash before 0.5.13 (Debian 12's `/bin/sh`) reads
-//! as a `$` followed by a single-quoted string. The rule is fuzzed against dash and bash: for
-//! any bytes without NUL, both shells read the quoted form back as exactly one word with
-//! exactly those bytes, in a C and in a UTF-8 locale.
+//! position. It does not use `$'...'`, which dash 0.5.12 (Debian 12's `/bin/sh`) reads as a
+//! `$` followed by a single-quoted string. The rule is fuzzed against dash and bash: for any
+//! bytes without NUL, both shells read the quoted form back as exactly one word with exactly
+//! those bytes, in a C and in a UTF-8 locale and in bash's POSIX mode.
+//!
+//! Quoting decides how the shell *splits* a command into words; it cannot stop the command
+//! from treating a word as code. `eval {}`, `sh -c {}`, `find -exec`, and bash's arithmetic
+//! contexts that take a word after quote removal (`let`, `[[ {} -eq 1 ]]`, `declare -i`,
+//! array subscripts), which run `$(...)` found in the value, all execute what they are
+//! given, however well it is quoted. Validate such values (for example as numbers) first.
+//! Likewise, a quoted first word is still looked up as a shell function or builtin before
+//! `PATH` (and bash reads a first word that starts with `%` as a job, quoted or not).
+//!
+//! A script for `sh -c` that starts with `-` or `+` (say, [`join`] of an argv whose program
+//! is `-x`) is read by the shell as options, not as the script: start it with a space.
+//! [`sh!`](crate::sh) does that for you.
 //!
 //! # What `split` parses, and what it refuses
 //!

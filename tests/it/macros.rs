@@ -110,6 +110,15 @@ fn sh_templates_keep_their_shell_code() {
 }
 
 #[test]
+fn sh_script_that_starts_with_a_value_is_not_read_as_options() {
+    for program in ["-x", "+x", "-c", "if", "A=1"] {
+        let out =
+            sh!("{} 2>/dev/null; echo $?", program).env("PATH", "/nonexistent").output().unwrap();
+        assert_eq!(out.stdout, b"127\n", "{program:?}");
+    }
+}
+
+#[test]
 fn sh_value_with_nul_fails_before_anything_runs() {
     let dir = std::env::temp_dir().join(format!("offspring-sh-nul-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

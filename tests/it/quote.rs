@@ -150,6 +150,35 @@ fn hostile_strings_through_sh_c() {
 }
 
 #[test]
+fn quoted_words_first_in_a_command_are_command_names() {
+    // Unquoted, each of these is grammar (a reserved word, an assignment, a group); quoted, the
+    // shell looks for a command of that name and does not find one (127).
+    // (Not `%1`: bash runs a command word starting with `%` as `fg`, quoted or not.)
+    let words = ["if", "time", "!", "{", "case", "A=1", "A+=1", "_x=y", "[[", "~", "-x", "+x"];
+    let shells: Vec<&str> = ["/bin/sh", "/usr/bin/dash", "/usr/bin/bash"]
+        .into_iter()
+        .filter(|p| Path::new(p).exists())
+        .collect();
+    if shells.is_empty() {
+        eprintln!("skipping: no shell installed");
+        return;
+    }
+    for sh in shells {
+        for w in words {
+            // (A leading space, so that `sh -c` does not read `-x` as its own option.)
+            let script = format!(" {} 2>/dev/null; echo $?", quote::quote_str(w).unwrap());
+            let out = StdCommand::new(sh)
+                .arg("-c")
+                .arg(&script)
+                .env("PATH", "/nonexistent")
+                .output()
+                .unwrap();
+            assert_eq!(out.stdout, b"127\n", "{sh}: {script:?}");
+        }
+    }
+}
+
+#[test]
 fn one_mebibyte_word_reads_back_exactly() {
     // Every byte but NUL, including quotes and newlines, cycled up to 1 MiB.
     let word: Vec<u8> = (1..=255u8).cycle().take(1 << 20).collect();
