@@ -16,6 +16,7 @@
 //! | d | `clone` | `clone(CLONE_VM \| CLONE_VFORK \| CLONE_PIDFD)`, the child `execve`s, + `waitid(P_PIDFD)`: the floor |
 //! | e | `fork` | `fork` + `execve` + `waitpid` |
 //! | f | `offspring-fork` | offspring forced onto its fork/exec fallback path (`force_fork_path`) |
+//! | g | `offspring-vfork` | offspring forced onto its vfork path (`clone3`, used for uid/rlimit/umask) |
 //!
 //! Each method spawns `--n` children (default 2000), split into `--rounds` rounds (default 5); a
 //! round runs every method once, and the order rotates from round to round, so drift in the
@@ -54,24 +55,27 @@ enum Method {
     Clone,
     Fork,
     OffspringFork,
+    OffspringVfork,
 }
 
 impl Method {
-    const ALL: [Method; 6] = [
+    const ALL: [Method; 7] = [
         Method::Offspring,
         Method::Std,
         Method::PosixSpawn,
         Method::Clone,
         Method::Fork,
         Method::OffspringFork,
+        Method::OffspringVfork,
     ];
 
     fn letter(self) -> &'static str {
-        ["a", "b", "c", "d", "e", "f"][self as usize]
+        ["a", "b", "c", "d", "e", "f", "g"][self as usize]
     }
 
     fn name(self) -> &'static str {
-        ["offspring", "std", "posix_spawn", "clone", "fork", "offspring-fork"][self as usize]
+        ["offspring", "std", "posix_spawn", "clone", "fork", "offspring-fork", "offspring-vfork"]
+            [self as usize]
     }
 
     fn describe(self) -> &'static str {
@@ -82,6 +86,7 @@ impl Method {
             Method::Clone => "clone(VM|VFORK|PIDFD) + waitid",
             Method::Fork => "fork + execve + waitpid",
             Method::OffspringFork => "offspring status, fork path",
+            Method::OffspringVfork => "offspring status, vfork (clone3) path",
         }
     }
 
@@ -257,6 +262,10 @@ fn spawn_and_wait(method: Method, raw: &mut RawSpawn) -> io::Result<()> {
         }
         Method::OffspringFork => {
             let status = offspring::Command::new(PROGRAM).force_fork_path(true).status()?;
+            check(status.code())
+        }
+        Method::OffspringVfork => {
+            let status = offspring::Command::new(PROGRAM).force_spawn_path("vfork").status()?;
             check(status.code())
         }
         Method::Std => {

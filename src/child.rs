@@ -353,10 +353,11 @@ impl Child {
     }
 
     #[doc(hidden)]
-    /// Test probe: `"posix_spawn"` or `"fork"`, the path that started this child.
+    /// Test probe: `"posix_spawn"`, `"vfork"` or `"fork"`, the path that started this child.
     pub fn spawn_path(&self) -> &'static str {
         match self.path {
             PathTaken::PosixSpawn => "posix_spawn",
+            PathTaken::Vfork => "vfork",
             PathTaken::Fork => "fork",
         }
     }

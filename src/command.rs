@@ -16,7 +16,9 @@ use crate::reaper::{self, Proc};
 use crate::signal::Signal;
 use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio, StdioKind};
 use crate::sys::cstr::CStringArray;
-use crate::sys::spawn::{self as sys_spawn, ChildStage, FdPlan, PreExec, Rlimit, SpawnRequest};
+use crate::sys::spawn::{
+    self as sys_spawn, ChildStage, FdPlan, PathTaken, PreExec, Rlimit, SpawnRequest,
+};
 use crate::validate;
 
 /// A number for one of the child's file descriptors, for [`Command::fd`]: 3 or above (0, 1
@@ -118,7 +120,7 @@ pub struct Command {
     parent_death_signal: Option<Signal>,
     pub(crate) pre_exec: Vec<PreExec>,
     drop_policy: DropPolicy,
-    force_fork: bool,
+    force_path: Option<PathTaken>,
     /// Capture options for the buffered runners (`src/exec.rs`).
     pub(crate) run: crate::exec::RunOptions,
 }
@@ -151,7 +153,7 @@ impl Command {
             parent_death_signal: None,
             pre_exec: Vec::new(),
             drop_policy: DropPolicy::Reap,
-            force_fork: false,
+            force_path: None,
             run: Default::default(),
         }
     }
@@ -363,7 +365,20 @@ impl Command {
     #[doc(hidden)]
     /// Test switch: always use the fork path.
     pub fn force_fork_path(&mut self, yes: bool) -> &mut Command {
-        self.force_fork = yes;
+        self.force_path = yes.then_some(PathTaken::Fork);
+        self
+    }
+
+    #[doc(hidden)]
+    /// Test switch: use the named spawn path, `"posix_spawn"`, `"vfork"` or `"fork"` (the
+    /// vfork path falls back to fork where the kernel lacks it). `posix_spawn` is used only
+    /// when it can apply every setting.
+    pub fn force_spawn_path(&mut self, path: &str) -> &mut Command {
+        self.force_path = match path {
+            "vfork" => Some(PathTaken::Vfork),
+            "fork" => Some(PathTaken::Fork),
+            _ => None,
+        };
         self
     }
 
@@ -510,69 +525,74 @@ impl Command {
 
         // The child's fds: (target, source); the parent keeps the other ends of pipes.
         let mut io = ChildIo::default();
-        let mut null: Option<OwnedFd> = None;
-        let mut sources: Vec<(RawFd, OwnedOrNull)> = Vec::new();
+        let mut sources: Vec<(RawFd, Source<'_>)> = Vec::new();
         let std_cfgs = [
-            (0, self.stdin.take(), defaults.stdin),
-            (1, self.stdout.take(), defaults.stdout),
-            (2, self.stderr.take(), defaults.stderr),
+            (0, &self.stdin, defaults.stdin),
+            (1, &self.stdout, defaults.stdout),
+            (2, &self.stderr, defaults.stderr),
         ];
         for (target, cfg, default) in std_cfgs {
-            let kind = cfg.map(|s| s.0).unwrap_or(default.into_kind());
-            match kind {
-                StdioKind::Inherit => {}
-                StdioKind::Null => sources.push((target, OwnedOrNull::Null)),
-                StdioKind::Fd(fd) => sources.push((target, OwnedOrNull::Owned(fd))),
-                StdioKind::Piped => {
+            match want(cfg.as_ref(), default) {
+                Want::Inherit => {}
+                Want::Null => sources.push((target, Source::Null)),
+                Want::Fd(fd) => sources.push((target, Source::Borrowed(fd))),
+                Want::Piped => {
                     let (rd, wr) = crate::sys::pipe::pipe()
                         .map_err(|e| Error::os(Stage::Setup, e, "creating a pipe"))?;
-                    if target == 0 {
-                        io.stdin = Some(ChildStdin::new(wr));
-                        sources.push((target, OwnedOrNull::Owned(rd)));
-                    } else {
-                        if target == 1 {
-                            io.stdout = Some(ChildStdout::new(rd));
-                        } else {
-                            io.stderr = Some(ChildStderr::new(rd));
+                    let theirs = match target {
+                        0 => {
+                            io.stdin = Some(ChildStdin::new(wr));
+                            rd
                         }
-                        sources.push((target, OwnedOrNull::Owned(wr)));
-                    }
+                        1 => {
+                            io.stdout = Some(ChildStdout::new(rd));
+                            wr
+                        }
+                        _ => {
+                            io.stderr = Some(ChildStderr::new(rd));
+                            wr
+                        }
+                    };
+                    sources.push((target, Source::Owned(theirs)));
                 }
             }
         }
-        for (child_fd, cfg) in self.extra_fds.drain(..) {
+        for (child_fd, cfg) in &self.extra_fds {
             let target = child_fd.0;
-            match cfg.0 {
-                StdioKind::Inherit => {
+            match want(Some(cfg), DefaultIo::Inherit) {
+                Want::Inherit => {
                     // The parent's fd with the same number, if it is open.
                     let own = crate::sys::dup_cloexec(target).map_err(|e| {
                         Error::os(Stage::Setup, e, format!("passing the parent's fd {target}"))
                     })?;
-                    sources.push((target, OwnedOrNull::Owned(own)));
+                    sources.push((target, Source::Owned(own)));
                 }
-                StdioKind::Null => sources.push((target, OwnedOrNull::Null)),
-                StdioKind::Fd(fd) => sources.push((target, OwnedOrNull::Owned(fd))),
-                StdioKind::Piped => {
+                Want::Null => sources.push((target, Source::Null)),
+                Want::Fd(fd) => sources.push((target, Source::Borrowed(fd))),
+                Want::Piped => {
                     let (mine, theirs) = crate::sys::pipe::socketpair()
                         .map_err(|e| Error::os(Stage::Setup, e, "creating a socket pair"))?;
-                    io.extra.push((child_fd, mine));
-                    sources.push((target, OwnedOrNull::Owned(theirs)));
+                    io.extra.push((*child_fd, mine));
+                    sources.push((target, Source::Owned(theirs)));
                 }
             }
         }
-        if sources.iter().any(|(_, s)| matches!(s, OwnedOrNull::Null)) {
-            null = Some(
+        let null = if sources.iter().any(|(_, s)| matches!(s, Source::Null)) {
+            Some(
                 sys_spawn::open_dev_null()
                     .map_err(|e| Error::os(Stage::Setup, e, "opening /dev/null"))?,
-            );
-        }
+            )
+        } else {
+            None
+        };
         let max_target = sources.iter().map(|(t, _)| *t).max().unwrap_or(2).max(2);
         // Move every source above every target so that the child's dup2 sequence never
         // overwrites a source it still needs (swaps, a pipe that happens to sit at fd 1).
-        fn source_fd<'a>(src: &'a OwnedOrNull, null: &'a Option<OwnedFd>) -> BorrowedFd<'a> {
+        fn source_fd<'a>(src: &'a Source<'_>, null: &'a Option<OwnedFd>) -> BorrowedFd<'a> {
             match src {
-                OwnedOrNull::Owned(fd) => fd.as_fd(),
-                OwnedOrNull::Null => null.as_ref().expect("opened above").as_fd(),
+                Source::Borrowed(fd) => *fd,
+                Source::Owned(fd) => fd.as_fd(),
+                Source::Null => null.as_ref().expect("opened above").as_fd(),
             }
         }
         let mut relocated: Vec<Option<OwnedFd>> = Vec::with_capacity(sources.len());
@@ -614,7 +634,8 @@ impl Command {
             rlimits: &self.rlimits,
             parent_death_signal: self.parent_death_signal.map(|s| s.as_raw()),
             pre_exec: &mut self.pre_exec,
-            force_fork: self.force_fork,
+            force: self.force_path,
+            report_fd: -1,
         };
         let spawned = match sys_spawn::spawn(&mut req) {
             Ok(s) => s,
@@ -633,7 +654,7 @@ impl Command {
             crate::sys::wait::reap_blocking(pid);
             e
         };
-        let proc = match reaper::open_pidfd(pid) {
+        let proc = match reaper::open_pidfd(pid, spawned.pidfd) {
             Ok(pidfd) => {
                 let proc = Arc::new(Proc::new(pid, pidfd));
                 reaper::register(&proc).map_err(abandon)?;
@@ -692,11 +713,35 @@ fn exec_message(errno: i32) -> String {
     }
 }
 
-/// A source fd for the child: one we own, or the shared `/dev/null`.
+/// A source fd for the child: the command's own (it keeps it for the next spawn, as std's
+/// `Command` does), one created for this spawn, or the shared `/dev/null`.
 #[derive(Debug)]
-pub(crate) enum OwnedOrNull {
+enum Source<'a> {
+    Borrowed(BorrowedFd<'a>),
     Owned(OwnedFd),
     Null,
+}
+
+/// What a stdio setting asks for, with the command's fd borrowed.
+enum Want<'a> {
+    Inherit,
+    Null,
+    Piped,
+    Fd(BorrowedFd<'a>),
+}
+
+fn want(cfg: Option<&Stdio>, default: DefaultIo) -> Want<'_> {
+    match cfg.map(|s| &s.0) {
+        Some(StdioKind::Inherit) => Want::Inherit,
+        Some(StdioKind::Null) => Want::Null,
+        Some(StdioKind::Piped) => Want::Piped,
+        Some(StdioKind::Fd(fd)) => Want::Fd(fd.as_fd()),
+        None => match default {
+            DefaultIo::Inherit => Want::Inherit,
+            DefaultIo::Null => Want::Null,
+            DefaultIo::Piped => Want::Piped,
+        },
+    }
 }
 
 /// The parent's ends of a new child's pipes.
@@ -722,16 +767,6 @@ pub(crate) enum DefaultIo {
     Inherit,
     Null,
     Piped,
-}
-
-impl DefaultIo {
-    fn into_kind(self) -> StdioKind {
-        match self {
-            DefaultIo::Inherit => StdioKind::Inherit,
-            DefaultIo::Null => StdioKind::Null,
-            DefaultIo::Piped => StdioKind::Piped,
-        }
-    }
 }
 
 impl Defaults {

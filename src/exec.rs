@@ -29,9 +29,9 @@ use crate::stdio::{Stdio, StdioKind};
 /// Never build it by pasting in text you do not control (file names, user input, anything
 /// from the network): a name like `x; rm -rf ~` runs the second command. Either pass such
 /// values as separate arguments with [`exec_file`] or [`Command`], where no shell ever sees
-/// them, or quote every one with offspring's shell-quoting helpers (the `sh!` and `cmd!`
-/// macros, which quote each interpolated value so the shell reads it back as exactly one
-/// word).
+/// them, or build the line with [`sh!`](crate::sh), which quotes every interpolated value so
+/// the shell reads it back as exactly one word (and [`cmd!`](crate::cmd) builds an argv with no
+/// shell at all).
 ///
 /// Returns a [`Command`] for `/bin/sh`, so every option applies (`env`, `current_dir`,
 /// `timeout`, `input`...); finish with [`read`](Command::read),

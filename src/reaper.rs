@@ -134,7 +134,11 @@ impl Proc {
             // not an error.
             let _ = tx.try_send(exit);
         }
-        self.cond.notify_all();
+        // Only the fallback path's waiters sleep on the condition variable; with a pidfd they
+        // sleep in `poll`, and a notification would be a wasted system call.
+        if self.pidfd.is_none() {
+            self.cond.notify_all();
+        }
     }
 
     /// Adds a subscriber; if the child is already gone, it gets its message at once.
@@ -176,15 +180,24 @@ impl Proc {
 
     /// Waits until the child is collected or `deadline` passes.
     pub(crate) fn wait_deadline(&self, deadline: Option<Instant>) -> io::Result<Option<Outcome>> {
+        // With a pidfd, `poll` says when to reap (at once if the child is already gone); the
+        // first `waitid` comes only then. Without, the reaper collects on SIGCHLD and
+        // notifies the condition variable, and this thread also tries itself each round.
+        let mut first = self.pidfd.is_some();
         loop {
-            if let Some(o) = self.try_collect() {
+            if first {
+                first = false;
+                if let Some(o) = self.outcome() {
+                    return Ok(Some(o));
+                }
+            } else if let Some(o) = self.try_collect() {
                 return Ok(Some(o));
             }
             let timeout = match deadline {
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
-                        return Ok(None);
+                        return Ok(self.try_collect());
                     }
                     Some(d - now)
                 }
@@ -192,7 +205,6 @@ impl Proc {
             };
             match &self.pidfd {
                 Some(fd) => {
-                    // Reap on this thread as soon as the pidfd says the child exited.
                     let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
                     let ts = timeout.map(timespec);
                     match rustix::event::poll(&mut fds, ts.as_ref()) {
@@ -201,7 +213,6 @@ impl Proc {
                     }
                 }
                 None => {
-                    // The reaper collects on SIGCHLD and notifies the condition variable.
                     let st = self.lock();
                     if st.outcome.is_none() {
                         let wait = timeout.unwrap_or(FALLBACK_RESCAN);
@@ -264,9 +275,15 @@ fn reaper() -> Result<&'static Reaper> {
 /// # Errors
 ///
 /// Fails (typically with `EMFILE`) when pidfds are in use but none could be opened.
-pub(crate) fn open_pidfd(pid: Pid) -> io::Result<Option<OwnedFd>> {
+///
+/// `existing` is a pidfd the spawn path already produced atomically (`CLONE_PIDFD`); it is
+/// used as is, or closed on the fallback path, which must not track children by pidfd.
+pub(crate) fn open_pidfd(pid: Pid, existing: Option<OwnedFd>) -> io::Result<Option<OwnedFd>> {
     match reaper().map(|r| &r.mode) {
-        Ok(Mode::Pidfd { .. }) => sys_wait::pidfd_open(pid).map(Some),
+        Ok(Mode::Pidfd { .. }) => match existing {
+            Some(fd) => Ok(Some(fd)),
+            None => sys_wait::pidfd_open(pid).map(Some),
+        },
         _ => Ok(None),
     }
 }

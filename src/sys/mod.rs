@@ -62,8 +62,10 @@ pub(crate) fn errno_name(errno: i32) -> &'static str {
 pub(crate) mod buf;
 pub(crate) mod cstr;
 pub(crate) mod pipe;
+mod pre_exec;
 pub(crate) mod sigchld;
 pub(crate) mod spawn;
+pub(crate) mod vfork;
 pub(crate) mod wait;
 
 mod fd;

@@ -80,7 +80,10 @@ pub(crate) struct SpawnRequest<'a> {
     pub(crate) rlimits: &'a [Rlimit],
     pub(crate) parent_death_signal: Option<c_int>,
     pub(crate) pre_exec: &'a mut [PreExec],
-    pub(crate) force_fork: bool,
+    /// Test switch: take this path (the vfork path falls back to fork where unavailable).
+    pub(crate) force: Option<PathTaken>,
+    /// The fork path's failure-report pipe, kept open in the child when closing fds; -1.
+    pub(crate) report_fd: RawFd,
 }
 
 /// Where in the child a spawn failed.
@@ -115,19 +118,21 @@ impl SpawnError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PathTaken {
     PosixSpawn,
+    Vfork,
     Fork,
 }
 
-/// A started child.
+/// A started child, with its pidfd when the spawn path produced one atomically.
 #[derive(Debug)]
 pub(crate) struct Spawned {
     pub(crate) pid: rustix::process::Pid,
+    pub(crate) pidfd: Option<OwnedFd>,
     pub(crate) path: PathTaken,
 }
 
 /// Why a request must take the fork path, or `None` if `posix_spawn` can do it.
 pub(crate) fn fork_reasons(req: &SpawnRequest<'_>) -> Option<&'static str> {
-    if req.force_fork {
+    if req.force.is_some_and(|p| p != PathTaken::PosixSpawn) {
         Some("forced")
     } else if !req.pre_exec.is_empty() {
         Some("pre_exec hook")
@@ -148,13 +153,22 @@ pub(crate) fn fork_reasons(req: &SpawnRequest<'_>) -> Option<&'static str> {
     }
 }
 
-/// Starts the child described by `req`.
+/// Starts the child described by `req`: through `posix_spawn` when it can do the job, else
+/// through the vfork path (`clone3`, flat with a large heap) unless a user hook needs a real
+/// `fork`, else through `fork`.
 pub(crate) fn spawn(req: &mut SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
-    let (pid, path) = match fork_reasons(req) {
-        None => (posix_spawn(req)?, PathTaken::PosixSpawn),
-        Some(_) => (fork_exec(req)?, PathTaken::Fork),
-    };
-    Ok(Spawned { pid, path })
+    if fork_reasons(req).is_none() {
+        let pid = posix_spawn(req)?;
+        return Ok(Spawned { pid, pidfd: None, path: PathTaken::PosixSpawn });
+    }
+    let vfork_ok = req.pre_exec.is_empty() && req.force != Some(PathTaken::Fork);
+    if vfork_ok && super::vfork::available() {
+        if let Some((pid, pidfd)) = super::vfork::spawn(req)? {
+            return Ok(Spawned { pid, pidfd: Some(pidfd), path: PathTaken::Vfork });
+        }
+    }
+    let pid = fork_exec(req)?;
+    Ok(Spawned { pid, pidfd: None, path: PathTaken::Fork })
 }
 
 type AddChdir = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, *const c_char) -> c_int;
@@ -294,10 +308,10 @@ fn posix_spawn(req: &SpawnRequest<'_>) -> Result<rustix::process::Pid, SpawnErro
                 plan.target,
             ))?;
         }
-        for fd in gaps(req) {
-            check(libc::posix_spawn_file_actions_addclose(fa.ptr(), fd))?;
-        }
         if req.close_fds {
+            for fd in gaps(req) {
+                check(libc::posix_spawn_file_actions_addclose(fa.ptr(), fd))?;
+            }
             let addclosefrom = libc_fns().addclosefrom.expect("checked by fork_reasons");
             check(addclosefrom(fa.ptr(), req.max_target + 1))?;
         }
@@ -359,7 +373,6 @@ fn decode_report(buf: &[u8; 8]) -> Option<(c_int, ChildStage)> {
 fn fork_exec(req: &mut SpawnRequest<'_>) -> Result<rustix::process::Pid, SpawnError> {
     let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| SpawnError::parent(e.into()))?;
-    let empty = sigset(&[]);
     let mut full = MaybeUninit::<libc::sigset_t>::uninit();
     let mut old = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigfillset initialises `full`; pthread_sigmask reads `full` and writes the old
@@ -370,13 +383,17 @@ fn fork_exec(req: &mut SpawnRequest<'_>) -> Result<rustix::process::Pid, SpawnEr
         libc::pthread_sigmask(libc::SIG_SETMASK, full.as_ptr(), old.as_mut_ptr());
     }
     let err_fd = write_end.as_raw_fd();
+    req.report_fd = err_fd;
 
-    // SAFETY: fork is sound to call; in the child, `child_after_fork` keeps to the rules
-    // stated on it (async-signal-safe calls only, no allocation, no locks) and never returns.
+    // SAFETY: fork is sound to call; in the child, `child_setup` keeps to the rules stated
+    // on it (async-signal-safe calls only, no allocation, no locks).
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        // SAFETY: we are the child of a fork; see `child_after_fork`.
-        unsafe { child_after_fork(req, err_fd, &empty) }
+        // SAFETY: we are the child of a fork; see `child_setup`. It returns only on failure.
+        unsafe {
+            let (errno, stage) = child_setup(req);
+            child_fail(err_fd, errno, stage)
+        }
     }
     let fork_errno = if pid < 0 { Some(io::Error::last_os_error()) } else { None };
     // SAFETY: restores the mask saved above; `old` was initialised by pthread_sigmask.
@@ -438,53 +455,55 @@ fn errno() -> c_int {
     io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }
 
-/// The child side of the fork path. Never returns.
+/// The child side of the fork and vfork paths: applies the request and execs. Returns only
+/// on failure, with the errno and the stage that failed; the caller reports them and exits.
 ///
 /// # Safety
 ///
-/// Must only be called in the child, right after `fork`, in a process that may have had other
-/// threads: so this code makes only async-signal-safe calls (`dup2`, `close`, `chdir`,
+/// Must only be called in the child, right after `fork` (or `clone3` with `CLONE_VM`, where
+/// the kernel cleared the signal handlers), in a process that may have had other threads: so
+/// this code makes only async-signal-safe calls (`dup2`, `close`, `chdir`,
 /// `setsid`, `setpgid`, `setrlimit`, `umask`, `prctl`, raw credential syscalls,
 /// `sigaction`, `sigprocmask`, `execve`, `write`, `_exit`), allocates and frees nothing,
 /// takes no lock and drops nothing that owns memory. Everything it reads was prepared by the
 /// parent before the fork. The user's `pre_exec` hooks are bound by the same rules, as
 /// documented on `Command::pre_exec`.
-unsafe fn child_after_fork(req: &mut SpawnRequest<'_>, err_fd: RawFd, empty: &libc::sigset_t) -> ! {
-    // SAFETY: the whole function body: see the function's contract above; every pointer passed is to
-    // data owned by `req` or to locals, valid for the duration of each call.
+pub(crate) unsafe fn child_setup(req: &mut SpawnRequest<'_>) -> (c_int, ChildStage) {
+    // SAFETY: the whole function body: see the function's contract above; every pointer
+    // passed is to data owned by `req` or to locals, valid for the duration of each call.
     unsafe {
         if req.new_session && libc::setsid() < 0 {
-            child_fail(err_fd, errno(), ChildStage::Setup);
+            return (errno(), ChildStage::Setup);
         }
         if let Some(pgid) = req.process_group {
             if libc::setpgid(0, pgid) < 0 {
-                child_fail(err_fd, errno(), ChildStage::Setup);
+                return (errno(), ChildStage::Setup);
             }
         }
         // Sources are all numbered above every target, so these dup2s never clobber a source
         // still to be used. dup2 clears CLOEXEC on the target.
         for plan in req.fds.iter() {
             if libc::dup2(plan.source.as_raw_fd(), plan.target) < 0 {
-                child_fail(err_fd, errno(), ChildStage::Setup);
-            }
-        }
-        for fd in 3..=req.max_target {
-            if !req.fds.iter().any(|p| p.target == fd) {
-                libc::close(fd);
+                return (errno(), ChildStage::Setup);
             }
         }
         if req.close_fds {
-            close_range_except(req.max_target + 1, err_fd);
+            for fd in gaps(req) {
+                libc::close(fd);
+            }
+            // The fork path's report pipe sits above every target and is CLOEXEC: keep it
+            // open until exec. (The vfork path reports through memory.)
+            close_range_except(req.max_target + 1, req.report_fd);
         }
         if let Some(cwd) = req.cwd {
             if libc::chdir(cwd.as_ptr()) < 0 {
-                child_fail(err_fd, errno(), ChildStage::Chdir);
+                return (errno(), ChildStage::Chdir);
             }
         }
         for rl in req.rlimits.iter() {
             let lim = libc::rlimit { rlim_cur: rl.soft as _, rlim_max: rl.hard as _ };
             if libc::setrlimit(rl.resource as _, &lim) < 0 {
-                child_fail(err_fd, errno(), ChildStage::Setup);
+                return (errno(), ChildStage::Setup);
             }
         }
         if let Some(mask) = req.umask {
@@ -492,7 +511,7 @@ unsafe fn child_after_fork(req: &mut SpawnRequest<'_>, err_fd: RawFd, empty: &li
         }
         if let Some(sig) = req.parent_death_signal {
             if libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) < 0 {
-                child_fail(err_fd, errno(), ChildStage::Setup);
+                return (errno(), ChildStage::Setup);
             }
         }
         // Credentials through raw syscalls: glibc's wrappers broadcast to every thread of
@@ -500,7 +519,7 @@ unsafe fn child_after_fork(req: &mut SpawnRequest<'_>, err_fd: RawFd, empty: &li
         // (dropping the uid first would forbid the other two).
         if let Some(groups) = req.groups {
             if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) < 0 {
-                child_fail(err_fd, errno(), ChildStage::Setup);
+                return (errno(), ChildStage::Setup);
             }
         } else if req.uid.is_some() {
             // Like std: changing the uid drops the supplementary groups, unless the caller
@@ -508,17 +527,17 @@ unsafe fn child_after_fork(req: &mut SpawnRequest<'_>, err_fd: RawFd, empty: &li
             if libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) < 0
                 && errno() != libc::EPERM
             {
-                child_fail(err_fd, errno(), ChildStage::Setup);
+                return (errno(), ChildStage::Setup);
             }
         }
         if let Some(gid) = req.gid {
             if libc::syscall(libc::SYS_setgid, gid) < 0 {
-                child_fail(err_fd, errno(), ChildStage::Setup);
+                return (errno(), ChildStage::Setup);
             }
         }
         if let Some(uid) = req.uid {
             if libc::syscall(libc::SYS_setuid, uid) < 0 {
-                child_fail(err_fd, errno(), ChildStage::Setup);
+                return (errno(), ChildStage::Setup);
             }
         }
         let mut dfl: libc::sigaction = std::mem::zeroed();
@@ -526,14 +545,19 @@ unsafe fn child_after_fork(req: &mut SpawnRequest<'_>, err_fd: RawFd, empty: &li
         for &sig in req.sig_default.iter() {
             libc::sigaction(sig, &dfl, std::ptr::null_mut());
         }
-        libc::sigprocmask(libc::SIG_SETMASK, empty, std::ptr::null_mut());
+        let mut empty = MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(empty.as_mut_ptr());
+        libc::sigprocmask(libc::SIG_SETMASK, empty.as_ptr(), std::ptr::null_mut());
         for hook in req.pre_exec.iter_mut() {
             if let Err(e) = hook() {
-                child_fail(err_fd, e.raw_os_error().unwrap_or(libc::EINVAL), ChildStage::Setup);
+                let errno = e.raw_os_error().unwrap_or(libc::EINVAL);
+                // Dropping a custom error would free memory, which is not allowed here.
+                std::mem::forget(e);
+                return (errno, ChildStage::Setup);
             }
         }
         libc::execve(req.program.as_ptr(), req.argv.as_ptr(), req.envp.as_ptr());
-        child_fail(err_fd, errno(), ChildStage::Exec)
+        (errno(), ChildStage::Exec)
     }
 }
 

@@ -208,3 +208,23 @@ pub(crate) fn kill_group(pgid: Pid, sig: i32) -> io::Result<()> {
         Ok(())
     }
 }
+
+/// `waitid(P_PIDFD, fd, WEXITED)`—Blocks until the child exits and reaps it. For a child that
+/// failed before exec and is known to exit at once.
+pub(crate) fn pidfd_reap_blocking(pidfd: &OwnedFd) -> io::Result<()> {
+    const P_PIDFD: libc::idtype_t = 3;
+    loop {
+        let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+        // SAFETY: waitid on a pidfd we own, with a zeroed out-parameter.
+        let r = unsafe {
+            libc::waitid(P_PIDFD, pidfd.as_raw_fd() as libc::id_t, info.as_mut_ptr(), libc::WEXITED)
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}

@@ -9,7 +9,7 @@ use crate::support::{assert_no_new_fds, children, fixture, isolated, open_fds, S
 
 fn cmd(program: impl AsRef<std::ffi::OsStr>, path: SpawnPath) -> Command {
     let mut c = Command::new(program);
-    c.force_fork_path(path == SpawnPath::Fork);
+    c.force_spawn_path(path.name());
     c
 }
 

@@ -96,6 +96,11 @@ fn fd_table_exact_under_concurrent_spawning_posix_spawn() {
 }
 
 #[test]
+fn fd_table_exact_under_concurrent_spawning_vfork() {
+    concurrent_fd_table(SpawnPath::Vfork);
+}
+
+#[test]
 fn fd_table_exact_under_concurrent_spawning_fork() {
     concurrent_fd_table(SpawnPath::Fork);
 }

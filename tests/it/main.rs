@@ -17,11 +17,19 @@ mod errors;
 mod exec;
 /// The child's fd table and signal state, including under concurrent spawning.
 mod fds;
+/// `cmd!` and `sh!`: one value, one argument or one shell word.
+mod macros;
+/// Shell quoting against real dash and bash; the fuzz corpus replayed on stable.
+mod quote;
 /// The reaper: no zombies after drop, the SIGCHLD fallback runs the same suite.
 mod reaper;
 /// Signals: terminate/kill escalation, process groups, pid reuse.
 mod signal;
 /// Spawning: argv, env, cwd, stdio, exit statuses, on both spawn paths.
 mod spawn;
+/// Policy: no `unsafe` outside `src/sys/`, SAFETY comments, CHANGELOG and README current.
+mod tidy;
+/// The validators agree with spawning; the `Operand` guard against option injection.
+mod validate;
 /// Waiting: deadlines, many waiters, exit channels, std children alongside ours.
 mod wait;

@@ -31,7 +31,11 @@ fn dropping_10000_running_and_exited_children_leaves_no_zombie_and_no_fd() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     for i in 0..n {
-        let path = if i % 4 == 3 { SpawnPath::Fork } else { SpawnPath::PosixSpawn };
+        let path = match i % 8 {
+            3 => SpawnPath::Fork,
+            7 => SpawnPath::Vfork,
+            _ => SpawnPath::PosixSpawn,
+        };
         let child = if i % 2 == 0 {
             // Exits at once: often gone before the handle is dropped.
             fixture(path, ["exit", "0"]).spawn().unwrap()

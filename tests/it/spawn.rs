@@ -14,14 +14,22 @@ fn nul_split(bytes: &[u8]) -> Vec<Vec<u8>> {
 }
 
 #[test]
-fn both_paths_are_really_taken() {
+#[allow(unsafe_code)] // declaring a pre_exec hook
+fn every_path_is_really_taken() {
     for path in PATHS {
         let child = fixture(path, ["exit", "0"]).spawn().unwrap();
         assert_eq!(child.spawn_path(), path.name());
         assert!(child.wait().unwrap().success());
     }
-    // A pre-exec setting that posix_spawn cannot do takes the fork path by itself.
+    // A setting that posix_spawn cannot apply takes the vfork path by itself...
     let child = fixture(SpawnPath::PosixSpawn, ["exit", "0"]).umask(0o022).spawn().unwrap();
+    assert_eq!(child.spawn_path(), "vfork");
+    child.wait().unwrap();
+    // ...and a user hook takes a real fork.
+    let mut cmd = fixture(SpawnPath::PosixSpawn, ["exit", "0"]);
+    // SAFETY: the hook does nothing.
+    unsafe { cmd.pre_exec(|| Ok(())) };
+    let child = cmd.spawn().unwrap();
     assert_eq!(child.spawn_path(), "fork");
     child.wait().unwrap();
 }
@@ -119,12 +127,12 @@ fn program_is_looked_up_on_the_childs_path() {
     std::os::unix::fs::symlink(fixture_path, dir.join("offspring-probe")).unwrap();
     for path in PATHS {
         let mut cmd = Command::new("offspring-probe");
-        cmd.force_fork_path(path == SpawnPath::Fork);
+        cmd.force_spawn_path(path.name());
         // Not on this process's PATH...
         assert_eq!(cmd.output().unwrap_err().kind(), offspring::ErrorKind::NotFound);
         // ...but on the child's.
         let mut cmd = Command::new("offspring-probe");
-        cmd.force_fork_path(path == SpawnPath::Fork);
+        cmd.force_spawn_path(path.name());
         cmd.env("PATH", &dir).args(["echo", "found"]);
         assert_eq!(cmd.output().unwrap().stdout, b"found\n");
     }
@@ -138,13 +146,13 @@ fn relative_path_entries_are_skipped_unless_asked() {
     for path in PATHS {
         // `.` and an empty entry mean the working directory: never searched by default.
         let mut cmd = Command::new("offspring-dot");
-        cmd.force_fork_path(path == SpawnPath::Fork);
+        cmd.force_spawn_path(path.name());
         cmd.env("PATH", ".:").current_dir(&dir).args(["echo", "x"]);
         assert_eq!(cmd.output().unwrap_err().kind(), offspring::ErrorKind::NotFound);
         // With the opt-in they resolve against the child's working directory.
         cmd.search_relative_path(true);
         let mut cmd2 = Command::new("offspring-dot");
-        cmd2.force_fork_path(path == SpawnPath::Fork);
+        cmd2.force_spawn_path(path.name());
         cmd2.env("PATH", ".:").current_dir(&dir).args(["echo", "x"]).search_relative_path(true);
         assert_eq!(cmd2.output().unwrap().stdout, b"x\n", "{path:?}");
     }
@@ -161,7 +169,7 @@ fn cwd_is_set_and_a_relative_program_resolves_against_it() {
         assert_eq!(out.stdout, format!("{}\n", real.display()).into_bytes(), "{path:?}");
         // A program with a slash is relative to the child's working directory.
         let mut cmd = Command::new("./probe");
-        cmd.force_fork_path(path == SpawnPath::Fork).current_dir(&dir).arg("pwd");
+        cmd.force_spawn_path(path.name()).current_dir(&dir).arg("pwd");
         let out = cmd.output().unwrap();
         assert_eq!(out.stdout, format!("{}\n", real.display()).into_bytes(), "{path:?}");
     }
@@ -314,4 +322,27 @@ pub fn tempdir(tag: &str) -> std::path::PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[test]
+fn a_command_spawns_again_with_the_same_settings() {
+    for path in PATHS {
+        let file = tempdir("again").join("out");
+        let mut cmd = fixture(path, ["echo", "again"]);
+        cmd.stdout(std::fs::File::create(&file).unwrap()).stdin(Stdio::null());
+        assert!(cmd.status().unwrap().success());
+        assert!(cmd.status().unwrap().success());
+        // Both children wrote through the command's one file description.
+        assert_eq!(std::fs::read(&file).unwrap(), b"again\nagain\n", "{path:?}");
+        // Piped stdio gets a fresh pipe each time.
+        let mut cmd = fixture(path, ["echo", "piped"]);
+        cmd.stdout(Stdio::piped());
+        for _ in 0..2 {
+            let mut child = cmd.spawn().unwrap();
+            let mut got = String::new();
+            child.stdout.take().unwrap().read_to_string(&mut got).unwrap();
+            assert_eq!(got, "piped\n");
+            child.wait().unwrap();
+        }
+    }
 }

@@ -5,19 +5,22 @@ use std::time::Duration;
 
 use offspring::Command;
 
-/// The two ways offspring starts a child; spawn tests run on both.
+/// The ways offspring starts a child; spawn tests run on each: `posix_spawn` (the default),
+/// the vfork path (`clone3`, for settings posix_spawn lacks) and `fork` (for `pre_exec`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SpawnPath {
     PosixSpawn,
+    Vfork,
     Fork,
 }
 
-pub const PATHS: [SpawnPath; 2] = [SpawnPath::PosixSpawn, SpawnPath::Fork];
+pub const PATHS: [SpawnPath; 3] = [SpawnPath::PosixSpawn, SpawnPath::Vfork, SpawnPath::Fork];
 
 impl SpawnPath {
     pub fn name(self) -> &'static str {
         match self {
             SpawnPath::PosixSpawn => "posix_spawn",
+            SpawnPath::Vfork => "vfork",
             SpawnPath::Fork => "fork",
         }
     }
@@ -31,7 +34,7 @@ where
 {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_offspring-fixture"));
     cmd.args(args);
-    cmd.force_fork_path(path == SpawnPath::Fork);
+    cmd.force_spawn_path(path.name());
     cmd
 }
 

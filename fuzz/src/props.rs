@@ -1,0 +1,285 @@
+//! The properties the fuzz targets check, as functions that panic on a violation.
+//!
+//! A fuzz input is read as a list of words: its bytes cut at each NUL, the one byte no word
+//! can hold. This file is shared with `tests/it/quote.rs` through `#[path]`.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+
+use offspring::{quote, validate, ErrorKind, Operand, QuoteError, Stage};
+
+use super::shell::Shells;
+
+fn os(bytes: &[u8]) -> &OsStr {
+    OsStr::from_bytes(bytes)
+}
+
+fn show(bytes: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(bytes))
+}
+
+fn bytes_of(words: &[OsString]) -> Vec<&[u8]> {
+    words.iter().map(|w| w.as_bytes()).collect()
+}
+
+/// The words of a fuzz input: its bytes cut at each NUL.
+pub fn words(data: &[u8]) -> Vec<&[u8]> {
+    data.split(|&b| b == 0).collect()
+}
+
+/// `split(quote(w)) == [w]` for every word, `split(join(words)) == words`, NUL refused with
+/// its offset, `split` of anything never panics and inverts `join` on what it accepts, and
+/// `display` is printable.
+pub fn roundtrip(data: &[u8]) {
+    let words = words(data);
+    if let Some(at) = data.iter().position(|&b| b == 0) {
+        assert_eq!(quote::quote(os(data)), Err(QuoteError::Nul { index: 0, offset: at }));
+        assert_eq!(
+            quote::join([os(b"x"), os(data)]),
+            Err(QuoteError::Nul { index: 1, offset: at })
+        );
+    }
+    for w in &words {
+        let q = quote::quote(os(w)).expect("a word without NUL quotes");
+        let back = quote::split(&q)
+            .unwrap_or_else(|e| panic!("split(quote({})) = {:?} failed: {e}", show(w), q));
+        assert_eq!(bytes_of(&back), [*w], "split(quote({})) via {:?}", show(w), q);
+        if let Ok(text) = std::str::from_utf8(w) {
+            assert_eq!(quote::quote_str(text).expect("no NUL").as_bytes(), q.as_bytes());
+        }
+    }
+    let line = quote::join(words.iter().map(|w| os(w))).expect("words without NUL join");
+    let back = quote::split(&line)
+        .unwrap_or_else(|e| panic!("split(join(...)) = split({line:?}) failed: {e}"));
+    assert_eq!(bytes_of(&back), words, "split(join(words)) via {line:?}");
+    if let Ok(texts) = words.iter().map(|w| std::str::from_utf8(w)).collect::<Result<Vec<_>, _>>() {
+        assert_eq!(quote::join_str(&texts).expect("no NUL").as_bytes(), line.as_bytes());
+    }
+
+    match quote::split(os(data)) {
+        Ok(split) => {
+            assert!(!data.contains(&0), "split accepted a NUL in {}", show(data));
+            let again = quote::split(quote::join(&split).expect("split words hold no NUL"))
+                .expect("split accepts what join writes");
+            assert_eq!(again, split, "split(join(split(line))) for {}", show(data));
+            if let Ok(text) = std::str::from_utf8(data) {
+                let texts = quote::split_str(text).expect("split_str agrees with split");
+                assert_eq!(
+                    texts.iter().map(|t| t.as_bytes()).collect::<Vec<_>>(),
+                    bytes_of(&split)
+                );
+            }
+        }
+        Err(e) => {
+            assert!(e.offset() < data.len().max(1), "{e:?} is past the end of {}", show(data));
+            assert!(!e.to_string().is_empty());
+        }
+    }
+
+    let shown = quote::display(words.iter().map(|w| os(w)));
+    assert!(
+        shown.chars().all(|c| c == '\n' || !c.is_control()),
+        "display wrote a control character: {shown:?}"
+    );
+}
+
+/// One piece of shell code, the words a shell must read from it, and the input it came from.
+struct Case {
+    input: usize,
+    what: &'static str,
+    code: Vec<u8>,
+    expect: Vec<Vec<u8>>,
+}
+
+/// Inputs for the differential check against real shells, batched so that one round trip
+/// to the shells checks many inputs.
+///
+/// For each input, every shell must read `quote(w)` back as `[w]` for each word, `join(words)`
+/// (and, if asked, `display(words)`) as the words, and the input itself, when `split` accepts
+/// it, as the words `split` returned.
+#[derive(Default)]
+pub struct ShellCases {
+    inputs: Vec<Vec<u8>>,
+    cases: Vec<Case>,
+}
+
+impl ShellCases {
+    /// No inputs yet.
+    pub fn new() -> ShellCases {
+        ShellCases::default()
+    }
+
+    /// How many inputs are waiting to be checked.
+    pub fn len(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// Whether no input is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.inputs.is_empty()
+    }
+
+    /// Adds the cases of one input. `display` also checks [`quote::display`], whose
+    /// `$(printf ...)` forks the shells and is therefore slow.
+    pub fn add(&mut self, data: &[u8], display: bool) {
+        let input = self.inputs.len();
+        self.inputs.push(data.to_vec());
+        let words = words(data);
+        for w in &words {
+            let code = quote::quote(os(w)).expect("no NUL").into_encoded_bytes();
+            self.cases.push(Case { input, what: "quote", code, expect: vec![w.to_vec()] });
+        }
+        let all: Vec<Vec<u8>> = words.iter().map(|w| w.to_vec()).collect();
+        let code = quote::join(words.iter().map(|w| os(w))).expect("no NUL").into_encoded_bytes();
+        self.cases.push(Case { input, what: "join", code, expect: all.clone() });
+        if display {
+            let code = quote::display(words.iter().map(|w| os(w))).into_bytes();
+            self.cases.push(Case { input, what: "display", code, expect: all });
+        }
+        // A line `split` accepts, if `split` also sees it as one command after the `w` that
+        // the harness puts in front (so a leading newline cannot start a command of its own).
+        let mut prefixed = b"w ".to_vec();
+        prefixed.extend_from_slice(data);
+        if let (Ok(split), Ok(with_w)) = (quote::split(os(data)), quote::split(os(&prefixed))) {
+            if with_w.len() == split.len() + 1 && with_w[1..] == split[..] {
+                let expect = split.iter().map(|w| w.as_bytes().to_vec()).collect();
+                self.cases.push(Case { input, what: "split", code: data.to_vec(), expect });
+            }
+        }
+    }
+
+    /// Runs every waiting case in every shell and forgets them.
+    ///
+    /// # Errors
+    ///
+    /// The first input that fails, and why. When a shell fails a whole batch (a hang, an
+    /// answer out of step), the inputs are retried one by one to find the one to blame.
+    pub fn check(&mut self, shells: &mut Shells) -> Result<(), (Vec<u8>, String)> {
+        let inputs = std::mem::take(&mut self.inputs);
+        let cases = std::mem::take(&mut self.cases);
+        if cases.is_empty() {
+            return Ok(());
+        }
+        let codes: Vec<&[u8]> = cases.iter().map(|c| c.code.as_slice()).collect();
+        let answers = shells.run(&codes);
+        for (shell, answers) in shells.shells.iter().zip(answers) {
+            let answers = match answers {
+                Ok(answers) => answers,
+                Err(e) if inputs.len() > 1 => {
+                    // Find the input to blame.
+                    for data in &inputs {
+                        let display = cases.iter().any(|c| c.what == "display");
+                        let mut one = ShellCases::new();
+                        one.add(data, display);
+                        one.check(shells)?;
+                    }
+                    return Err((
+                        inputs.concat(),
+                        format!("{e}\n(batch failed, no single input did)"),
+                    ));
+                }
+                Err(e) => {
+                    let codes: Vec<String> = codes.iter().map(|c| show(c)).collect();
+                    return Err((inputs[0].clone(), format!("{e}\ncodes: {codes:?}")));
+                }
+            };
+            for (case, got) in cases.iter().zip(&answers) {
+                if *got != case.expect {
+                    let data = &inputs[case.input];
+                    let got: Vec<String> = got.iter().map(|w| show(w)).collect();
+                    let expect: Vec<String> = case.expect.iter().map(|w| show(w)).collect();
+                    let message = format!(
+                        "{} read {}({}) = {} as {got:?}, not {expect:?}",
+                        shell.name(),
+                        case.what,
+                        show(data),
+                        show(&case.code),
+                    );
+                    return Err((data.clone(), message));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The differential check for one input, `display` included; panics on a failure.
+pub fn shells(data: &[u8], shells: &mut Shells) {
+    let mut cases = ShellCases::new();
+    cases.add(data, true);
+    if let Err((_, message)) = cases.check(shells) {
+        panic!("{message}");
+    }
+}
+
+/// The validators never panic and never accept a NUL; each accepts exactly what its rule
+/// allows; errors are `InvalidInput` at the validate stage and name the item.
+///
+/// The input is cut at `0xff` into parts (which may hold NUL): the program and arguments
+/// are all the parts, the environment variable is the first two.
+pub fn validate(data: &[u8]) {
+    let parts: Vec<&[u8]> = data.split(|&b| b == 0xff).collect();
+    let has_nul = |b: &[u8]| b.contains(&0);
+    let check = |r: offspring::Result<()>, ok: bool, what: &str| -> Option<String> {
+        match r {
+            Ok(()) => {
+                assert!(ok, "{what} accepted {}", show(data));
+                None
+            }
+            Err(e) => {
+                assert!(!ok, "{what} refused {}: {e}", show(data));
+                assert_eq!(e.kind(), ErrorKind::InvalidInput);
+                assert_eq!(e.stage(), Stage::Validate);
+                Some(e.to_string())
+            }
+        }
+    };
+
+    let program = parts[0];
+    check(validate::program(os(program)), !program.is_empty() && !has_nul(program), "program");
+
+    let first_bad = parts.iter().enumerate().find(|(i, p)| has_nul(p) || (*i == 0 && p.is_empty()));
+    let msg = check(validate::argv(parts.iter().map(|p| os(p))), first_bad.is_none(), "argv");
+    if let (Some(msg), Some((i, p))) = (msg, first_bad) {
+        if i > 0 {
+            let at = p.iter().position(|&b| b == 0).expect("a NUL");
+            let expected = format!("argument {i} contains a NUL byte at offset {at}");
+            assert!(msg.contains(&expected), "{msg:?} does not say {expected:?}");
+        } else {
+            assert!(msg.contains("program"), "{msg:?} does not name the program");
+        }
+    }
+
+    let key = parts[0];
+    let value = parts.get(1).copied().unwrap_or_default();
+    let key_ok = !key.is_empty() && !key.contains(&b'=') && !has_nul(key);
+    check(validate::env(os(key), os(value)), key_ok && !has_nul(value), "env");
+
+    check(validate::cwd(os(program)), !program.is_empty() && !has_nul(program), "cwd");
+
+    match Operand::new(os(program)) {
+        Ok(op) => {
+            assert!(
+                !program.starts_with(b"-") && !has_nul(program),
+                "Operand::new accepted {}",
+                show(program)
+            );
+            assert_eq!(op.as_os_str().as_bytes(), program);
+        }
+        Err(e) => {
+            assert!(
+                program.starts_with(b"-") || has_nul(program),
+                "Operand::new refused {}: {e}",
+                show(program)
+            );
+        }
+    }
+    match Operand::path(os(program)) {
+        Ok(op) => {
+            let b = op.as_os_str().as_bytes();
+            assert!(!has_nul(b) && !b.starts_with(b"-"), "Operand::path gave {}", show(b));
+            assert!(b == program || (b.starts_with(b"./") && &b[2..] == program));
+        }
+        Err(_) => assert!(has_nul(program), "Operand::path refused {}", show(program)),
+    }
+}

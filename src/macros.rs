@@ -1,0 +1,572 @@
+//! `cmd!` and `sh!`: interpolation that is safe by construction, with `macro_rules!` only.
+//!
+//! `cmd!` never involves a shell: each value becomes one argument. `sh!` builds shell code
+//! from a template the programmer wrote and values that are always quoted; the template is
+//! checked at compile time by a `const fn` lexer ([`check_template`]) that refuses a
+//! placeholder anywhere a quoted value would not stay one word (inside quotes, after a
+//! backslash or a `$`, in backquotes, `${...}`, `$((...))`, a comment or after a here-document),
+//! and a placeholder count that differs from the value count.
+//!
+//! The items here are the macros' support code: public so that the macros can reach them from
+//! other crates, hidden from the documentation, and not part of the API.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+use crate::command::Command;
+
+/// Builds a [`Command`](crate::Command) from a program and arguments, with no shell: every
+/// value is exactly one argument.
+///
+/// ```text
+/// cmd!(program)
+/// cmd!(program, arg, arg, ..args, arg)
+/// ```
+///
+/// `program` and each `arg` are expressions of any type that is `AsRef<OsStr>` (`&str`,
+/// `String`, `Path`, `OsString`, [`Operand`](crate::Operand), ...); they are borrowed, not
+/// moved. `..args` (a splat) is an expression that is `IntoIterator` with items that are
+/// `AsRef<OsStr>`, and adds one argument per item (it is taken by value; write `..&list` to
+/// keep the list). Values are never split on spaces, never globbed, never read by a shell:
+/// a file called `x; rm -rf ~` is one argument, whatever it contains.
+///
+/// The result is an ordinary `Command`, so everything else (environment, working
+/// directory, stdio) is set with its methods. Values that cannot go into an argv (a NUL
+/// byte) make the spawn fail with [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput)
+/// before anything runs.
+///
+/// An untrusted value that starts with `-` is still read as an option by most programs: put
+/// `"--"` before untrusted values, or see [`Operand`](crate::Operand).
+///
+/// # Examples
+///
+/// ```
+/// use offspring::cmd;
+///
+/// let name = "x; echo INJECTED";
+/// let flags = ["-n", "--"];
+/// let out = cmd!("printf", "[%s]", ..flags, name, "").output()?;
+/// assert_eq!(out.stdout, b"[-n][--][x; echo INJECTED][]");
+/// # Ok::<(), offspring::Error>(())
+/// ```
+#[macro_export]
+macro_rules! cmd {
+    ($program:expr $(,)?) => {
+        $crate::Command::new(&$program)
+    };
+    ($program:expr, $($rest:tt)*) => {{
+        let mut __offspring_cmd = $crate::Command::new(&$program);
+        $crate::__cmd_args!(__offspring_cmd; $($rest)*);
+        __offspring_cmd
+    }};
+}
+
+/// Adds `cmd!`'s arguments one by one, in order.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cmd_args {
+    ($cmd:ident;) => {};
+    ($cmd:ident; .. $args:expr $(, $($rest:tt)*)?) => {
+        $cmd.args($args);
+        $crate::__cmd_args!($cmd; $($($rest)*)?);
+    };
+    ($cmd:ident; $arg:expr $(, $($rest:tt)*)?) => {
+        $cmd.arg(&$arg);
+        $crate::__cmd_args!($cmd; $($($rest)*)?);
+    };
+}
+
+/// Builds a [`Command`](crate::Command) that runs a shell script, `/bin/sh -c SCRIPT`, from a
+/// template in which every interpolated value is quoted.
+///
+/// <div class="warning">
+///
+/// **The template is shell code.** It is run by `/bin/sh` with all the power of a shell:
+/// pipes, redirections, expansions, globs, `;`. It must be a string literal, so it is
+/// written by the programmer; data goes only into the values, which are always quoted.
+/// Never build a template or a `sh -c` argument with `format!`: that is how programs get
+/// owned (see [the crate documentation](crate#shell-quoting)). When no shell feature is needed,
+/// use [`cmd!`](crate::cmd), which runs no shell at all.
+///
+/// </div>
+///
+/// ```text
+/// sh!("template with {} placeholders", value, ..values)
+/// ```
+///
+/// Each `{}` in the template takes the next value, quoted by the rule of
+/// [`quote::quote`](crate::quote::quote), so the shell reads it back as exactly one word with
+/// exactly the value's bytes. A splat `..values` (an `IntoIterator` of `AsRef<OsStr>`) fills
+/// its placeholder with all its items, each quoted, separated by spaces: one word each.
+/// `{{` and `}}` write a literal `{` and `}` (as in `format!`): `${{HOME}}`, `{{ a; b; }}`.
+///
+/// # Compile-time checks
+///
+/// The template is checked when the program is compiled, so a mistake is a compile error,
+/// never a runtime surprise or an injection:
+///
+/// - the number of `{}` placeholders must equal the number of values;
+/// - a `{` or `}` that is not part of `{}`, `{{` or `}}` is refused;
+/// - a placeholder must stand where a quoted word keeps its meaning: not inside `'...'` or
+///   `"..."` (the value is quoted already; `"{}"` would put its quotes inside yours), not
+///   right after a `\` or a `$`, not inside backquotes, `${...}` or `$((...))`, not in a
+///   comment, and not anywhere after a here-document `<<`. Placeholders inside `$(...)` are
+///   fine. The checker does not follow `case` inside `$(...)` and refuses it there.
+///
+/// Quoting keeps each value one word; it does not stop a command from running a word as
+/// code: `sh!("eval {}", x)`, `sh!("bash -c {}", x)` and bash's arithmetic on a word
+/// (`let {}`, `[[ {} -eq 1 ]]`) execute `x` however it is quoted (see
+/// [the quoting rule](crate::quote#the-quoting-rule)).
+///
+/// A value with a NUL byte cannot be quoted (no shell word holds one); it is kept as it is,
+/// so spawning the command fails with [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput)
+/// and nothing runs.
+///
+/// # Examples
+///
+/// ```
+/// use offspring::sh;
+///
+/// let pattern = "it's $(not) a command";
+/// let files = ["a b.txt", "-v"];
+/// let out = sh!("printf '%s\\n' {} | grep -c -F -e {}; echo {}", pattern, pattern, ..files)
+///     .output()?;
+/// assert_eq!(out.stdout, b"1\na b.txt -v\n");
+/// # Ok::<(), offspring::Error>(())
+/// ```
+///
+/// A template that does not fit its values does not compile:
+///
+/// ```compile_fail
+/// let cmd = offspring::sh!("grep {} {}", "pattern");
+/// ```
+///
+/// ```compile_fail
+/// let cmd = offspring::sh!("echo '{}'", "no quotes needed, or allowed");
+/// ```
+#[macro_export]
+macro_rules! sh {
+    ($template:literal $(, $($values:tt)*)?) => {{
+        const _: () = $crate::macros::check_template($template, $crate::__sh_count!($($($values)*)?));
+        let mut __offspring_script = $crate::macros::Script::new($template);
+        $crate::__sh_values!(__offspring_script; $($($values)*)?);
+        __offspring_script.into_command()
+    }};
+}
+
+/// Counts `sh!`'s values.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __sh_count {
+    () => { 0usize };
+    (.. $values:expr $(, $($rest:tt)*)?) => { 1usize + $crate::__sh_count!($($($rest)*)?) };
+    ($value:expr $(, $($rest:tt)*)?) => { 1usize + $crate::__sh_count!($($($rest)*)?) };
+}
+
+/// Fills `sh!`'s placeholders one by one, in order.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __sh_values {
+    ($script:ident;) => {};
+    ($script:ident; .. $values:expr $(, $($rest:tt)*)?) => {
+        $script.values($values);
+        $crate::__sh_values!($script; $($($rest)*)?);
+    };
+    ($script:ident; $value:expr $(, $($rest:tt)*)?) => {
+        $script.value(&$value);
+        $crate::__sh_values!($script; $($($rest)*)?);
+    };
+}
+
+/// A script being built from an `sh!` template that [`check_template`] accepted.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Script {
+    template: &'static [u8],
+    /// How far into the template the script has been written.
+    at: usize,
+    script: Vec<u8>,
+}
+
+impl Script {
+    /// Starts a script from `template`.
+    pub fn new(template: &'static str) -> Script {
+        Script { template: template.as_bytes(), at: 0, script: Vec::with_capacity(template.len()) }
+    }
+
+    /// Copies the template up to the next placeholder (or its end), decoding `{{` and `}}`.
+    /// Returns whether a placeholder was found.
+    fn advance(&mut self) -> bool {
+        let t = self.template;
+        while self.at < t.len() {
+            let b = t[self.at];
+            let next = t.get(self.at + 1).copied();
+            self.at += 1;
+            match (b, next) {
+                (b'{', Some(b'}')) => {
+                    self.at += 1;
+                    return true;
+                }
+                (b'{', Some(b'{')) | (b'}', Some(b'}')) => {
+                    self.at += 1;
+                    self.script.push(b);
+                }
+                _ => self.script.push(b),
+            }
+        }
+        false
+    }
+
+    /// Writes one quoted value at the next placeholder.
+    pub fn value<S: AsRef<OsStr> + ?Sized>(&mut self, value: &S) {
+        self.advance();
+        push_value(&mut self.script, value.as_ref());
+    }
+
+    /// Writes several quoted values, separated by spaces, at the next placeholder.
+    pub fn values<I>(&mut self, values: I)
+    where
+        I: IntoIterator,
+        I::Item: AsRef<OsStr>,
+    {
+        self.advance();
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.script.push(b' ');
+            }
+            push_value(&mut self.script, value.as_ref());
+        }
+    }
+
+    /// The script so far plus the rest of the template.
+    fn finish(mut self) -> OsString {
+        while self.advance() {}
+        OsString::from_vec(self.script)
+    }
+
+    /// `/bin/sh -c SCRIPT`.
+    pub fn into_command(self) -> Command {
+        let mut script = self.finish();
+        // `sh -c -x` reads `-x` as options, not as the script: a script that starts with a
+        // value such as `-x` or `+x` gets a leading space, which changes nothing else.
+        if script.as_bytes().first().is_some_and(|b| matches!(b, b'-' | b'+')) {
+            let mut spaced = OsString::from(" ");
+            spaced.push(&script);
+            script = spaced;
+        }
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg(script);
+        cmd
+    }
+}
+
+/// Appends `value` quoted; a value with a NUL is appended as it is, so that spawning fails.
+fn push_value(script: &mut Vec<u8>, value: &OsStr) {
+    match crate::quote::quote(value) {
+        Ok(quoted) => script.extend_from_slice(quoted.as_bytes()),
+        Err(_) => script.extend_from_slice(value.as_bytes()),
+    }
+}
+
+// What the template lexer is inside of.
+const TOP: u8 = 0;
+/// `'...'`
+const SQ: u8 = 1;
+/// `"..."`
+const DQ: u8 = 2;
+/// `$'...'` (bash, dash 0.5.13+)
+const DSQ: u8 = 3;
+/// `` `...` ``
+const BQ: u8 = 4;
+/// `$(...)`
+const CMD: u8 = 5;
+/// `(...)`: a subshell, or a group in `$(...)`
+const PAREN: u8 = 6;
+/// `${...}`
+const BRACE: u8 = 7;
+/// `$((...))`
+const ARITH: u8 = 8;
+/// `(...)` inside `$((...))`
+const ARITH_PAREN: u8 = 9;
+
+/// How deeply the lexer follows nesting; deeper templates are refused.
+const MAX_DEPTH: usize = 32;
+
+/// A placeholder, in the decoded template.
+const PLACEHOLDER: u16 = 0x100;
+
+/// The next decoded item of `t` at `i`: a byte, or [`PLACEHOLDER`], and its length in `t`.
+const fn decode(t: &[u8], i: usize) -> (u16, usize) {
+    let b = t[i];
+    let next = if i + 1 < t.len() { t[i + 1] } else { 0 };
+    if b == b'{' {
+        if next == b'}' {
+            return (PLACEHOLDER, 2);
+        }
+        if next == b'{' {
+            return (b'{' as u16, 2);
+        }
+        panic!(
+            "sh!: a `{{` in the template must be `{{}}` (a placeholder) or `{{{{` (a literal `{{`)"
+        );
+    }
+    if b == b'}' {
+        if next == b'}' {
+            return (b'}' as u16, 2);
+        }
+        panic!("sh!: a `}}` in the template must be written `}}}}`");
+    }
+    (b as u16, 1)
+}
+
+/// Whether `t` at `i` starts the word `case` (which makes `)` unbalanced).
+const fn is_case(t: &[u8], i: usize) -> bool {
+    if i + 4 > t.len() {
+        return false;
+    }
+    if !(t[i] == b'c' && t[i + 1] == b'a' && t[i + 2] == b's' && t[i + 3] == b'e') {
+        return false;
+    }
+    i + 4 == t.len() || matches!(t[i + 4], b' ' | b'\t' | b'\n' | b';')
+}
+
+/// Checks an `sh!` template against its number of values, at compile time: every `{` and `}`
+/// is part of `{}`, `{{` or `}}`; every `{}` stands where a quoted value stays one word; and
+/// there are as many `{}` as values. Panics (a compile error in a `const`) otherwise.
+#[doc(hidden)]
+pub const fn check_template(template: &str, values: usize) {
+    let t = template.as_bytes();
+    let mut stack = [TOP; MAX_DEPTH];
+    let mut depth = 1;
+    let mut placeholders = 0;
+    let mut escaped = false;
+    let mut comment = false;
+    let mut heredoc = false;
+    let mut word_start = true;
+    let mut after_dollar = false;
+    let mut i = 0;
+    while i < t.len() {
+        let (item, len) = decode(t, i);
+        let top = stack[depth - 1];
+        if item == PLACEHOLDER {
+            if top == SQ || top == DQ || top == DSQ {
+                panic!("sh!: a `{{}}` placeholder inside quotes: values are quoted for you, so remove the quotes around it");
+            }
+            if escaped {
+                panic!("sh!: a `{{}}` placeholder right after a backslash");
+            }
+            if after_dollar {
+                panic!("sh!: a `{{}}` placeholder right after `$` (it would read as `$'...'`); write `${{{{NAME}}}}` to expand a variable");
+            }
+            if comment {
+                panic!("sh!: a `{{}}` placeholder inside a `#` comment");
+            }
+            if heredoc {
+                panic!("sh!: a `{{}}` placeholder after a here-document `<<`, whose body is not quoted");
+            }
+            if top == BQ {
+                panic!("sh!: a `{{}}` placeholder inside backquotes; use `$(...)` instead");
+            }
+            if top == BRACE {
+                panic!("sh!: a `{{}}` placeholder inside `${{{{...}}}}`");
+            }
+            if top == ARITH || top == ARITH_PAREN {
+                panic!("sh!: a `{{}}` placeholder inside `$((...))`");
+            }
+            placeholders += 1;
+            word_start = false;
+            i += len;
+            continue;
+        }
+        let c = item as u8;
+        let next = if i + len < t.len() { t[i + len] } else { 0 };
+        let was_after_dollar = after_dollar;
+        after_dollar = false;
+        i += len;
+        if escaped {
+            escaped = false;
+            word_start = false;
+            continue;
+        }
+        if comment {
+            if c == b'\n' {
+                comment = false;
+                word_start = true;
+            }
+            continue;
+        }
+        if depth == MAX_DEPTH {
+            panic!("sh!: the template nests too deeply");
+        }
+        if top == SQ {
+            if c == b'\'' {
+                depth -= 1;
+            }
+            continue;
+        }
+        if top == DSQ || top == BQ {
+            if c == b'\\' {
+                escaped = true;
+            } else if (top == DSQ && c == b'\'') || (top == BQ && c == b'`') {
+                depth -= 1;
+            }
+            continue;
+        }
+        if top == ARITH || top == ARITH_PAREN {
+            if c == b'(' {
+                stack[depth] = ARITH_PAREN;
+                depth += 1;
+            } else if c == b')' {
+                if top == ARITH && next == b')' {
+                    i += 1;
+                }
+                depth -= 1;
+            }
+            continue;
+        }
+        // TOP, CMD, PAREN, DQ and BRACE: quotes and expansions can open here.
+        let code = top == TOP || top == CMD || top == PAREN;
+        match c {
+            b'\\' => escaped = true,
+            b'"' if top == DQ => depth -= 1,
+            b'}' if top == BRACE => depth -= 1,
+            b'\'' if top != DQ => {
+                stack[depth] = if was_after_dollar { DSQ } else { SQ };
+                depth += 1;
+            }
+            b'"' => {
+                stack[depth] = DQ;
+                depth += 1;
+            }
+            b'`' => {
+                stack[depth] = BQ;
+                depth += 1;
+            }
+            b'$' => {
+                if next == b'(' && i + 1 < t.len() && t[i + 1] == b'(' {
+                    stack[depth] = ARITH;
+                    i += 2;
+                } else if next == b'(' {
+                    stack[depth] = CMD;
+                    i += 1;
+                } else if next == b'{' && i + 1 < t.len() && t[i + 1] == b'{' {
+                    stack[depth] = BRACE;
+                    i += 2;
+                } else {
+                    after_dollar = true;
+                    word_start = false;
+                    continue;
+                }
+                depth += 1;
+                word_start = true;
+                continue;
+            }
+            b'(' if code => {
+                stack[depth] = PAREN;
+                depth += 1;
+            }
+            b')' if top == CMD || top == PAREN => depth -= 1,
+            b'#' if code && word_start => comment = true,
+            b'<' if code && next == b'<' => heredoc = true,
+            b'c' if code && word_start && depth > 1 && is_case(t, i - 1) => {
+                panic!("sh!: `case` inside `$(...)` or `(...)` is not supported by the template checker")
+            }
+            _ => {}
+        }
+        word_start = code
+            && matches!(c, b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'(' | b')' | b'<' | b'>');
+    }
+    if depth != 1 || escaped {
+        panic!("sh!: the template has an unterminated quote, `$(`, `${{{{`, backquote or trailing backslash");
+    }
+    if placeholders < values {
+        panic!("sh!: more values than `{{}}` placeholders in the template");
+    }
+    if placeholders > values {
+        panic!("sh!: more `{{}}` placeholders in the template than values");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepts(template: &str, values: usize) -> bool {
+        std::panic::catch_unwind(|| check_template(template, values)).is_ok()
+    }
+
+    fn script(template: &'static str, values: &[&str]) -> String {
+        let mut s = Script::new(template);
+        for v in values {
+            s.value(v);
+        }
+        s.finish().into_string().unwrap()
+    }
+
+    #[test]
+    fn template_placeholders_are_counted() {
+        assert!(accepts("true", 0));
+        assert!(accepts("echo {} {}", 2));
+        assert!(!accepts("echo {} {}", 1));
+        assert!(!accepts("echo {}", 2));
+        assert!(accepts("echo {{}} {{ {}; }}", 1));
+        assert!(!accepts("echo {x}", 0));
+        assert!(!accepts("echo }", 0));
+        assert!(!accepts("echo {", 0));
+    }
+
+    #[test]
+    fn template_placeholders_must_stay_one_word() {
+        for ok in [
+            "echo {}",
+            "a{}b --opt={} X={} {}",
+            "echo $({}) \"$(cat {})\" $(echo ')' {})",
+            "(cd {} && ls) | grep -- {}",
+            "echo 'a' \"b\" $'c' {}",
+            "echo ${{HOME}}/{} $((1 + (2))) {}",
+            "echo a#b {}",
+            "echo \\' {}",
+            "echo \"it's\" {}",
+            "case {} in a) echo;; esac",
+            "x=`echo a` {}",
+            "echo \"${{x:-\"}}\"}}\" {}",
+        ] {
+            let n = ok.matches("{}").count() - ok.matches("{{}}").count();
+            assert!(accepts(ok, n), "{ok}");
+        }
+        for bad in [
+            "echo '{}'",
+            "echo \"{}\"",
+            "echo \"$(echo \"{}\")\"",
+            "echo $'{}'",
+            "echo \\{}",
+            "echo ${}",
+            "echo `cat {}`",
+            "echo \"`cat {}`\"",
+            "echo ${{x:-{}}}",
+            "echo $(( {} + 1 ))",
+            "echo hi # {}",
+            "cat <<EOF\n{}\nEOF",
+            "cat <<EOF\nEOF\necho {}",
+            "echo \"$(case x in a) echo \"{}\";; esac)\"",
+            "echo 'unterminated {}",
+            "echo \"",
+            "echo $(",
+            "echo \\",
+        ] {
+            let n = bad.matches("{}").count();
+            assert!(!accepts(bad, n), "{bad}");
+        }
+    }
+
+    #[test]
+    fn script_quotes_every_value() {
+        assert_eq!(script("echo {} {{}} {}", &["a b", "it's"]), r#"echo 'a b' {} 'it'"'"'s'"#);
+        assert_eq!(script("{}", &["plain"]), "plain");
+        assert_eq!(script("echo", &[]), "echo");
+        let mut s = Script::new("ls {} -- {}");
+        s.values(["-l", "a b"]);
+        s.values(Vec::<String>::new());
+        assert_eq!(s.finish(), "ls -l 'a b' -- ");
+    }
+}

@@ -1,0 +1,199 @@
+//! The vfork path: `clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_CLEAR_SIGHAND)`, for
+//! what `posix_spawn` cannot do (credentials, umask, rlimits, parent-death signal) without
+//! paying for `fork`'s page-table copy.
+//!
+//! The child shares the parent's memory and runs on a stack of its own, while the calling
+//! thread is suspended until the child execs or exits (`CLONE_VFORK`). It runs the same setup
+//! code as the fork path (`spawn::child_setup`), with two differences that make sharing
+//! memory safe:
+//!
+//! - `CLONE_CLEAR_SIGHAND` (Linux 5.5) resets every signal handler in the child to
+//!   `SIG_DFL` (ignored signals stay ignored), so no handler of the parent can run in the
+//!   child and write to the shared memory. glibc's `posix_spawn` gets the same guarantee by
+//!   querying and resetting all 64 signals, one system call each; here it costs nothing.
+//! - A failure is stored in a [`Report`] in the parent's memory instead of written to a pipe.
+//!
+//! `CLONE_PIDFD` hands back a pidfd atomically, so even a child reaped by someone else at
+//! once is tracked.
+//!
+//! The child starts on its new stack in the middle of the `clone3` system call, so entering
+//! it needs a few instructions of assembly ([`clone3`]); on architectures without them, and
+//! on kernels without `clone3` or `CLONE_CLEAR_SIGHAND`, [`spawn`] returns `None` and the
+//! caller uses the fork path.
+
+#![allow(unsafe_code)]
+
+use std::ffi::c_void;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use super::spawn::{ChildStage, SpawnError, SpawnRequest};
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_VM: u64 = 0x100;
+const CLONE_VFORK: u64 = 0x4000;
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+
+/// The child's stack. Its code is a handful of system calls; 64 KiB is ample.
+const STACK_SIZE: usize = 64 * 1024;
+
+/// Where the child leaves its failure, in memory the parent reads after the child is gone.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Report {
+    pub(crate) errno: i32,
+    pub(crate) stage: Option<ChildStage>,
+}
+
+/// Support, learnt on first use: 0 unknown, 1 works, 2 unavailable.
+static SUPPORT: AtomicU8 = AtomicU8::new(0);
+
+/// `true` if this build has the entry code for this architecture and the kernel has not
+/// refused `clone3` yet.
+pub(crate) fn available() -> bool {
+    cfg!(all(target_os = "linux", target_arch = "x86_64")) && SUPPORT.load(Ordering::Relaxed) != 2
+}
+
+struct ChildArg<'a, 'r> {
+    req: &'a mut SpawnRequest<'r>,
+    report: Report,
+}
+
+extern "C" fn child_main(arg: *mut c_void) -> ! {
+    // SAFETY: `arg` is the `ChildArg` the parent passed to `clone3`; the parent is suspended
+    // until this child execs or exits, so nothing else touches it meanwhile.
+    let arg = unsafe { &mut *arg.cast::<ChildArg<'_, '_>>() };
+    // SAFETY: we are the child of a `clone3(CLONE_VM | CLONE_VFORK | CLONE_CLEAR_SIGHAND)`:
+    // `child_setup` keeps to the post-fork rules (no allocation, no locks, async-signal-safe
+    // calls only), and no signal handler can run here since the kernel cleared them.
+    let (errno, stage) = unsafe { super::spawn::child_setup(arg.req) };
+    arg.report = Report { errno, stage: Some(stage) };
+    // SAFETY: `_exit` ends this child process only (no CLONE_THREAD) without running any
+    // of the parent's exit handlers.
+    unsafe { libc::_exit(127) }
+}
+
+/// Spawns through `clone3`. `Ok(None)` if the kernel refuses `clone3` (too old, or blocked by
+/// a seccomp filter): the caller falls back to the fork path.
+pub(crate) fn spawn(
+    req: &mut SpawnRequest<'_>,
+) -> Result<Option<(rustix::process::Pid, OwnedFd)>, SpawnError> {
+    let mut stack = vec![0u8; STACK_SIZE];
+    let mut pidfd: libc::c_int = -1;
+    let mut arg = ChildArg { req, report: Report::default() };
+    // The stack grows down from the end; the kernel starts the child at `stack + size`,
+    // which must be 16-byte aligned for the call into `child_main`.
+    let base = stack.as_mut_ptr() as usize;
+    let top = (base + STACK_SIZE) & !15;
+    let args = CloneArgs {
+        flags: CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_CLEAR_SIGHAND,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: base as u64,
+        stack_size: (top - base) as u64,
+        ..CloneArgs::default()
+    };
+
+    let mut full = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: fills a local set and swaps this thread's mask, saving the old one. With every
+    // signal blocked, the child starts blocked too, until it has reset its signal state.
+    unsafe {
+        libc::sigfillset(full.as_mut_ptr());
+        libc::pthread_sigmask(libc::SIG_SETMASK, full.as_ptr(), old.as_mut_ptr());
+    }
+    // SAFETY: `args` describes a valid stack we own for the child's whole life (the call
+    // returns only after the child has exec'd or exited), `pidfd` is a local the kernel writes,
+    // and `child_main` receives a pointer to `arg`, which outlives the child.
+    let ret = unsafe { clone3(&args, child_main, (&mut arg as *mut ChildArg<'_, '_>).cast()) };
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut()) };
+    drop(stack);
+
+    if ret < 0 {
+        let errno = -ret as i32;
+        if matches!(errno, libc::ENOSYS | libc::EINVAL | libc::EPERM | libc::E2BIG) {
+            SUPPORT.store(2, Ordering::Relaxed);
+            return Ok(None);
+        }
+        return Err(SpawnError { errno, stage: None, in_parent: true });
+    }
+    SUPPORT.store(1, Ordering::Relaxed);
+    // SAFETY: CLONE_PIDFD stored a new pidfd that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let pid =
+        rustix::process::Pid::from_raw(ret as i32).expect("clone3 returned pid 0 in the parent");
+    // The child has exec'd or exited by now. Read what it left with a volatile read: the
+    // compiler did not see the child write it.
+    // SAFETY: `arg.report` is a valid, initialised local.
+    let report = unsafe { std::ptr::read_volatile(&arg.report) };
+    if let Some(stage) = report.stage {
+        // It failed and exited: reap it here so no zombie is left.
+        let _ = super::wait::pidfd_reap_blocking(&pidfd);
+        return Err(SpawnError { errno: report.errno, stage: Some(stage), in_parent: false });
+    }
+    Ok(Some((pid, pidfd)))
+}
+
+/// Enters `clone3` and, in the child, calls `child(arg)` on the new stack.
+///
+/// Returns the child's pid in the parent, or `-errno`.
+///
+/// # Safety
+///
+/// `args` must describe a stack that stays valid until the child execs or exits, and carry
+/// `CLONE_VM | CLONE_VFORK` so that the parent's memory is not used by both at once; `child`
+/// must never return.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+unsafe fn clone3(
+    args: &CloneArgs,
+    child: extern "C" fn(*mut c_void) -> !,
+    arg: *mut c_void,
+) -> i64 {
+    let ret: i64;
+    // SAFETY: the caller's contract. In the parent, the system call returns with only rax,
+    // rcx and r11 changed (declared). In the child, rax is 0 and the kernel has switched rsp
+    // to the new stack: clear the frame pointer, pass `arg` in rdi and call `child`, which
+    // never returns (ud2 traps if it did).
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r13",
+            "call r12",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") args as *const CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") child as usize,
+            in("r13") arg,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+unsafe fn clone3(_: &CloneArgs, _: extern "C" fn(*mut c_void) -> !, _: *mut c_void) -> i64 {
+    -(libc::ENOSYS as i64)
+}
