@@ -57,12 +57,28 @@ struct Inner {
 
 impl CancelHandle {
     /// A new handle that is not cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!offspring::CancelHandle::new().is_canceled());
+    /// ```
     pub fn new() -> CancelHandle {
         CancelHandle::default()
     }
 
     /// Cancels every run that uses this handle (and every clone of it), now and later. Never
     /// blocks; calling it again does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cancel = offspring::CancelHandle::new();
+    /// let other = cancel.clone();
+    /// other.cancel();
+    /// other.cancel();
+    /// assert!(cancel.is_canceled());
+    /// ```
     #[doc(alias = "abort")]
     pub fn cancel(&self) {
         if self.inner.canceled.swap(true, Ordering::SeqCst) {

@@ -41,6 +41,16 @@ use crate::signal::Signal;
 use crate::stdio::ChildStdin;
 
 /// One of the child's two output streams.
+///
+/// # Examples
+///
+/// ```
+/// use offspring::{Command, Stream};
+/// let out = offspring::exec("printf abc; printf de >&2").output()?;
+/// assert_eq!((out.bytes_seen(Stream::Stdout), out.bytes_seen(Stream::Stderr)), (3, 2));
+/// assert_eq!(Stream::Stderr.to_string(), "stderr");
+/// # Ok::<(), offspring::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Stream {
     /// The child's stdout (fd 1).
@@ -76,6 +86,18 @@ impl fmt::Display for Stream {
 }
 
 /// What happens when a stream goes over its [`max_buffer`](crate::Command::max_buffer) limit.
+///
+/// # Examples
+///
+/// ```
+/// use offspring::{Command, ErrorKind, Overflow};
+/// let mut cmd = offspring::exec("printf 0123456789");
+/// cmd.max_buffer(4);
+/// assert_eq!(cmd.run().unwrap_err().kind(), ErrorKind::OutputLimit); // Overflow::Kill
+/// let out = cmd.on_overflow(Overflow::Truncate).run()?;
+/// assert_eq!(out.stdout, b"0123");
+/// # Ok::<(), offspring::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Overflow {
@@ -121,6 +143,19 @@ pub struct Output {
 impl Output {
     /// How many bytes the child wrote to `stream`, counting those that a
     /// [`Truncate`](Overflow::Truncate) limit dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Overflow, Stream};
+    /// let out = offspring::exec("printf 0123456789 >&2")
+    ///     .max_buffer_for(Stream::Stderr, 3)
+    ///     .on_overflow(Overflow::Truncate)
+    ///     .output()?;
+    /// assert_eq!(out.stderr, b"012");
+    /// assert_eq!(out.bytes_seen(Stream::Stderr), 10);
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
     pub fn bytes_seen(&self, stream: Stream) -> u64 {
         self.seen[stream.index()]
     }
@@ -150,6 +185,17 @@ impl Output {
     /// inherited the pipe) still held stdout or stderr open when the
     /// [drain timeout](crate::Command::drain_timeout) ran out. What it wrote until then is
     /// captured; anything later is not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// // The background `sleep` inherits stdout and keeps it open after the shell exits.
+    /// let out = offspring::exec("echo hi; sleep 20 &").drain_timeout(Duration::from_millis(50)).output()?;
+    /// assert!(out.drain_expired());
+    /// assert!(!offspring::exec("echo hi").output()?.drain_expired());
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
     #[doc(alias = "ErrWaitDelay")]
     pub fn drain_expired(&self) -> bool {
         self.drain_expired
@@ -160,6 +206,16 @@ impl Output {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidData`] if it is not valid UTF-8.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let out = offspring::exec("printf 'h\\303\\251'").output()?;
+    /// assert_eq!(out.stdout_str()?, "hé");
+    /// let bad = offspring::exec("printf '\\377'").output()?;
+    /// assert_eq!(bad.stdout_str().unwrap_err().kind(), offspring::ErrorKind::InvalidData);
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
     pub fn stdout_str(&self) -> Result<&str> {
         utf8(&self.stdout, Stream::Stdout)
     }
@@ -169,6 +225,14 @@ impl Output {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidData`] if it is not valid UTF-8.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let out = offspring::exec("echo warning >&2").output()?;
+    /// assert_eq!(out.stderr_str()?, "warning\n");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
     pub fn stderr_str(&self) -> Result<&str> {
         utf8(&self.stderr, Stream::Stderr)
     }
@@ -188,6 +252,14 @@ impl Output {
     }
 
     /// stderr as text, with invalid UTF-8 replaced by `U+FFFD`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let out = offspring::exec("printf 'x\\377' >&2").output()?;
+    /// assert_eq!(out.stderr_lossy(), "x\u{FFFD}");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
     pub fn stderr_lossy(&self) -> Cow<'_, str> {
         String::from_utf8_lossy(&self.stderr)
     }
@@ -884,6 +956,19 @@ impl Child {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidInput`] if `input` is not empty but stdin is not piped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// let mut child = Command::new("sort")
+    ///     .stdin(Stdio::piped())
+    ///     .stdout(Stdio::piped())
+    ///     .spawn()?;
+    /// let out = child.communicate(b"b\na\n")?.wait()?;
+    /// assert_eq!(out.stdout, b"a\nb\n");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
     pub fn communicate<'a>(&'a mut self, input: &'a [u8]) -> Result<Communication<'a>> {
         let stdin = self.stdin.take();
         if stdin.is_none() && !input.is_empty() {
@@ -904,6 +989,19 @@ impl Child {
 impl Communication<'_> {
     /// Bounds how long draining goes on after the child exits (default 1 s), for a grandchild
     /// that keeps the pipes open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// use std::time::Duration;
+    /// let mut child = Command::new("sh").args(["-c", "echo hi; sleep 20 &"]).stdout(Stdio::piped()).spawn()?;
+    /// let mut comm = child.communicate(b"")?;
+    /// let out = comm.drain_timeout(Duration::from_millis(50)).wait()?;
+    /// assert_eq!(out.stdout, b"hi\n");
+    /// assert!(out.drain_expired());
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
     #[doc(alias = "WaitDelay")]
     pub fn drain_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.session.set_drain(timeout);
@@ -920,18 +1018,46 @@ impl Communication<'_> {
     ///
     /// An [`ErrorKind::Io`] error if polling, reading or writing fails (other than the child
     /// closing its stdin, which just ends the input), or a wait error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// let mut child = Command::new("head").args(["-c", "3"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    /// // head stops reading after 3 bytes: the rest of the input is simply not written.
+    /// let mut comm = child.communicate(&[b'z'; 1 << 20])?;
+    /// let out = comm.wait()?;
+    /// assert_eq!(out.stdout, b"zzz");
+    /// assert!(comm.wait()?.stdout.is_empty()); // handed out once
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
     pub fn wait(&mut self) -> Result<Output> {
         self.step(None).map(|o| o.expect("a wait without a deadline finishes"))
     }
 
     /// As [`wait`](Communication::wait), giving up after `timeout`: `Ok(None)` if the child
-    /// has not finished by then.
+    /// has not finished by then. See the [type's example](Communication).
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<Output>> {
         self.step(Some(deadline_after(timeout)))
     }
 
     /// As [`wait`](Communication::wait), giving up at `deadline`: `Ok(None)` if the child has
     /// not finished by then. Nothing read so far is lost; call again to continue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio, Stream};
+    /// use std::time::{Duration, Instant};
+    /// let mut child = Command::new("sh").args(["-c", "echo early; sleep 0.3; echo late"]).stdout(Stdio::piped()).spawn()?;
+    /// let mut comm = child.communicate(b"")?;
+    /// let soon = Instant::now() + Duration::from_millis(150);
+    /// assert!(comm.wait_deadline(soon)?.is_none());
+    /// assert_eq!(comm.captured(Stream::Stdout), b"early\n");
+    /// let out = comm.wait_deadline(Instant::now() + Duration::from_secs(30))?.unwrap();
+    /// assert_eq!(out.stdout, b"early\nlate\n");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
     pub fn wait_deadline(&mut self, deadline: Instant) -> Result<Option<Output>> {
         self.step(Some(deadline))
     }
@@ -946,17 +1072,45 @@ impl Communication<'_> {
         Ok(Some(self.session.finish().output))
     }
 
-    /// What the child has written to `stream` so far (until the output is handed out).
+    /// What the child has written to `stream` so far (until the output is handed out). See
+    /// [`wait_deadline`](Communication::wait_deadline) for an example.
     pub fn captured(&self, stream: Stream) -> &[u8] {
         self.session.captured(stream)
     }
 
     /// The child, to signal it (for example after a `wait_timeout` that ran out).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Signal, Stdio};
+    /// use std::time::Duration;
+    /// let mut child = Command::new("sh").args(["-c", "echo working; exec sleep 30"]).stdout(Stdio::piped()).spawn()?;
+    /// let mut comm = child.communicate(b"")?;
+    /// if comm.wait_timeout(Duration::from_millis(100))?.is_none() {
+    ///     comm.child().signal(Signal::TERM)?;
+    /// }
+    /// let out = comm.wait()?;
+    /// assert_eq!(out.status.signal(), Some(Signal::TERM));
+    /// assert_eq!(out.stdout, b"working\n");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
     pub fn child(&self) -> &Child {
         self.session.child
     }
 
     /// The exit status, once the child has exited (its pipes may still be draining).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// let mut child = Command::new("true").stdout(Stdio::piped()).spawn()?;
+    /// let mut comm = child.communicate(b"")?;
+    /// assert!(comm.wait()?.status.success());
+    /// assert!(comm.status().unwrap().success());
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
     pub fn status(&self) -> Option<ExitStatus> {
         self.session.status()
     }

@@ -322,6 +322,17 @@ impl Command {
     /// What to do when a stream goes over its limit: stop the child and fail
     /// ([`Overflow::Kill`], the default), or keep the first bytes and drain the rest
     /// ([`Overflow::Truncate`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Overflow, Stream};
+    /// let out = offspring::exec("seq 100000").max_buffer(6).on_overflow(Overflow::Truncate).run()?;
+    /// assert_eq!(out.stdout, b"1\n2\n3\n");
+    /// assert!(out.is_truncated());
+    /// assert!(out.bytes_seen(Stream::Stdout) > 500_000);
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
     pub fn on_overflow(&mut self, policy: Overflow) -> &mut Command {
         self.run.overflow = policy;
         self
@@ -350,7 +361,19 @@ impl Command {
     }
 
     /// Lets another thread cancel the run through `handle` (Node's `signal`). See
-    /// [`CancelHandle`].
+    /// [`CancelHandle`] for an example with a second thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{CancelHandle, ErrorKind};
+    /// let cancel = CancelHandle::new();
+    /// cancel.cancel();
+    /// // Already cancelled: fails at once, nothing is spawned.
+    /// let err = offspring::exec("sleep 30").cancel_with(&cancel).run().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Canceled);
+    /// assert!(err.exit_status().is_none());
+    /// ```
     #[doc(alias = "signal")]
     #[doc(alias = "AbortSignal")]
     pub fn cancel_with(&mut self, handle: &CancelHandle) -> &mut Command {

@@ -76,6 +76,19 @@ pub struct OutputReader {
 impl OutputReader {
     /// A reader over `pipe` (a [`ChildStdout`](crate::ChildStdout),
     /// [`ChildStderr`](crate::ChildStderr), or any fd), which it puts in non-blocking mode.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, OutputReader, Stdio};
+    /// use std::io::Read;
+    /// let mut child = Command::new("echo").arg("hi").stdout(Stdio::piped()).spawn()?;
+    /// let mut out = OutputReader::new(child.stdout.take().unwrap());
+    /// let mut s = String::new();
+    /// out.read_to_string(&mut s)?;
+    /// assert_eq!(s, "hi\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(pipe: impl Into<OwnedFd>) -> OutputReader {
         let fd = pipe.into();
         // An fd that refuses non-blocking mode still keeps deadlines: each read with one polls
@@ -113,6 +126,21 @@ impl OutputReader {
     }
 
     /// What is buffered and not yet consumed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// use std::io::BufRead;
+    /// let mut child = Command::new("printf").arg("a\nb\n").stdout(Stdio::piped()).spawn()?;
+    /// child.wait()?;
+    /// let mut out = child.stdout_reader().unwrap();
+    /// let mut line = String::new();
+    /// out.read_line(&mut line)?;
+    /// assert_eq!(line, "a\n");
+    /// assert_eq!(out.buffer(), b"b\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn buffer(&self) -> &[u8] {
         &self.buf[self.pos..]
     }
@@ -124,6 +152,21 @@ impl OutputReader {
     /// # Errors
     ///
     /// [`io::ErrorKind::TimedOut`] if nothing arrived by `deadline`; I/O errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// use std::time::{Duration, Instant};
+    /// let mut child = Command::new("printf").arg("data").stdout(Stdio::piped()).spawn()?;
+    /// let mut out = child.stdout_reader().unwrap();
+    /// let mut buf = [0u8; 16];
+    /// let deadline = Instant::now() + Duration::from_secs(30);
+    /// let n = out.read_deadline(&mut buf, deadline)?;
+    /// assert_eq!(&buf[..n], b"data");
+    /// assert_eq!(out.read_deadline(&mut buf, deadline)?, 0); // end of file
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn read_deadline(&mut self, out: &mut [u8], deadline: Instant) -> io::Result<usize> {
         self.read_inner(out, Some(deadline))
     }
@@ -153,6 +196,20 @@ impl OutputReader {
     /// # Errors
     ///
     /// [`io::ErrorKind::TimedOut`] if nothing arrived by `deadline`; I/O errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// use std::io::BufRead;
+    /// use std::time::{Duration, Instant};
+    /// let mut child = Command::new("printf").arg("chunk").stdout(Stdio::piped()).spawn()?;
+    /// let mut out = child.stdout_reader().unwrap();
+    /// let chunk = out.fill_buf_deadline(Instant::now() + Duration::from_secs(30))?.to_vec();
+    /// assert_eq!(chunk, b"chunk");
+    /// out.consume(chunk.len());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn fill_buf_deadline(&mut self, deadline: Instant) -> io::Result<&[u8]> {
         self.fill_buf_inner(Some(deadline))
     }
@@ -166,6 +223,20 @@ impl OutputReader {
     ///
     /// [`io::ErrorKind::TimedOut`] if the line was not complete by `deadline`: nothing is
     /// appended and nothing consumed. I/O errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// use std::time::{Duration, Instant};
+    /// let mut child = Command::new("printf").arg("a\\0b\\0").stdout(Stdio::piped()).spawn()?;
+    /// let mut out = child.stdout_reader().unwrap();
+    /// let deadline = Instant::now() + Duration::from_secs(30);
+    /// let mut record = Vec::new();
+    /// out.read_until_deadline(0, &mut record, deadline)?;
+    /// assert_eq!(record, b"a\0");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn read_until_deadline(
         &mut self,
         delim: u8,
@@ -184,6 +255,22 @@ impl OutputReader {
     /// [`io::ErrorKind::TimedOut`] if the line was not complete by `deadline` (nothing is
     /// appended and nothing consumed); [`io::ErrorKind::InvalidData`] if the line is not UTF-8
     /// (it is consumed, as std does); I/O errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// use std::time::{Duration, Instant};
+    /// let mut child = Command::new("printf").arg("one\ntwo").stdout(Stdio::piped()).spawn()?;
+    /// let mut out = child.stdout_reader().unwrap();
+    /// let deadline = Instant::now() + Duration::from_secs(30);
+    /// let mut line = String::new();
+    /// out.read_line_deadline(&mut line, deadline)?;
+    /// out.read_line_deadline(&mut line, deadline)?; // the last line has no newline
+    /// assert_eq!(line, "one\ntwo");
+    /// assert_eq!(out.read_line_deadline(&mut line, deadline)?, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn read_line_deadline(
         &mut self,
         line: &mut String,
@@ -193,6 +280,7 @@ impl OutputReader {
     }
 
     /// As [`read_line_deadline`](OutputReader::read_line_deadline), waiting at most `timeout`.
+    /// See the [type's example](OutputReader).
     pub fn read_line_timeout(&mut self, line: &mut String, timeout: Duration) -> io::Result<usize> {
         self.read_line_inner(line, Some(deadline_after(timeout)))
     }
@@ -410,6 +498,19 @@ impl Child {
 
     /// Takes the child's stderr pipe as an [`OutputReader`]. `None` if stderr was not piped
     /// or was taken already.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// use std::io::Read;
+    /// let mut child = Command::new("sh").args(["-c", "echo oops >&2"]).stderr(Stdio::piped()).spawn()?;
+    /// let mut err = String::new();
+    /// child.stderr_reader().unwrap().read_to_string(&mut err)?;
+    /// assert_eq!(err, "oops\n");
+    /// assert!(child.stderr_reader().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stderr_reader(&mut self) -> Option<OutputReader> {
         self.stderr.take().map(OutputReader::new)
     }
