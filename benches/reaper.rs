@@ -58,7 +58,7 @@
 //! every 20 ms (a blocking `recv` would make the reaper wake this thread for each child, work
 //! the C programs do not do) and checks each child died of `SIGKILL`. The reaper's CPU is read
 //! from `/proc/self/task/<tid>/schedstat` (field 1, ns; field 3, `runs`, the times it got a
-//! CPU), for the task whose `comm` is `offspring-reape` (the kernel keeps 15 bytes of a name).
+//! CPU), for the task whose `comm` is `offspring-reap`.
 //!
 //! Peers, same N, in the same rounds (order rotated): `benches/reaper_floor.c`, our own minimal
 //! pidfd + epoll reaper with the same kill schedule (the main thread forks `pause()`ing
@@ -865,7 +865,7 @@ struct TaskSample {
 }
 
 impl Task {
-    /// The task of this process named `offspring-reaper` (`comm` keeps 15 bytes of it). The
+    /// The task of this process named `offspring-reap`. The
     /// new thread names itself, so this retries for a while.
     fn reaper() -> Res<Task> {
         let give_up = Instant::now() + Duration::from_secs(2);
@@ -875,13 +875,13 @@ impl Task {
                 let dir = entry?.path();
                 let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
                 let comm = comm.trim_end();
-                if comm.len() >= 12 && "offspring-reaper".starts_with(comm) {
+                if comm == "offspring-reap" {
                     return Ok(Task { schedstat: dir.join("schedstat") });
                 }
                 seen.push(comm.to_owned());
             }
             if Instant::now() > give_up {
-                return Err(format!("no offspring-reaper thread among {seen:?}").into());
+                return Err(format!("no offspring-reap thread among {seen:?}").into());
             }
             pause(Duration::from_millis(5));
         }
