@@ -361,6 +361,16 @@ impl Child {
             PathTaken::Fork => "fork",
         }
     }
+
+    pub(crate) fn argv(&self) -> &[OsString] {
+        &self.argv
+    }
+
+    /// The child's pidfd, when the reaper tracks it with one: readable once the child exits.
+    pub(crate) fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.proc.pidfd.as_ref().map(|fd| fd.as_fd())
+    }
 }
 
 /// `now + timeout`, saturating far in the future.
