@@ -253,12 +253,6 @@ impl Error {
         Error::os(stage, io::Error::from_raw_os_error(errno), what)
     }
 
-    #[allow(dead_code)] // for the capture engine (issue 4)
-    pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Error {
-        self.inner.kind = kind;
-        self
-    }
-
     pub(crate) fn with_argv<I, S>(mut self, argv: I) -> Error
     where
         I: IntoIterator<Item = S>,
@@ -277,26 +271,22 @@ impl Error {
         self
     }
 
-    #[allow(dead_code)] // for the capture engine (issue 4)
     pub(crate) fn with_status(mut self, status: ExitStatus) -> Error {
         self.inner.status = Some(status);
         self
     }
 
-    #[allow(dead_code)] // for the capture engine (issue 4)
     pub(crate) fn with_signal(mut self, signal: Signal, killed: bool) -> Error {
         self.inner.signal = Some(signal);
         self.inner.killed = killed;
         self
     }
 
-    #[allow(dead_code)] // for the capture engine (issue 4)
     pub(crate) fn with_timeout(mut self, timeout: Duration) -> Error {
         self.inner.timeout = Some(timeout);
         self
     }
 
-    #[allow(dead_code)] // for the capture engine (issue 4)
     pub(crate) fn with_output(mut self, stdout: Vec<u8>, stderr: Vec<u8>) -> Error {
         self.inner.stdout = stdout;
         self.inner.stderr = stderr;

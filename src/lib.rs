@@ -184,7 +184,7 @@
 //! A child that exits stays a zombie until its parent collects its status. `std::process`
 //! leaves that to the caller, and a dropped `std::process::Child` becomes a zombie for the
 //! life of the program. offspring instead starts **one background thread**, named
-//! `offspring-reaper`, the first time a child is spawned, and registers every child with it
+//! `offspring-reap`, the first time a child is spawned, and registers every child with it
 //! before `spawn` returns:
 //!
 //! - On Linux 5.4 and later the reaper sleeps in `epoll` on the children's pidfds (no timer:

@@ -367,23 +367,9 @@ fn many_threads_capture_at_once() {
 /// tests again.
 #[test]
 fn capture_suite_passes_on_the_sigchld_fallback() {
-    if std::env::var_os("OFFSPRING_REAPER").is_some() {
-        return; // already the fallback run
-    }
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new(exe)
-        .args(["capture::", "exec::", "--test-threads=2", "--skip", "one_thousand_runs"])
-        .env("OFFSPRING_REAPER", "sigchld")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "fallback capture suite failed:\n{stdout}\n{stderr}");
-    let passed: usize = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("test result: ok. "))
-        .and_then(|l| l.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    assert!(passed >= 15, "only {passed} tests ran on the fallback path:\n{stdout}");
+    crate::support::rerun_on_sigchld_fallback(
+        &["capture::", "exec::", "--skip", "one_thousand_runs"],
+        &[],
+        15,
+    );
 }
