@@ -407,15 +407,13 @@ struct Sink {
     seen: u64,
     limit: Option<usize>,
     overflow: Overflow,
-    /// The capacity that was last advised to use huge pages.
-    advised: usize,
     /// How far (from the start of `buf`) its pages have been faulted in ahead of the reads.
     prefaulted: usize,
 }
 
 impl Sink {
     fn new(fd: Option<OwnedFd>, limit: Option<usize>, overflow: Overflow) -> Sink {
-        Sink { fd, buf: Vec::new(), seen: 0, limit, overflow, advised: 0, prefaulted: 0 }
+        Sink { fd, buf: Vec::new(), seen: 0, limit, overflow, prefaulted: 0 }
     }
 
     /// Reads what the pipe holds. `reads` bounds the number of read calls.
@@ -432,7 +430,7 @@ impl Sink {
             };
             let res = match room {
                 Some(max) => {
-                    make_room(&mut self.buf, max, &mut self.advised);
+                    make_room(&mut self.buf, max);
                     prefault_ahead(&mut self.buf, &mut self.prefaulted);
                     crate::sys::buf::read_spare(fd, &mut self.buf, max)
                 }
@@ -481,33 +479,21 @@ impl Sink {
 }
 
 /// Makes sure `buf` has free space for a read of up to `max` bytes (at least `MIN_READ`, or
-/// `max` if smaller), growing it geometrically, and advises huge pages on large buffers.
-fn make_room(buf: &mut Vec<u8>, max: usize, advised: &mut usize) {
-    use crate::sys::buf::{advise_huge_pages, huge_capacity, HUGE_PAGE_THRESHOLD};
+/// `max` if smaller), growing it geometrically. (`reserve` at least doubles the capacity:
+/// amortized O(1) per byte; glibc grows a large buffer with `mremap`, without copying it.)
+fn make_room(buf: &mut Vec<u8>, max: usize) {
     let want = MIN_READ.min(max);
-    let (len, cap) = (buf.len(), buf.capacity());
-    if cap - len >= want {
-        return;
-    }
-    if len + want < HUGE_PAGE_THRESHOLD {
-        // `reserve` at least doubles the capacity: amortized O(1) per byte.
+    if buf.capacity() - buf.len() < want {
         buf.reserve(want);
-        return;
-    }
-    // Large: double to a size whose whole mapping the huge-page advice covers, so that every
-    // later growth stays an `mremap` (no copy, and never two copies of the data in memory).
-    let target = huge_capacity((len + want).max(cap + 1));
-    buf.reserve_exact(target - len);
-    if buf.capacity() != *advised {
-        advise_huge_pages(buf);
-        *advised = buf.capacity();
     }
 }
 
+/// Buffers from this capacity on get their pages faulted in ahead of the reads.
+const PREFAULT_FROM: usize = 8 << 20;
+
 /// How far ahead of the reads a large buffer's pages are faulted in, at most: a quarter of
 /// what the buffer holds, between 2 and 16 MiB, so that the pages faulted in but never filled
-/// stay a small part of the output. (Measured on the benchmark: 16 MiB windows beat 8 MiB ones
-/// with huge pages; without huge pages, pre-faulting merely ties std.)
+/// stay a small part of the output.
 const PREFAULT_AHEAD: usize = 16 << 20;
 
 /// Faults in the next pages of a large buffer before a read copies into them (see
@@ -515,7 +501,7 @@ const PREFAULT_AHEAD: usize = 16 << 20;
 fn prefault_ahead(buf: &mut Vec<u8>, prefaulted: &mut usize) {
     let (len, cap) = (buf.len(), buf.capacity());
     let ahead = (len / 4).clamp(2 << 20, PREFAULT_AHEAD);
-    if cap < crate::sys::buf::HUGE_PAGE_THRESHOLD || *prefaulted >= (len + ahead / 2).min(cap) {
+    if cap < PREFAULT_FROM || *prefaulted >= (len + ahead / 2).min(cap) {
         return;
     }
     let from = (*prefaulted).max(len);

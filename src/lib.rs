@@ -127,8 +127,8 @@
 //!   and drains a spawned child, resumable after a deadline without losing a byte.
 //!
 //! Large captures read straight into the output buffer's spare capacity, which grows
-//! geometrically (by `mremap`, without copying), and fault its pages in ahead of the reads,
-//! outside the pipe's lock; peak memory stays at the size of the output.
+//! geometrically, and fault its pages in ahead of the reads, outside the pipe's lock; peak
+//! memory stays close to the size of the output (1.02x for 1 GiB).
 //!
 //! # Waiting, timeouts and deadlines
 //!
