@@ -228,9 +228,10 @@ impl ShellCases {
                         one.add(data, display);
                         one.check(shells)?;
                     }
+                    let n = inputs.len();
                     return Err((
-                        inputs.concat(),
-                        format!("{e}\n(batch failed, no single input did)"),
+                        Vec::new(),
+                        format!("{e}\n(a batch of {n} inputs failed, none alone)"),
                     ));
                 }
                 Err(e) => {
