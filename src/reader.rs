@@ -1,10 +1,10 @@
 //! [`OutputReader`]: a child's output read as it comes, in chunks or line by line, with
 //! deadlines.
 //!
-//! The reader puts its pipe in non-blocking mode and reads first, polling only when the pipe
-//! is empty: a busy stream costs one `read` per chunk, as a plain blocking loop does. A read
-//! or a line that misses its deadline consumes nothing: a partial line stays buffered and the
-//! next call carries on from it.
+//! A blocking read is one `read` system call, exactly what a plain read loop makes; a read
+//! with a deadline is a `poll` with the time left, then the `read`. A read or a line that
+//! misses its deadline consumes nothing: a partial line stays buffered and the next call
+//! carries on from it.
 
 use std::fmt;
 use std::io::{self, BufRead, Read};
@@ -69,13 +69,12 @@ pub struct OutputReader {
     scanned: usize,
     eof: bool,
     max_line: usize,
-    /// `false` if the fd refused `O_NONBLOCK`: then each read with a deadline polls first.
-    nonblocking: bool,
 }
 
 impl OutputReader {
     /// A reader over `pipe` (a [`ChildStdout`](crate::ChildStdout),
-    /// [`ChildStderr`](crate::ChildStderr), or any fd), which it puts in non-blocking mode.
+    /// [`ChildStderr`](crate::ChildStderr), or any fd it is the only reader of: a read that
+    /// `poll` said would not block must not block, which another reader could break).
     ///
     /// # Examples
     ///
@@ -91,18 +90,7 @@ impl OutputReader {
     /// ```
     pub fn new(pipe: impl Into<OwnedFd>) -> OutputReader {
         let fd = pipe.into();
-        // An fd that refuses non-blocking mode still keeps deadlines: each read with one polls
-        // first.
-        let nonblocking = crate::sys::pipe::set_nonblocking(&fd, true).is_ok();
-        OutputReader {
-            fd,
-            buf: Vec::new(),
-            pos: 0,
-            scanned: 0,
-            eof: false,
-            max_line: usize::MAX,
-            nonblocking,
-        }
+        OutputReader { fd, buf: Vec::new(), pos: 0, scanned: 0, eof: false, max_line: usize::MAX }
     }
 
     /// Caps the length of a line: a longer one is returned in pieces of `bytes` bytes, only the
@@ -317,7 +305,9 @@ impl OutputReader {
         if self.eof {
             return Ok(0);
         }
-        self.poll_if_blocking(deadline)?;
+        if deadline.is_some() {
+            self.wait_readable(deadline)?;
+        }
         loop {
             match rustix::io::read(&self.fd, &mut *out) {
                 Ok(0) => {
@@ -354,7 +344,9 @@ impl OutputReader {
         if self.buf.capacity() - self.buf.len() < CHUNK / 2 {
             self.buf.reserve(CHUNK);
         }
-        self.poll_if_blocking(deadline)?;
+        if deadline.is_some() {
+            self.wait_readable(deadline)?;
+        }
         loop {
             match crate::sys::buf::read_spare(self.fd.as_fd(), &mut self.buf, usize::MAX) {
                 Ok(0) => {
@@ -394,36 +386,27 @@ impl OutputReader {
         }
     }
 
-    /// For an fd in blocking mode, waits before reading so that a read cannot outlive
-    /// `deadline`.
-    fn poll_if_blocking(&self, deadline: Option<Instant>) -> io::Result<()> {
-        if self.nonblocking || deadline.is_none() {
-            return Ok(());
-        }
-        self.wait_readable(deadline)
-    }
-
     /// Sleeps in `poll()` until the pipe is readable (or closed), or fails with `TimedOut` at
     /// `deadline`.
     fn wait_readable(&self, deadline: Option<Instant>) -> io::Result<()> {
         loop {
-            let timeout = match deadline {
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
+            // A deadline that has passed still gets one poll that does not wait: what is there
+            // already is read.
+            let now = Instant::now();
+            let timeout =
+                deadline.map(|d| crate::reaper::timespec(d.saturating_duration_since(now)));
+            let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+            match rustix::event::poll(&mut fds, timeout.as_ref()) {
+                Ok(0) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(io::Error::new(
                             io::ErrorKind::TimedOut,
                             "the deadline passed before the child wrote it",
                         ));
                     }
-                    Some(crate::reaper::timespec(d - now))
                 }
-                None => None,
-            };
-            let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
-            match rustix::event::poll(&mut fds, timeout.as_ref()) {
-                Ok(0) | Err(Errno::INTR) => {}
                 Ok(_) => return Ok(()),
+                Err(Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
             }
         }

@@ -335,6 +335,20 @@ fn output_reader_gives_lines_and_chunks_with_deadlines() {
 }
 
 #[test]
+fn output_reader_takes_what_is_there_even_past_its_deadline() {
+    for path in PATHS {
+        let mut child = fixture(path, ["echo", "x"]).stdout(Stdio::piped()).spawn().unwrap();
+        child.wait().unwrap();
+        let mut out = child.stdout_reader().unwrap();
+        let mut line = String::new();
+        let past = Instant::now();
+        assert_eq!(out.read_line_deadline(&mut line, past).unwrap(), 2);
+        assert_eq!(line, "x\n");
+        assert_eq!(out.read_line_deadline(&mut line, past).unwrap(), 0, "end of file");
+    }
+}
+
+#[test]
 fn many_threads_capture_at_once() {
     std::thread::scope(|s| {
         for t in 0..8 {
