@@ -1,94 +1,1179 @@
-//! Capturing a child's output (first version: drains stdout and stderr together with poll).
+//! The capture engine: one `poll()` loop that feeds a child's stdin and drains its stdout and
+//! stderr at the same time, so that no child can deadlock its parent; and what it produces,
+//! [`Output`].
+//!
+//! # Why one loop
+//!
+//! A child blocks when a pipe it writes to is full, and the parent blocks when it waits on
+//! one pipe while the child is stuck writing to another (std's `output()` avoids this for
+//! stdout and stderr but cannot feed stdin at the same time; many programs that write stdin
+//! then read stdout deadlock on large inputs). Here every pipe is non-blocking and one
+//! `poll()` watches all of them, plus the child's pidfd (so the loop learns at once when the
+//! child exits) and a [`CancelHandle`](crate::CancelHandle)'s wake fd. No helper thread per
+//! pipe, as std's `read2`, CPython's `communicate` (on POSIX) and Go's `exec` also avoid.
+//!
+//! # Stopping
+//!
+//! A timeout, a cancel or an output limit (with [`Overflow::Kill`]) starts the same
+//! sequence: stdin is closed, the kill signal goes to the child (or its whole process group
+//! when it leads one), and if the child still runs after the grace period, `SIGKILL`
+//! follows. Draining continues meanwhile, so the output written before the stop is kept.
+//!
+//! # After the child exits
+//!
+//! A grandchild may have inherited the pipes and keep them open for hours. Once the child
+//! has exited, the loop drains for at most the drain timeout (Go's `WaitDelay`), takes what
+//! the pipes hold at that moment, and returns.
 
-use std::io::Read;
+use std::borrow::Cow;
+use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
 
-use crate::command::{Command, Defaults};
-use crate::error::{Error, Result, Stage};
+use rustix::event::{PollFd, PollFlags};
+use rustix::io::Errno;
+
+use crate::cancel::CancelHandle;
+use crate::child::{deadline_after, Child};
+use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::exit_status::ExitStatus;
+use crate::signal::Signal;
+use crate::stdio::ChildStdin;
 
-/// What a finished child printed, and how it ended: the result of [`Command::output`].
+/// One of the child's two output streams.
+///
+/// # Examples
+///
+/// ```
+/// use offspring::{Command, Stream};
+/// let out = offspring::exec("printf abc; printf de >&2").output()?;
+/// assert_eq!((out.bytes_seen(Stream::Stdout), out.bytes_seen(Stream::Stderr)), (3, 2));
+/// assert_eq!(Stream::Stderr.to_string(), "stderr");
+/// # Ok::<(), offspring::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stream {
+    /// The child's stdout (fd 1).
+    Stdout,
+    /// The child's stderr (fd 2).
+    Stderr,
+}
+
+impl Stream {
+    fn index(self) -> usize {
+        match self {
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+        }
+    }
+
+    fn from_index(i: usize) -> Stream {
+        if i == 0 {
+            Stream::Stdout
+        } else {
+            Stream::Stderr
+        }
+    }
+}
+
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        })
+    }
+}
+
+/// What happens when a stream goes over its [`max_buffer`](crate::Command::max_buffer) limit.
+///
+/// # Examples
+///
+/// ```
+/// use offspring::{Command, ErrorKind, Overflow};
+/// let mut cmd = offspring::exec("printf 0123456789");
+/// cmd.max_buffer(4);
+/// assert_eq!(cmd.run().unwrap_err().kind(), ErrorKind::OutputLimit); // Overflow::Kill
+/// let out = cmd.on_overflow(Overflow::Truncate).run()?;
+/// assert_eq!(out.stdout, b"0123");
+/// # Ok::<(), offspring::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// Stop the child (as a timeout does) and fail with
+    /// [`ErrorKind::OutputLimit`], keeping the first `limit` bytes: Node's `maxBuffer`.
+    #[default]
+    Kill,
+    /// Keep the first `limit` bytes, discard the rest, and keep draining so the child runs to
+    /// its end: the run succeeds, and [`Output::is_truncated`] says that bytes were dropped.
+    Truncate,
+}
+
+/// What a finished child printed, and how it ended: the result of
+/// [`Command::output`](crate::Command::output), [`run`](crate::Command::run) and
+/// [`Communication::wait`].
+///
+/// # Examples
+///
+/// ```
+/// use offspring::{Command, Stream};
+/// let out = Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]).output()?;
+/// assert_eq!(out.status.code(), Some(3));
+/// assert_eq!(out.stdout, b"out\n");
+/// assert_eq!(out.stderr_str()?, "err\n");
+/// assert_eq!(out.bytes_seen(Stream::Stdout), 4);
+/// assert!(!out.is_truncated());
+/// # Ok::<(), offspring::Error>(())
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Output {
     /// How the child ended.
     pub status: ExitStatus,
-    /// Everything the child wrote to stdout.
+    /// What the child wrote to stdout (everything, or the first `max_buffer` bytes with
+    /// [`Overflow::Truncate`]). With [`stderr_to_stdout`](crate::Command::stderr_to_stdout),
+    /// both streams interleaved as the child wrote them.
     pub stdout: Vec<u8>,
-    /// Everything the child wrote to stderr.
+    /// What the child wrote to stderr (empty when it was merged into stdout).
     pub stderr: Vec<u8>,
+    seen: [u64; 2],
+    drain_expired: bool,
 }
 
-impl std::fmt::Debug for Output {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Output")
-            .field("status", &self.status)
+impl Output {
+    /// How many bytes the child wrote to `stream`, counting those that a
+    /// [`Truncate`](Overflow::Truncate) limit dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Overflow, Stream};
+    /// let out = offspring::exec("printf 0123456789 >&2")
+    ///     .max_buffer_for(Stream::Stderr, 3)
+    ///     .on_overflow(Overflow::Truncate)
+    ///     .output()?;
+    /// assert_eq!(out.stderr, b"012");
+    /// assert_eq!(out.bytes_seen(Stream::Stderr), 10);
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn bytes_seen(&self, stream: Stream) -> u64 {
+        self.seen[stream.index()]
+    }
+
+    /// `true` if a [`Truncate`](Overflow::Truncate) limit dropped bytes from either stream.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Overflow, Stream};
+    /// let out = Command::new("head")
+    ///     .args(["-c", "100000", "/dev/zero"])
+    ///     .max_buffer(10)
+    ///     .on_overflow(Overflow::Truncate)
+    ///     .output()?;
+    /// assert!(out.status.success());
+    /// assert!(out.is_truncated());
+    /// assert_eq!(out.stdout.len(), 10);
+    /// assert_eq!(out.bytes_seen(Stream::Stdout), 100000);
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn is_truncated(&self) -> bool {
+        self.seen[0] > self.stdout.len() as u64 || self.seen[1] > self.stderr.len() as u64
+    }
+
+    /// `true` if the child had exited but something else (typically a grandchild that
+    /// inherited the pipe) still held stdout or stderr open when the
+    /// [drain timeout](crate::Command::drain_timeout) ran out. What it wrote until then is
+    /// captured; anything later is not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// // The background `sleep` inherits stdout and keeps it open after the shell exits.
+    /// let out = offspring::exec("echo hi; sleep 20 &").drain_timeout(Duration::from_millis(50)).output()?;
+    /// assert!(out.drain_expired());
+    /// assert!(!offspring::exec("echo hi").output()?.drain_expired());
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    #[doc(alias = "ErrWaitDelay")]
+    pub fn drain_expired(&self) -> bool {
+        self.drain_expired
+    }
+
+    /// stdout as UTF-8.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidData`] if it is not valid UTF-8.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let out = offspring::exec("printf 'h\\303\\251'").output()?;
+    /// assert_eq!(out.stdout_str()?, "hé");
+    /// let bad = offspring::exec("printf '\\377'").output()?;
+    /// assert_eq!(bad.stdout_str().unwrap_err().kind(), offspring::ErrorKind::InvalidData);
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn stdout_str(&self) -> Result<&str> {
+        utf8(&self.stdout, Stream::Stdout)
+    }
+
+    /// stderr as UTF-8.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidData`] if it is not valid UTF-8.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let out = offspring::exec("echo warning >&2").output()?;
+    /// assert_eq!(out.stderr_str()?, "warning\n");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn stderr_str(&self) -> Result<&str> {
+        utf8(&self.stderr, Stream::Stderr)
+    }
+
+    /// stdout as text, with invalid UTF-8 replaced by `U+FFFD`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let out = offspring::exec("printf 'caf\\351'").output()?;
+    /// assert_eq!(out.stdout_lossy(), "caf\u{FFFD}");
+    /// assert!(out.stdout_str().is_err());
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn stdout_lossy(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.stdout)
+    }
+
+    /// stderr as text, with invalid UTF-8 replaced by `U+FFFD`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let out = offspring::exec("printf 'x\\377' >&2").output()?;
+    /// assert_eq!(out.stderr_lossy(), "x\u{FFFD}");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn stderr_lossy(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.stderr)
+    }
+
+    /// stdout as UTF-8 without its trailing newlines (`\n` or `\r\n`), as the shell's `$(...)`
+    /// gives it.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidData`] if it is not valid UTF-8.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let out = offspring::exec("echo hello; echo").output()?;
+    /// assert_eq!(out.stdout_trimmed()?, "hello");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn stdout_trimmed(&self) -> Result<&str> {
+        self.stdout_str().map(trim_newlines)
+    }
+
+    /// The lines of stdout as UTF-8, without their `\n` or `\r\n`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidData`] if stdout is not valid UTF-8.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let out = offspring::exec("printf 'a\\nb\\r\\nc'").output()?;
+    /// assert_eq!(out.stdout_lines()?.collect::<Vec<_>>(), ["a", "b", "c"]);
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn stdout_lines(&self) -> Result<std::str::Lines<'_>> {
+        self.stdout_str().map(str::lines)
+    }
+}
+
+/// Removes every trailing `\n` (and the `\r` of a `\r\n`).
+pub(crate) fn trim_newlines(s: &str) -> &str {
+    let mut s = s;
+    while let Some(rest) = s.strip_suffix('\n') {
+        s = rest.strip_suffix('\r').unwrap_or(rest);
+    }
+    s
+}
+
+fn utf8(bytes: &[u8], stream: Stream) -> Result<&str> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidData,
+            Stage::Run,
+            format!("{stream} is not valid UTF-8 (bad byte at offset {})", e.valid_up_to()),
+        )
+    })
+}
+
+impl fmt::Debug for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Output");
+        d.field("status", &self.status)
             .field("stdout", &String::from_utf8_lossy(&self.stdout))
-            .field("stderr", &String::from_utf8_lossy(&self.stderr))
+            .field("stderr", &String::from_utf8_lossy(&self.stderr));
+        if self.is_truncated() {
+            d.field("seen", &self.seen);
+        }
+        if self.drain_expired {
+            d.field("drain_expired", &true);
+        }
+        d.finish()
+    }
+}
+
+/// Why a capture stopped its child early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    Timeout,
+    Canceled,
+    Limit(Stream),
+}
+
+/// How a capture treats its child: limits, and how to stop it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Policy {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) kill_signal: Signal,
+    pub(crate) grace: Duration,
+    pub(crate) drain: Duration,
+    pub(crate) limits: [Option<usize>; 2],
+    pub(crate) overflow: Overflow,
+}
+
+/// The default grace period between the kill signal and `SIGKILL` (execa's
+/// `forceKillAfterDelay`).
+pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// The default bound on draining after the child exits.
+pub(crate) const DEFAULT_DRAIN: Duration = Duration::from_secs(1);
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            timeout: None,
+            kill_signal: Signal::TERM,
+            grace: DEFAULT_GRACE,
+            drain: DEFAULT_DRAIN,
+            limits: [None, None],
+            overflow: Overflow::Kill,
+        }
+    }
+}
+
+/// The smallest free space the buffer is given before a read: one default pipe's worth.
+const MIN_READ: usize = 64 * 1024;
+
+/// A read that returns at least this much suggests the pipe was full and more is coming, so
+/// the loop reads again before going back to `poll()`.
+const READ_AGAIN: usize = 32 * 1024;
+
+/// Reads allowed per pipe in the final pass, when draining is cut short.
+const FINAL_READS: usize = 32;
+
+/// Without a pidfd, how often the loop asks whether the child has exited while its pipes
+/// are still open.
+const FALLBACK_EXIT_CHECK: Duration = Duration::from_millis(50);
+
+/// What a read pass found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Drained {
+    /// The pipe is empty for now.
+    Open,
+    /// End of file: the pipe is closed.
+    Eof,
+    /// The stream went over its limit ([`Overflow::Kill`]); the pipe is closed.
+    Over,
+}
+
+/// One output pipe being drained into a buffer.
+#[derive(Debug)]
+struct Sink {
+    fd: Option<OwnedFd>,
+    buf: Vec<u8>,
+    seen: u64,
+    limit: Option<usize>,
+    overflow: Overflow,
+    /// The capacity that was last advised to use huge pages.
+    advised: usize,
+    /// How far (from the start of `buf`) its pages have been faulted in ahead of the reads.
+    prefaulted: usize,
+}
+
+impl Sink {
+    fn new(fd: Option<OwnedFd>, limit: Option<usize>, overflow: Overflow) -> Sink {
+        Sink { fd, buf: Vec::new(), seen: 0, limit, overflow, advised: 0, prefaulted: 0 }
+    }
+
+    /// Reads what the pipe holds. `reads` bounds the number of read calls.
+    fn drain(&mut self, scratch: &mut Vec<u8>, mut reads: usize) -> rustix::io::Result<Drained> {
+        let Some(fd) = self.fd.as_ref() else { return Ok(Drained::Eof) };
+        let fd = fd.as_fd();
+        loop {
+            // How much may go into the buffer: up to the limit, plus one byte to see that the
+            // child went over it (Kill), or nothing once the limit is reached (Truncate).
+            let room = match (self.limit, self.overflow) {
+                (None, _) => Some(usize::MAX),
+                (Some(l), Overflow::Kill) => Some(l + 1 - self.buf.len()),
+                (Some(l), Overflow::Truncate) => l.checked_sub(self.buf.len()).filter(|&r| r > 0),
+            };
+            let res = match room {
+                Some(max) => {
+                    make_room(&mut self.buf, max, &mut self.advised);
+                    prefault_ahead(&mut self.buf, &mut self.prefaulted);
+                    crate::sys::buf::read_spare(fd, &mut self.buf, max)
+                }
+                None => {
+                    if scratch.capacity() == 0 {
+                        scratch.reserve_exact(MIN_READ);
+                    }
+                    scratch.clear();
+                    crate::sys::buf::read_spare(fd, scratch, usize::MAX)
+                }
+            };
+            match res {
+                Ok(0) => {
+                    self.fd = None;
+                    return Ok(Drained::Eof);
+                }
+                Ok(n) => {
+                    self.seen += n as u64;
+                    if let (Some(l), Overflow::Kill) = (self.limit, self.overflow) {
+                        if self.buf.len() > l {
+                            self.buf.truncate(l);
+                            self.fd = None;
+                            return Ok(Drained::Over);
+                        }
+                    }
+                    reads -= 1;
+                    if n < READ_AGAIN || reads == 0 {
+                        return Ok(Drained::Open);
+                    }
+                }
+                Err(Errno::AGAIN) => return Ok(Drained::Open),
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Hands the buffer out, without excess capacity worth giving back.
+    fn take(&mut self) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut self.buf);
+        if buf.capacity() - buf.len() > buf.len() / 8 + 4096 {
+            buf.shrink_to_fit();
+        }
+        buf
+    }
+}
+
+/// Makes sure `buf` has free space for a read of up to `max` bytes (at least `MIN_READ`, or
+/// `max` if smaller), growing it geometrically, and advises huge pages on large buffers.
+fn make_room(buf: &mut Vec<u8>, max: usize, advised: &mut usize) {
+    use crate::sys::buf::{advise_huge_pages, huge_capacity, HUGE_PAGE_THRESHOLD};
+    let want = MIN_READ.min(max);
+    let (len, cap) = (buf.len(), buf.capacity());
+    if cap - len >= want {
+        return;
+    }
+    if len + want < HUGE_PAGE_THRESHOLD {
+        // `reserve` at least doubles the capacity: amortized O(1) per byte.
+        buf.reserve(want);
+        return;
+    }
+    // Large: double to a size whose whole mapping the huge-page advice covers, so that every
+    // later growth stays an `mremap` (no copy, and never two copies of the data in memory).
+    let target = huge_capacity((len + want).max(cap + 1));
+    buf.reserve_exact(target - len);
+    if buf.capacity() != *advised {
+        advise_huge_pages(buf);
+        *advised = buf.capacity();
+    }
+}
+
+/// How far ahead of the reads a large buffer's pages are faulted in, at most: a quarter of
+/// what the buffer holds, between 2 and 16 MiB, so that the pages faulted in but never filled
+/// stay a small part of the output. (Measured on the benchmark: 16 MiB windows beat 8 MiB ones
+/// with huge pages; without huge pages, pre-faulting merely ties std.)
+const PREFAULT_AHEAD: usize = 16 << 20;
+
+/// Faults in the next pages of a large buffer before a read copies into them (see
+/// [`crate::sys::buf::prefault`] for why), a few MiB at a time.
+fn prefault_ahead(buf: &mut Vec<u8>, prefaulted: &mut usize) {
+    let (len, cap) = (buf.len(), buf.capacity());
+    let ahead = (len / 4).clamp(2 << 20, PREFAULT_AHEAD);
+    if cap < crate::sys::buf::HUGE_PAGE_THRESHOLD || *prefaulted >= (len + ahead / 2).min(cap) {
+        return;
+    }
+    let from = (*prefaulted).max(len);
+    let to = (len + ahead).min(cap);
+    if !crate::sys::buf::prefault(buf, from, to) {
+        // No kernel support: write one byte per page, which faults it in just the same. The
+        // bytes are spare capacity, overwritten by the reads that follow.
+        for b in buf.spare_capacity_mut()[from - len..to - len].iter_mut().step_by(4096) {
+            b.write(0);
+        }
+    }
+    *prefaulted = to;
+}
+
+/// Input being written to the child's stdin.
+struct Feeder<'a> {
+    fd: OwnedFd,
+    data: &'a [u8],
+    written: usize,
+}
+
+/// A capture in progress: the child, its pipes, and where the stop sequence stands.
+pub(crate) struct Session<'a> {
+    child: &'a Child,
+    stdin: Option<Feeder<'a>>,
+    sinks: [Sink; 2],
+    cancel: Option<BorrowedFd<'a>>,
+    cancel_handle: Option<&'a CancelHandle>,
+    policy: Policy,
+    timeout_at: Option<Instant>,
+    stop: Option<Stop>,
+    kill_at: Option<Instant>,
+    needed_kill: bool,
+    status: Option<ExitStatus>,
+    drain_at: Option<Instant>,
+    drain_expired: bool,
+    next_exit_check: Option<Instant>,
+    scratch: Vec<u8>,
+}
+
+/// What a finished capture produced.
+pub(crate) struct Finished {
+    pub(crate) output: Output,
+    pub(crate) stop: Option<Stop>,
+    pub(crate) needed_kill: bool,
+    pub(crate) policy: Policy,
+}
+
+impl<'a> Session<'a> {
+    /// Starts a capture of `child`'s pipes. The pipes are made non-blocking; `input` is fed to
+    /// `stdin` (which is closed at once when `input` is empty).
+    pub(crate) fn new(
+        child: &'a Child,
+        stdin: Option<ChildStdin>,
+        input: &'a [u8],
+        stdout: Option<OwnedFd>,
+        stderr: Option<OwnedFd>,
+        policy: Policy,
+        cancel: Option<&'a CancelHandle>,
+    ) -> Result<Session<'a>> {
+        let io = |e: std::io::Error| {
+            Error::os(Stage::Io, e, "setting up the child's pipes").with_argv(child.argv())
+        };
+        for fd in [stdout.as_ref(), stderr.as_ref()].into_iter().flatten() {
+            crate::sys::pipe::set_nonblocking(fd, true).map_err(io)?;
+        }
+        let stdin = match stdin {
+            Some(s) if !input.is_empty() => {
+                let fd = OwnedFd::from(s);
+                crate::sys::pipe::set_nonblocking(&fd, true).map_err(io)?;
+                Some(Feeder { fd, data: input, written: 0 })
+            }
+            // Nothing to write: dropping the pipe gives the child EOF at once.
+            _ => None,
+        };
+        let cancel_fd = match cancel {
+            Some(h) => Some(h.wake_fd().map_err(|e| {
+                Error::os(Stage::Setup, e, "creating the cancel pipe").with_argv(child.argv())
+            })?),
+            None => None,
+        };
+        Ok(Session {
+            child,
+            stdin,
+            sinks: [
+                Sink::new(stdout, policy.limits[0], policy.overflow),
+                Sink::new(stderr, policy.limits[1], policy.overflow),
+            ],
+            cancel: cancel_fd,
+            cancel_handle: cancel,
+            timeout_at: policy.timeout.map(deadline_after),
+            policy,
+            stop: None,
+            kill_at: None,
+            needed_kill: false,
+            status: None,
+            drain_at: None,
+            drain_expired: false,
+            next_exit_check: None,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// What stdout and stderr hold so far.
+    pub(crate) fn captured(&self, stream: Stream) -> &[u8] {
+        &self.sinks[stream.index()].buf
+    }
+
+    /// The child's status, once it has been collected.
+    pub(crate) fn status(&self) -> Option<ExitStatus> {
+        self.status
+    }
+
+    pub(crate) fn set_drain(&mut self, drain: Duration) {
+        self.policy.drain = drain;
+    }
+
+    fn reads_done(&self) -> bool {
+        self.sinks.iter().all(|s| s.fd.is_none())
+    }
+
+    fn io_error(&self, e: impl Into<std::io::Error>, what: &str) -> Error {
+        Error::os(Stage::Io, e.into(), what).with_argv(self.child.argv())
+    }
+
+    /// Runs the loop until the child has exited and its pipes are drained (`Ok(true)`), or
+    /// until `give_up` (`Ok(false)`; call again to go on, nothing is lost).
+    pub(crate) fn pump(&mut self, give_up: Option<Instant>) -> Result<bool> {
+        // This loop polls the pidfd and reaps the child itself: keep the reaper out of it.
+        let child = self.child;
+        let _watch = child.self_wait();
+        loop {
+            let now = Instant::now();
+            if self.status.is_none() && self.stop.is_none() {
+                if self.cancel_handle.is_some_and(CancelHandle::is_canceled) {
+                    self.begin_stop(Stop::Canceled, now)?;
+                } else if self.timeout_at.is_some_and(|t| now >= t) {
+                    self.begin_stop(Stop::Timeout, now)?;
+                }
+            }
+            if self.kill_at.is_some_and(|k| now >= k) {
+                self.escalate()?;
+            }
+            if self.status.is_some() {
+                if self.reads_done() {
+                    return Ok(true);
+                }
+                if self.drain_at.is_some_and(|d| now >= d) {
+                    self.cut_drain()?;
+                    return Ok(true);
+                }
+            }
+            if give_up.is_some_and(|g| now >= g) {
+                return Ok(false);
+            }
+            self.wait_and_handle(now, give_up)?;
+        }
+    }
+
+    /// One `poll()` (or, with nothing to poll, one wait for the child) and what follows.
+    fn wait_and_handle(&mut self, now: Instant, give_up: Option<Instant>) -> Result<()> {
+        let mut wake = give_up;
+        let mut wake_at = |t: Option<Instant>| {
+            if let Some(t) = t {
+                wake = Some(wake.map_or(t, |w| w.min(t)));
+            }
+        };
+        if self.status.is_none() && self.stop.is_none() {
+            wake_at(self.timeout_at);
+        }
+        wake_at(self.kill_at);
+        if self.status.is_some() {
+            wake_at(self.drain_at);
+        }
+        let pidfd = if self.status.is_none() { self.child.pidfd() } else { None };
+        let fallback = self.status.is_none() && pidfd.is_none();
+        if fallback {
+            // No exit notification: look at the child every so often.
+            let check = *self.next_exit_check.get_or_insert(now + FALLBACK_EXIT_CHECK);
+            if now >= check {
+                self.next_exit_check = Some(now + FALLBACK_EXIT_CHECK);
+                return self.check_exit(now);
+            }
+            wake_at(Some(check));
+        }
+
+        #[derive(Clone, Copy)]
+        enum Tag {
+            Stdin,
+            Sink(usize),
+            Pidfd,
+            Cancel,
+        }
+        let mut tags = [Tag::Pidfd; 5];
+        let mut ready = [PollFlags::empty(); 5];
+        let n = {
+            let mut set: Vec<PollFd<'_>> = Vec::with_capacity(5);
+            if let Some(f) = &self.stdin {
+                tags[set.len()] = Tag::Stdin;
+                set.push(PollFd::new(&f.fd, PollFlags::OUT));
+            }
+            for (i, s) in self.sinks.iter().enumerate() {
+                if let Some(fd) = &s.fd {
+                    tags[set.len()] = Tag::Sink(i);
+                    set.push(PollFd::new(fd, PollFlags::IN));
+                }
+            }
+            if let Some(fd) = pidfd {
+                tags[set.len()] = Tag::Pidfd;
+                set.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+            }
+            if self.stop.is_none() {
+                if let Some(fd) = self.cancel {
+                    tags[set.len()] = Tag::Cancel;
+                    set.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+                }
+            }
+            if set.is_empty() {
+                None
+            } else {
+                let timeout =
+                    wake.map(|w| crate::reaper::timespec(w.saturating_duration_since(now)));
+                match rustix::event::poll(&mut set, timeout.as_ref()) {
+                    Ok(_) => {}
+                    Err(Errno::INTR) => return Ok(()),
+                    Err(e) => return Err(self.io_error(e, "waiting for the child's pipes")),
+                }
+                for (k, p) in set.iter().enumerate() {
+                    ready[k] = p.revents();
+                }
+                Some(set.len())
+            }
+        };
+        let Some(n) = n else {
+            // Only the fallback path gets here: no pipes, no pidfd, no cancel fd.
+            let until = wake.unwrap_or(now + FALLBACK_EXIT_CHECK);
+            if let Some(status) = self.child.wait_deadline(until)? {
+                self.exited(status, Instant::now());
+            }
+            return Ok(());
+        };
+
+        let now = Instant::now();
+        for k in 0..n {
+            if ready[k].is_empty() {
+                continue;
+            }
+            match tags[k] {
+                Tag::Stdin => self.feed()?,
+                Tag::Sink(i) => {
+                    let drained = self.sinks[i]
+                        .drain(&mut self.scratch, usize::MAX)
+                        .map_err(|e| self.io_error(e, "reading the child's output"))?;
+                    if drained == Drained::Over && self.stop.is_none() {
+                        self.begin_stop(Stop::Limit(Stream::from_index(i)), now)?;
+                    }
+                }
+                Tag::Pidfd => self.check_exit(now)?,
+                Tag::Cancel => {
+                    if self.stop.is_none() {
+                        self.begin_stop(Stop::Canceled, now)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes as much input as the pipe takes.
+    fn feed(&mut self) -> Result<()> {
+        let Some(f) = &mut self.stdin else { return Ok(()) };
+        loop {
+            if f.written == f.data.len() {
+                // All written: closing the pipe gives the child EOF.
+                self.stdin = None;
+                return Ok(());
+            }
+            match rustix::io::write(&f.fd, &f.data[f.written..]) {
+                Ok(n) => f.written += n,
+                Err(Errno::AGAIN) => return Ok(()),
+                Err(Errno::INTR) => {}
+                // The child closed its stdin or exited: it stopped reading. Not an error; its
+                // exit status tells the rest. (Rust ignores SIGPIPE, so this is EPIPE, not a
+                // signal.)
+                Err(Errno::PIPE) => {
+                    self.stdin = None;
+                    return Ok(());
+                }
+                Err(e) => {
+                    return Err(Error::os(Stage::Io, e.into(), "writing the child's stdin")
+                        .with_argv(self.child.argv()))
+                }
+            }
+        }
+    }
+
+    fn check_exit(&mut self, now: Instant) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            self.exited(status, now);
+        }
+        Ok(())
+    }
+
+    fn exited(&mut self, status: ExitStatus, now: Instant) {
+        self.status = Some(status);
+        // Nobody is left to read the rest of the input (a grandchild could, but feeding it
+        // is not this run's business).
+        self.stdin = None;
+        let drain =
+            if self.stop == Some(Stop::Canceled) { Duration::ZERO } else { self.policy.drain };
+        self.drain_at = Some(now.checked_add(drain).unwrap_or_else(|| deadline_after(drain)));
+        if self.kill_at.is_some() && self.child.process_group().is_none() {
+            // Nothing left to escalate against.
+            self.kill_at = None;
+        }
+    }
+
+    /// Starts stopping the child: closes stdin, sends the kill signal, arms the `SIGKILL`.
+    fn begin_stop(&mut self, stop: Stop, now: Instant) -> Result<()> {
+        self.stop = Some(stop);
+        self.stdin = None;
+        if stop == Stop::Canceled && self.status.is_some() {
+            // The child is done and the caller wants out: take what the pipes hold now.
+            self.drain_at = Some(now);
+        }
+        let sig = self.policy.kill_signal;
+        self.send(sig)?;
+        if sig != Signal::KILL {
+            self.kill_at = Some(
+                now.checked_add(self.policy.grace)
+                    .unwrap_or_else(|| deadline_after(self.policy.grace)),
+            );
+        }
+        Ok(())
+    }
+
+    /// The grace period is over: `SIGKILL` the child if it still runs, and the rest of its
+    /// group if it leads one and someone still holds the pipes.
+    fn escalate(&mut self) -> Result<()> {
+        self.kill_at = None;
+        if self.status.is_none() {
+            self.needed_kill = true;
+            self.send(Signal::KILL)
+        } else if self.child.process_group().is_some() && !self.reads_done() {
+            self.send(Signal::KILL)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn send(&self, sig: Signal) -> Result<()> {
+        if self.child.process_group().is_some() {
+            self.child.signal_group(sig)
+        } else {
+            self.child.signal(sig)
+        }
+    }
+
+    /// The drain timeout ran out (or the run was cancelled after the child exited): take
+    /// what the pipes hold now, then close them.
+    fn cut_drain(&mut self) -> Result<()> {
+        let mut expired = false;
+        for i in 0..2 {
+            if self.sinks[i].fd.is_some() {
+                let drained = self.sinks[i]
+                    .drain(&mut self.scratch, FINAL_READS)
+                    .map_err(|e| self.io_error(e, "reading the child's output"))?;
+                if drained == Drained::Open {
+                    expired = true;
+                }
+                self.sinks[i].fd = None;
+            }
+        }
+        self.drain_expired = expired && self.stop != Some(Stop::Canceled);
+        Ok(())
+    }
+
+    /// Stops the child after an error in the loop itself, so it does not run on unwatched.
+    pub(crate) fn abandon(&self) {
+        let _ = self.send(Signal::KILL);
+    }
+
+    /// The result, once [`pump`](Session::pump) has returned `Ok(true)`. Later calls return the
+    /// same status with empty buffers.
+    pub(crate) fn finish(&mut self) -> Finished {
+        let status = self.status.expect("finish is called after pump returned true");
+        Finished {
+            output: Output {
+                status,
+                stdout: self.sinks[0].take(),
+                stderr: self.sinks[1].take(),
+                seen: [self.sinks[0].seen, self.sinks[1].seen],
+                drain_expired: self.drain_expired,
+            },
+            stop: self.stop,
+            needed_kill: self.needed_kill,
+            policy: self.policy,
+        }
+    }
+}
+
+/// A [`Child::communicate`] in progress: feeds the input, collects stdout and stderr, and
+/// waits for the child, resumable after a deadline without losing a byte.
+///
+/// # Examples
+///
+/// ```
+/// use offspring::{Command, Stdio};
+/// use std::time::Duration;
+///
+/// let mut child = Command::new("sh")
+///     .args(["-c", "cat; sleep 0.3; echo done >&2"])
+///     .stdin(Stdio::piped())
+///     .stdout(Stdio::piped())
+///     .stderr(Stdio::piped())
+///     .spawn()?;
+/// let mut comm = child.communicate(b"ping\n")?;
+/// // Not finished within 10 ms: nothing is lost, ask again.
+/// assert!(comm.wait_timeout(Duration::from_millis(10))?.is_none());
+/// let out = comm.wait()?;
+/// assert_eq!(out.stdout, b"ping\n");
+/// assert_eq!(out.stderr, b"done\n");
+/// assert!(out.status.success());
+/// # Ok::<(), offspring::Error>(())
+/// ```
+pub struct Communication<'a> {
+    session: Session<'a>,
+    done: bool,
+}
+
+impl Child {
+    /// Writes `input` to the child's stdin (then closes it), reads its stdout and stderr until
+    /// they close, and waits for it to exit, all in one `poll()` loop: Python's
+    /// `Popen.communicate`.
+    ///
+    /// Takes the pipes out of `child.stdin`, `child.stdout` and `child.stderr` (those that
+    /// are not piped are simply not used). Nothing happens until one of the
+    /// [`Communication`]'s `wait` methods is called; a `wait_timeout` or `wait_deadline` that
+    /// runs out returns `Ok(None)` and keeps everything read and the position in the input,
+    /// so the next call carries on. Draining after the child exits is bounded by the
+    /// [drain timeout](Communication::drain_timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] if `input` is not empty but stdin is not piped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// let mut child = Command::new("sort")
+    ///     .stdin(Stdio::piped())
+    ///     .stdout(Stdio::piped())
+    ///     .spawn()?;
+    /// let out = child.communicate(b"b\na\n")?.wait()?;
+    /// assert_eq!(out.stdout, b"a\nb\n");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn communicate<'a>(&'a mut self, input: &'a [u8]) -> Result<Communication<'a>> {
+        let stdin = self.stdin.take();
+        if stdin.is_none() && !input.is_empty() {
+            return Err(Error::invalid_input(
+                "communicate was given input but the child's stdin is not piped \
+                 (spawn it with .stdin(Stdio::piped()))",
+            )
+            .with_argv(self.argv()));
+        }
+        let stdout = self.stdout.take().map(OwnedFd::from);
+        let stderr = self.stderr.take().map(OwnedFd::from);
+        let child: &'a Child = self;
+        let session = Session::new(child, stdin, input, stdout, stderr, Policy::default(), None)?;
+        Ok(Communication { session, done: false })
+    }
+}
+
+impl Communication<'_> {
+    /// Bounds how long draining goes on after the child exits (default 1 s), for a grandchild
+    /// that keeps the pipes open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// use std::time::Duration;
+    /// let mut child = Command::new("sh").args(["-c", "echo hi; sleep 20 &"]).stdout(Stdio::piped()).spawn()?;
+    /// let mut comm = child.communicate(b"")?;
+    /// let out = comm.drain_timeout(Duration::from_millis(50)).wait()?;
+    /// assert_eq!(out.stdout, b"hi\n");
+    /// assert!(out.drain_expired());
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    #[doc(alias = "WaitDelay")]
+    pub fn drain_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.session.set_drain(timeout);
+        self
+    }
+
+    /// Runs to the end: all input written (or refused), pipes closed (or the drain timeout
+    /// expired), child exited.
+    ///
+    /// The output is handed out once; a later call returns the same status with empty
+    /// buffers.
+    ///
+    /// # Errors
+    ///
+    /// An [`ErrorKind::Io`] error if polling, reading or writing fails (other than the child
+    /// closing its stdin, which just ends the input), or a wait error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// let mut child = Command::new("head").args(["-c", "3"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    /// // head stops reading after 3 bytes: the rest of the input is simply not written.
+    /// let mut comm = child.communicate(&[b'z'; 1 << 20])?;
+    /// let out = comm.wait()?;
+    /// assert_eq!(out.stdout, b"zzz");
+    /// assert!(comm.wait()?.stdout.is_empty()); // handed out once
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn wait(&mut self) -> Result<Output> {
+        self.step(None).map(|o| o.expect("a wait without a deadline finishes"))
+    }
+
+    /// As [`wait`](Communication::wait), giving up after `timeout`: `Ok(None)` if the child
+    /// has not finished by then. See the [type's example](Communication).
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<Output>> {
+        self.step(Some(deadline_after(timeout)))
+    }
+
+    /// As [`wait`](Communication::wait), giving up at `deadline`: `Ok(None)` if the child has
+    /// not finished by then. Nothing read so far is lost; call again to continue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio, Stream};
+    /// use std::time::{Duration, Instant};
+    /// let mut child = Command::new("sh").args(["-c", "echo early; sleep 0.3; echo late"]).stdout(Stdio::piped()).spawn()?;
+    /// let mut comm = child.communicate(b"")?;
+    /// let soon = Instant::now() + Duration::from_millis(150);
+    /// assert!(comm.wait_deadline(soon)?.is_none());
+    /// assert_eq!(comm.captured(Stream::Stdout), b"early\n");
+    /// let out = comm.wait_deadline(Instant::now() + Duration::from_secs(30))?.unwrap();
+    /// assert_eq!(out.stdout, b"early\nlate\n");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn wait_deadline(&mut self, deadline: Instant) -> Result<Option<Output>> {
+        self.step(Some(deadline))
+    }
+
+    fn step(&mut self, deadline: Option<Instant>) -> Result<Option<Output>> {
+        if !self.done {
+            if !self.session.pump(deadline)? {
+                return Ok(None);
+            }
+            self.done = true;
+        }
+        Ok(Some(self.session.finish().output))
+    }
+
+    /// What the child has written to `stream` so far (until the output is handed out). See
+    /// [`wait_deadline`](Communication::wait_deadline) for an example.
+    pub fn captured(&self, stream: Stream) -> &[u8] {
+        self.session.captured(stream)
+    }
+
+    /// The child, to signal it (for example after a `wait_timeout` that ran out).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Signal, Stdio};
+    /// use std::time::Duration;
+    /// let mut child = Command::new("sh").args(["-c", "echo working; exec sleep 30"]).stdout(Stdio::piped()).spawn()?;
+    /// let mut comm = child.communicate(b"")?;
+    /// if comm.wait_timeout(Duration::from_millis(100))?.is_none() {
+    ///     comm.child().signal(Signal::TERM)?;
+    /// }
+    /// let out = comm.wait()?;
+    /// assert_eq!(out.status.signal(), Some(Signal::TERM));
+    /// assert_eq!(out.stdout, b"working\n");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn child(&self) -> &Child {
+        self.session.child
+    }
+
+    /// The exit status, once the child has exited (its pipes may still be draining).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// let mut child = Command::new("true").stdout(Stdio::piped()).spawn()?;
+    /// let mut comm = child.communicate(b"")?;
+    /// assert!(comm.wait()?.status.success());
+    /// assert!(comm.status().unwrap().success());
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn status(&self) -> Option<ExitStatus> {
+        self.session.status()
+    }
+}
+
+impl fmt::Debug for Communication<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Communication")
+            .field("pid", &self.session.child.pid())
+            .field("stdout_len", &self.session.sinks[0].buf.len())
+            .field("stderr_len", &self.session.sinks[1].buf.len())
+            .field("status", &self.session.status)
+            .field("done", &self.done)
             .finish()
     }
 }
 
-impl Command {
-    /// Runs the child to completion, capturing its stdout and stderr (stdin is `/dev/null`
-    /// unless set). Both pipes are drained together, so the child can never block on a full
-    /// pipe while the parent waits on the other one.
-    ///
-    /// Non-zero exit is not an error here: inspect [`Output::status`].
-    #[doc(alias = "execFileSync")]
-    pub fn output(&mut self) -> Result<Output> {
-        let mut child = self.spawn_with_defaults(Defaults::capture())?;
-        let mut stdout = Vec::new();
-        let mut stderr = Vec::new();
-        let mut out = child.stdout.take();
-        let mut err = child.stderr.take();
-        let io = |e: std::io::Error| Error::os(Stage::Io, e, "reading the child's output");
-        match (&mut out, &mut err) {
-            (Some(o), Some(e)) => {
-                crate::sys::pipe::set_nonblocking(&*o, true).map_err(io)?;
-                crate::sys::pipe::set_nonblocking(&*e, true).map_err(io)?;
-                let (mut o_open, mut e_open) = (true, true);
-                while o_open || e_open {
-                    let mut fds = Vec::with_capacity(2);
-                    if o_open {
-                        fds.push(rustix::event::PollFd::new(&*o, rustix::event::PollFlags::IN));
-                    }
-                    if e_open {
-                        fds.push(rustix::event::PollFd::new(&*e, rustix::event::PollFlags::IN));
-                    }
-                    match rustix::event::poll(&mut fds, None) {
-                        Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                        Err(er) => return Err(io(er.into())),
-                    }
-                    if o_open {
-                        o_open = drain(o, &mut stdout).map_err(io)?;
-                    }
-                    if e_open {
-                        e_open = drain(e, &mut stderr).map_err(io)?;
-                    }
-                }
-            }
-            (Some(o), None) => {
-                o.read_to_end(&mut stdout).map_err(io)?;
-            }
-            (None, Some(e)) => {
-                e.read_to_end(&mut stderr).map_err(io)?;
-            }
-            (None, None) => {}
-        }
-        let status = child.wait()?;
-        Ok(Output { status, stdout, stderr })
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Reads what is there; `false` at EOF.
-fn drain(r: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<bool> {
-    let mut chunk = [0u8; 65536];
-    loop {
-        match r.read(&mut chunk) {
-            Ok(0) => return Ok(false),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    #[test]
+    fn trims_only_trailing_newlines() {
+        assert_eq!(trim_newlines("a\n\n"), "a");
+        assert_eq!(trim_newlines("a\r\n"), "a");
+        assert_eq!(trim_newlines(" a \n"), " a ");
+        assert_eq!(trim_newlines("a\rb"), "a\rb");
+        assert_eq!(trim_newlines("\n"), "");
+        assert_eq!(trim_newlines(""), "");
+    }
+
+    #[test]
+    fn sink_limit_is_exact() {
+        use std::io::Write;
+        for (written, over) in [(10, false), (11, true)] {
+            let (rd, wr) = crate::sys::pipe::pipe().unwrap();
+            crate::sys::pipe::set_nonblocking(&rd, true).unwrap();
+            std::fs::File::from(wr).write_all(&vec![b'x'; written]).unwrap();
+            let mut sink = Sink::new(Some(rd), Some(10), Overflow::Kill);
+            let mut scratch = Vec::new();
+            let mut last = Drained::Open;
+            while last == Drained::Open {
+                last = sink.drain(&mut scratch, usize::MAX).unwrap();
+            }
+            assert_eq!(last == Drained::Over, over, "{written}");
+            assert_eq!(sink.buf.len(), 10);
         }
+    }
+
+    #[test]
+    fn sink_truncate_counts_what_it_drops() {
+        use std::io::Write;
+        let (rd, wr) = crate::sys::pipe::pipe().unwrap();
+        std::fs::File::from(wr).write_all(&[7u8; 5000]).unwrap();
+        let mut sink = Sink::new(Some(rd), Some(100), Overflow::Truncate);
+        let mut scratch = Vec::new();
+        while sink.drain(&mut scratch, usize::MAX).unwrap() != Drained::Eof {}
+        assert_eq!(sink.buf, vec![7u8; 100]);
+        assert_eq!(sink.seen, 5000);
     }
 }

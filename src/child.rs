@@ -361,6 +361,22 @@ impl Child {
             PathTaken::Fork => "fork",
         }
     }
+
+    pub(crate) fn argv(&self) -> &[OsString] {
+        &self.argv
+    }
+
+    /// Declares that the calling code polls [`pidfd`](Child::pidfd) and reaps the child itself
+    /// (with `try_wait`) until the guard is dropped; the reaper stays out of the way meanwhile.
+    pub(crate) fn self_wait(&self) -> crate::reaper::SelfWait<'_> {
+        crate::reaper::SelfWait::new(&self.proc)
+    }
+
+    /// The child's pidfd, when the reaper tracks it with one: readable once the child exits.
+    pub(crate) fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.proc.pidfd.as_ref().map(|fd| fd.as_fd())
+    }
 }
 
 /// `now + timeout`, saturating far in the future.

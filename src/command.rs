@@ -121,6 +121,8 @@ pub struct Command {
     pub(crate) pre_exec: Vec<PreExec>,
     drop_policy: DropPolicy,
     force_path: Option<PathTaken>,
+    /// Capture options for the buffered runners (`src/exec.rs`).
+    pub(crate) run: crate::exec::RunOptions,
 }
 
 impl Command {
@@ -152,6 +154,7 @@ impl Command {
             pre_exec: Vec::new(),
             drop_policy: DropPolicy::Reap,
             force_path: None,
+            run: Default::default(),
         }
     }
 

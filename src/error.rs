@@ -11,6 +11,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::capture::Stream;
 use crate::exit_status::ExitStatus;
 use crate::signal::Signal;
 
@@ -57,6 +58,9 @@ pub enum ErrorKind {
     StatusUnavailable,
     /// Any other operating-system error; [`Error::raw_os_error`] has the errno.
     Io,
+    /// The child's output is not what was asked for: not valid UTF-8 for a text helper
+    /// such as [`Command::read`](crate::Command::read).
+    InvalidData,
 }
 
 impl ErrorKind {
@@ -75,6 +79,7 @@ impl ErrorKind {
             ErrorKind::Canceled => "canceled",
             ErrorKind::StatusUnavailable => "exit status unavailable",
             ErrorKind::Io => "I/O error",
+            ErrorKind::InvalidData => "invalid data",
         }
     }
 
@@ -184,6 +189,8 @@ struct Inner {
     timeout: Option<Duration>,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
+    limit: Option<(Stream, usize)>,
+    merged: bool,
 }
 
 /// How many bytes of stderr a message quotes.
@@ -205,6 +212,8 @@ impl Error {
                 timeout: None,
                 stdout: Vec::new(),
                 stderr: Vec::new(),
+                limit: None,
+                merged: false,
             }),
         }
     }
@@ -244,12 +253,6 @@ impl Error {
         Error::os(stage, io::Error::from_raw_os_error(errno), what)
     }
 
-    #[allow(dead_code)] // for the capture engine (issue 4)
-    pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Error {
-        self.inner.kind = kind;
-        self
-    }
-
     pub(crate) fn with_argv<I, S>(mut self, argv: I) -> Error
     where
         I: IntoIterator<Item = S>,
@@ -268,29 +271,37 @@ impl Error {
         self
     }
 
-    #[allow(dead_code)] // for the capture engine (issue 4)
     pub(crate) fn with_status(mut self, status: ExitStatus) -> Error {
         self.inner.status = Some(status);
         self
     }
 
-    #[allow(dead_code)] // for the capture engine (issue 4)
     pub(crate) fn with_signal(mut self, signal: Signal, killed: bool) -> Error {
         self.inner.signal = Some(signal);
         self.inner.killed = killed;
         self
     }
 
-    #[allow(dead_code)] // for the capture engine (issue 4)
     pub(crate) fn with_timeout(mut self, timeout: Duration) -> Error {
         self.inner.timeout = Some(timeout);
         self
     }
 
-    #[allow(dead_code)] // for the capture engine (issue 4)
     pub(crate) fn with_output(mut self, stdout: Vec<u8>, stderr: Vec<u8>) -> Error {
         self.inner.stdout = stdout;
         self.inner.stderr = stderr;
+        self
+    }
+
+    /// Records that `stream` went over its limit of `limit` bytes.
+    pub(crate) fn with_limit(mut self, stream: Stream, limit: usize) -> Error {
+        self.inner.limit = Some((stream, limit));
+        self
+    }
+
+    /// Records that stderr was merged into stdout, so the message quotes the tail of stdout.
+    pub(crate) fn with_merged_output(mut self, merged: bool) -> Error {
+        self.inner.merged = merged;
         self
     }
 
@@ -347,6 +358,23 @@ impl Error {
         self.inner.timeout
     }
 
+    /// For an [`ErrorKind::OutputLimit`] error: the stream that went over, and its limit in
+    /// bytes. The child wrote at least one byte more than the limit; [`stdout`](Error::stdout)
+    /// or [`stderr`](Error::stderr) holds the first `limit` bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, ErrorKind, Stream};
+    /// let err = Command::new("head").args(["-c", "5000", "/dev/zero"]).max_buffer(4096).output().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::OutputLimit);
+    /// assert_eq!(err.over_limit(), Some((Stream::Stdout, 4096)));
+    /// assert_eq!(err.stdout().len(), 4096);
+    /// ```
+    pub fn over_limit(&self) -> Option<(Stream, usize)> {
+        self.inner.limit
+    }
+
     /// What the child wrote to stdout before the error (checked runs, timeouts, limits).
     pub fn stdout(&self) -> &[u8] {
         &self.inner.stdout
@@ -389,14 +417,17 @@ impl fmt::Display for Error {
             write!(f, " [{}: {}]", name, strip_os_suffix(&e.to_string()))?;
         }
         write!(f, " (stage: {})", i.stage)?;
-        if !i.stderr.is_empty() && matches!(i.stage, Stage::Run) {
-            let tail = &i.stderr[i.stderr.len().saturating_sub(STDERR_TAIL)..];
+        // With stderr merged into stdout (2>&1), stdout is where the diagnostics went.
+        let (label, quoted) =
+            if i.merged { ("stdout+stderr", &i.stdout) } else { ("stderr", &i.stderr) };
+        if !quoted.is_empty() && matches!(i.stage, Stage::Run) {
+            let tail = &quoted[quoted.len().saturating_sub(STDERR_TAIL)..];
             let text = String::from_utf8_lossy(tail);
             let text = text.trim_end();
             if !text.is_empty() {
-                f.write_str("\n--- stderr")?;
-                if tail.len() < i.stderr.len() {
-                    write!(f, " (last {} of {} bytes)", tail.len(), i.stderr.len())?;
+                write!(f, "\n--- {label}")?;
+                if tail.len() < quoted.len() {
+                    write!(f, " (last {} of {} bytes)", tail.len(), quoted.len())?;
                 }
                 write!(f, " ---\n{text}")?;
             }
@@ -429,6 +460,7 @@ impl From<Error> for io::Error {
             ErrorKind::PermissionDenied => io::ErrorKind::PermissionDenied,
             ErrorKind::TimedOut => io::ErrorKind::TimedOut,
             ErrorKind::Canceled => io::ErrorKind::Interrupted,
+            ErrorKind::InvalidData => io::ErrorKind::InvalidData,
             _ => io::ErrorKind::Other,
         };
         // The whole error is the payload: `get_ref()` gives it back with its errno and argv.

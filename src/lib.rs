@@ -71,6 +71,65 @@
 //! assert_eq!((err.kind(), err.stage()), (ErrorKind::NotFound, Stage::Lookup));
 //! ```
 //!
+//! # Capturing output (and why it cannot deadlock)
+//!
+//! A child that writes more than a pipe holds (64 KiB) blocks until someone reads. A parent
+//! that writes the child's stdin to the end before reading its stdout, or reads stdout to the
+//! end before stderr, waits for a child that waits for it: the classic deadlock of hand-rolled
+//! capture. offspring serves every pipe of a child from **one `poll()` loop** over
+//! non-blocking fds: it feeds stdin, drains stdout and stderr as they fill, and watches the
+//! child's pidfd and the clock, all on the calling thread, with no helper thread per pipe.
+//! Whatever the child writes or reads, in whatever order, the run completes.
+//!
+//! ```
+//! use offspring::{exec, exec_file, Command};
+//! use std::time::Duration;
+//!
+//! // 1 MiB in, 1 MiB out and 1 MiB on stderr, at the same time.
+//! let input = vec![b'x'; 1 << 20];
+//! let out = exec("cat; head -c 1048576 /dev/zero >&2").input(input.clone()).run()?;
+//! assert_eq!(out.stdout, input);
+//! assert_eq!(out.stderr.len(), 1 << 20);
+//!
+//! // Node's exec/execFile, with checked exits and text helpers.
+//! assert_eq!(exec_file("echo", ["hi"]).read()?, "hi");
+//! let err = exec("echo oops >&2; exit 3").run().unwrap_err();
+//! assert_eq!(err.exit_status().unwrap().code(), Some(3));
+//!
+//! // A timeout stops the child (SIGTERM, then SIGKILL after a grace period) and keeps what
+//! // it printed; an output limit does the same on the first byte too many.
+//! let err = exec("echo started; sleep 10").timeout(Duration::from_millis(100)).run().unwrap_err();
+//! assert_eq!(err.kind(), offspring::ErrorKind::TimedOut);
+//! assert_eq!(err.stdout(), b"started\n");
+//! # Ok::<(), offspring::Error>(())
+//! ```
+//!
+//! - Runners: [`Command::output`] (non-zero exit is data, as in std), [`Command::run`],
+//!   [`Command::read`], [`Command::read_bytes`] and [`Command::read_lines`] (non-zero exit is an
+//!   error carrying the status, stdout and stderr, unless [`Command::unchecked`]). [`exec`]
+//!   runs a shell command line, [`exec_file`] a program with arguments.
+//! - Options: [`input`](Command::input) or [`input_file`](Command::input_file);
+//!   [`timeout`](Command::timeout), [`kill_signal`](Command::kill_signal) and
+//!   [`force_kill_after`](Command::force_kill_after) (a timeout signals the whole process group
+//!   when the child leads one); [`max_buffer`](Command::max_buffer) per stream, exact to the
+//!   byte, with an [`Overflow`] policy (kill, or truncate and keep draining);
+//!   [`stderr_to_stdout`](Command::stderr_to_stdout) (`2>&1`); a [`CancelHandle`] another
+//!   thread can trigger.
+//! - A grandchild that inherits the pipes cannot hang the caller: once the child has exited,
+//!   draining is bounded by [`drain_timeout`](Command::drain_timeout) (Go's `WaitDelay`).
+//! - A child that stops reading its stdin early is not an error (the parent never dies of
+//!   `SIGPIPE`; it sees `EPIPE` and stops writing).
+//! - Errors say what happened: timed out (and whether `SIGKILL` was needed), which stream went
+//!   over its limit, which signal or exit code ended the child; they quote the command and the
+//!   tail of stderr, and keep the partial output ([`Error::stdout`], [`Error::stderr`]).
+//! - Streaming: [`Child::stdout_reader`] gives an [`OutputReader`] that reads in chunks or line
+//!   by line, with deadlines that consume nothing when they pass; [`Child::communicate`] feeds
+//!   and drains a spawned child, resumable after a deadline without losing a byte.
+//!
+//! Large captures read straight into the output buffer's spare capacity, which grows
+//! geometrically (by `mremap`, without copying), and fault its pages in ahead of the reads,
+//! outside the pipe's lock; peak memory stays at the size of the output.
+//!
 //! # Waiting, timeouts and deadlines
 //!
 //! Every blocking call comes in four forms, as in crossbeam: [`Child::wait`],
@@ -125,7 +184,7 @@
 //! A child that exits stays a zombie until its parent collects its status. `std::process`
 //! leaves that to the caller, and a dropped `std::process::Child` becomes a zombie for the
 //! life of the program. offspring instead starts **one background thread**, named
-//! `offspring-reaper`, the first time a child is spawned, and registers every child with it
+//! `offspring-reap`, the first time a child is spawned, and registers every child with it
 //! before `spawn` returns:
 //!
 //! - On Linux 5.4 and later the reaper sleeps in `epoll` on the children's pidfds (no timer:
@@ -194,7 +253,7 @@
 //!
 //! offspring owns exactly this, process-wide: the reaper thread and its `epoll` fd and
 //! `eventfd` (or, on the fallback path, its `SIGCHLD` handler and self-pipe). It reads the
-//! environment only through [`std::env`], so it takes std's environment lock. It never changes
+//! environment only through [`std::env`](mod@std::env), so it takes std's environment lock. It never changes
 //! the parent's signal mask or dispositions except for the fallback's `SIGCHLD` handler, and
 //! never changes an fd it did not create.
 //!
@@ -213,26 +272,32 @@
 
 #![warn(missing_docs)]
 
+mod cancel;
 mod capture;
 mod child;
 mod command;
 mod error;
+mod exec;
 mod exit_status;
 #[doc(hidden)]
 pub mod macros;
 pub mod quote;
+mod reader;
 mod reaper;
 mod signal;
 mod stdio;
 mod sys;
 pub mod validate;
 
-pub use crate::capture::Output;
+pub use crate::cancel::CancelHandle;
+pub use crate::capture::{Communication, Output, Overflow, Stream};
 pub use crate::child::{Child, Exit, Termination};
 pub use crate::command::{which, ChildFd, Command, ProcessGroup, Resource};
 pub use crate::error::{Error, ErrorKind, Result, Stage};
+pub use crate::exec::{exec, exec_file};
 pub use crate::exit_status::{ExitStatus, ResourceUsage};
 pub use crate::quote::QuoteError;
+pub use crate::reader::OutputReader;
 pub use crate::signal::Signal;
 pub use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
 pub use crate::validate::Operand;

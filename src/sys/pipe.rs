@@ -23,9 +23,3 @@ pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
 pub(crate) fn set_nonblocking(fd: impl AsFd, yes: bool) -> io::Result<()> {
     Ok(rustix::io::ioctl_fionbio(fd, yes)?)
 }
-
-/// `fcntl(F_SETPIPE_SZ)`—Asks for a bigger pipe buffer; returns the size granted.
-#[allow(dead_code)] // for the capture engine (issue 4)
-pub(crate) fn set_pipe_size(fd: impl AsFd, size: usize) -> io::Result<usize> {
-    Ok(rustix::pipe::fcntl_setpipe_size(fd, size)?)
-}

@@ -8,8 +8,13 @@
 
 mod support;
 
+/// The capture loop: no deadlock at any size, exact limits, timeouts, grandchildren,
+/// `communicate` and `OutputReader`.
+mod capture;
 /// Every bad input and failed exec gets its own clear error, and leaks nothing.
 mod errors;
+/// The buffered runners and their options: exec/exec_file, run/read, input, 2>&1, cancel.
+mod exec;
 /// The child's fd table and signal state, including under concurrent spawning.
 mod fds;
 /// `cmd!` and `sh!`: one value, one argument or one shell word.

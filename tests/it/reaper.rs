@@ -64,27 +64,11 @@ fn detach_leaves_no_zombie() {
 /// The SIGCHLD fallback (no pidfds) runs the spawn, wait, signal and reaper tests again.
 #[test]
 fn sigchld_fallback_passes_the_same_suite() {
-    if std::env::var_os("OFFSPRING_REAPER").is_some() {
-        return; // already the fallback run
-    }
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new(exe)
-        .args(["spawn::", "wait::", "signal::", "reaper::", "errors::", "--test-threads=2"])
-        .env("OFFSPRING_REAPER", "sigchld")
-        .env("OFFSPRING_REAPER_CHILDREN", "2000")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "fallback suite failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains(" 0 failed"), "{stdout}");
-    let passed: usize = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("test result: ok. "))
-        .and_then(|l| l.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    assert!(passed >= 20, "only {passed} tests ran on the fallback path:\n{stdout}");
+    crate::support::rerun_on_sigchld_fallback(
+        &["spawn::", "wait::", "signal::", "reaper::", "errors::"],
+        &[("OFFSPRING_REAPER_CHILDREN", "2000")],
+        20,
+    );
 }
 
 #[test]

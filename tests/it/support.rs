@@ -101,18 +101,48 @@ pub fn isolated_with(name: &str, env: &[(&str, &str)]) -> bool {
     if std::env::var("OFFSPRING_ISOLATED").as_deref() == Ok(name) {
         return true;
     }
+    let mut all_env = vec![("OFFSPRING_ISOLATED", name)];
+    all_env.extend_from_slice(env);
+    let passed = rerun(&[], &[name, "--exact", "--test-threads=1"], &all_env);
+    assert_eq!(passed, 1, "isolated run of {name} did not run exactly that test");
+    false
+}
+
+/// Runs this test binary again (under `wrapper`, a command such as `unshare ...`, if not
+/// empty) with the libtest `args` and `env` added, asserts that it passed, and returns how
+/// many tests it ran.
+pub fn rerun(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> usize {
     let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new(exe)
-        .args([name, "--exact", "--test-threads=1", "--nocapture"])
-        .env("OFFSPRING_ISOLATED", name)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = std::process::Command::new(first);
+            c.args(rest).arg(&exe);
+            c
+        }
+        None => std::process::Command::new(&exe),
+    };
+    let out = cmd.args(args).arg("--nocapture").envs(env.iter().copied()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "isolated run of {name} failed:\n{stdout}\n{stderr}"
-    );
-    false
+    assert!(out.status.success(), "re-run {args:?} {env:?} failed:\n{stdout}\n{stderr}");
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("test result: ok. "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs the tests matching `filters` again on the SIGCHLD fallback path (no pidfds), and
+/// asserts that at least `at_least` of them ran and all passed. A no-op inside that re-run.
+pub fn rerun_on_sigchld_fallback(filters: &[&str], extra_env: &[(&str, &str)], at_least: usize) {
+    if std::env::var_os("OFFSPRING_REAPER").is_some() {
+        return; // already the fallback run
+    }
+    let mut args = filters.to_vec();
+    args.push("--test-threads=2");
+    let mut env = vec![("OFFSPRING_REAPER", "sigchld")];
+    env.extend_from_slice(extra_env);
+    let passed = rerun(&[], &args, &env);
+    assert!(passed >= at_least, "only {passed} tests ran on the fallback path");
 }

@@ -1,0 +1,676 @@
+//! Buffered runs: [`exec`] (a shell command line), [`exec_file`] (a program and its
+//! arguments), the capture options on [`Command`] (input, timeout, kill signal, output limits,
+//! merged stderr, cancellation) and the runners `output`, `run`, `read`, `read_bytes` and
+//! `read_lines`.
+//!
+//! Non-zero exit is data for [`Command::output`] (as in std) and an error for the checked
+//! runners (`run` and the `read` family, as in duct and xshell), unless
+//! [`unchecked`](Command::unchecked) says otherwise. A timeout, a cancel and an output limit
+//! are errors for every runner: the output is incomplete. Every error keeps the partial
+//! output ([`Error::stdout`], [`Error::stderr`]).
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cancel::CancelHandle;
+use crate::capture::{self, Finished, Output, Overflow, Policy, Session, Stop, Stream};
+use crate::command::{Command, DefaultIo, Defaults};
+use crate::error::{Error, ErrorKind, Result, Stage};
+use crate::signal::Signal;
+use crate::stdio::{Stdio, StdioKind};
+
+/// Runs `command_line` with `/bin/sh -c`, buffered: Node's `exec` and `execSync`.
+///
+/// **The string is shell code.** Everything in it is interpreted by the shell: spaces split
+/// words, `$VAR` and `$(...)` expand, `;`, `|`, `&&` and `>` do what they do in a terminal.
+/// Never build it by pasting in text you do not control (file names, user input, anything
+/// from the network): a name like `x; rm -rf ~` runs the second command. Either pass such
+/// values as separate arguments with [`exec_file`] or [`Command`], where no shell ever sees
+/// them, or build the line with [`sh!`](crate::sh), which quotes every interpolated value so
+/// the shell reads it back as exactly one word (and [`cmd!`](crate::cmd) builds an argv with no
+/// shell at all).
+///
+/// Returns a [`Command`] for `/bin/sh`, so every option applies (`env`, `current_dir`,
+/// `timeout`, `input`...); finish with [`read`](Command::read),
+/// [`run`](Command::run) or [`output`](Command::output).
+///
+/// # Examples
+///
+/// ```
+/// let n = offspring::exec("printf 'a\\nb\\nc\\n' | wc -l").read()?;
+/// assert_eq!(n.trim(), "3");
+///
+/// let err = offspring::exec("echo oops >&2; exit 4").run().unwrap_err();
+/// assert_eq!(err.exit_status().and_then(|s| s.code()), Some(4));
+/// assert_eq!(err.stderr(), b"oops\n");
+/// # Ok::<(), offspring::Error>(())
+/// ```
+#[doc(alias = "execSync")]
+#[doc(alias = "shell")]
+pub fn exec(command_line: impl AsRef<OsStr>) -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(command_line);
+    cmd
+}
+
+/// Runs `program` with `args`, without a shell, buffered: Node's `execFile` and
+/// `execFileSync`.
+///
+/// Each argument reaches the program as exactly one `argv` element, whatever it contains, so
+/// untrusted values are safe here. The same as `Command::new(program).args(args)`; finish with
+/// [`read`](Command::read), [`run`](Command::run) or [`output`](Command::output).
+///
+/// # Examples
+///
+/// ```
+/// let name = "it's; $(not) a shell";
+/// let out = offspring::exec_file("printf", ["%s", name]).read()?;
+/// assert_eq!(out, name);
+/// # Ok::<(), offspring::Error>(())
+/// ```
+#[doc(alias = "execFile")]
+#[doc(alias = "execFileSync")]
+pub fn exec_file<I, S>(program: impl AsRef<OsStr>, args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    cmd
+}
+
+/// What to write to the child's stdin.
+#[derive(Debug)]
+enum Input {
+    Bytes(Vec<u8>),
+    File(PathBuf),
+}
+
+/// The capture options a [`Command`] carries for its runners.
+#[derive(Debug, Default)]
+pub(crate) struct RunOptions {
+    input: Option<Input>,
+    timeout: Option<Duration>,
+    kill_signal: Option<Signal>,
+    grace: Option<Duration>,
+    drain: Option<Duration>,
+    limits: [Option<usize>; 2],
+    overflow: Overflow,
+    merge: bool,
+    unchecked: bool,
+    cancel: Option<CancelHandle>,
+}
+
+impl RunOptions {
+    fn policy(&self) -> Policy {
+        let d = Policy::default();
+        Policy {
+            timeout: self.timeout,
+            kill_signal: self.kill_signal.unwrap_or(d.kill_signal),
+            grace: self.grace.unwrap_or(d.grace),
+            drain: self.drain.unwrap_or(d.drain),
+            limits: self.limits,
+            overflow: self.overflow,
+        }
+    }
+}
+
+/// # Capture options
+///
+/// These shape the buffered runners ([`output`](Command::output), [`run`](Command::run),
+/// [`read`](Command::read) and friends); [`spawn`](Command::spawn) and
+/// [`status`](Command::status) ignore them (for a spawned child use
+/// [`Child::communicate`](crate::Child::communicate), [`Child::wait_timeout`](crate::Child::wait_timeout)
+/// and [`Child::terminate`](crate::Child::terminate)).
+impl Command {
+    /// Writes `bytes` to the child's stdin, then closes it (Node's `input`). Written by the
+    /// same loop that reads the output, so any size works, and a child that stops reading
+    /// early (`head -c 1`) simply ends the input: that is not an error.
+    ///
+    /// Conflicts with [`stdin`](Command::stdin): a run with both fails with
+    /// [`ErrorKind::InvalidInput`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::Command;
+    /// let out = Command::new("tr").args(["a-z", "A-Z"]).input("hello").read()?;
+    /// assert_eq!(out, "HELLO");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    #[doc(alias = "stdin_bytes")]
+    pub fn input(&mut self, bytes: impl Into<Vec<u8>>) -> &mut Command {
+        self.run.input = Some(Input::Bytes(bytes.into()));
+        self
+    }
+
+    /// Connects the child's stdin to the file at `path`, opened when the run starts (execa's
+    /// `inputFile`). The kernel feeds it; nothing is copied through the parent.
+    ///
+    /// # Errors
+    ///
+    /// The run fails with [`ErrorKind::NotFound`] (or another kind) at [`Stage::Setup`],
+    /// naming the path, if the file cannot be opened.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, ErrorKind};
+    /// let n = Command::new("wc").arg("-c").input_file("/dev/null").read()?;
+    /// assert_eq!(n.trim(), "0");
+    /// let err = Command::new("cat").input_file("/no/such/file").run().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::NotFound);
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    #[doc(alias = "inputFile")]
+    pub fn input_file(&mut self, path: impl AsRef<Path>) -> &mut Command {
+        self.run.input = Some(Input::File(path.as_ref().to_owned()));
+        self
+    }
+
+    /// Stops the child if it runs longer than `timeout` (Node's `timeout`): the
+    /// [kill signal](Command::kill_signal) goes to the child (to its whole process group if
+    /// it leads one, see [`process_group`](Command::process_group)), then `SIGKILL` after the
+    /// [grace period](Command::force_kill_after) if it is still running. The run fails with
+    /// [`ErrorKind::TimedOut`]; the error says which signals were needed and keeps the
+    /// output captured so far.
+    ///
+    /// The runner returns within `timeout` + the grace period (only if the child ignores
+    /// the first signal) + the [drain timeout](Command::drain_timeout) (only if a grandchild
+    /// holds the pipes), plus scheduling noise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, ErrorKind, Signal};
+    /// use std::time::Duration;
+    /// let err = Command::new("sh")
+    ///     .args(["-c", "echo started; exec sleep 10"])
+    ///     .timeout(Duration::from_millis(200))
+    ///     .output()
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::TimedOut);
+    /// assert_eq!(err.signal_sent(), Some(Signal::TERM));
+    /// assert!(!err.needed_kill());
+    /// assert_eq!(err.stdout(), b"started\n");
+    /// ```
+    pub fn timeout(&mut self, timeout: Duration) -> &mut Command {
+        self.run.timeout = Some(timeout);
+        self
+    }
+
+    /// The signal that stops the child on a timeout, a cancel or an output limit (default
+    /// `SIGTERM`, as Node's `killSignal`). With [`Signal::KILL`] there is no grace period.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Signal};
+    /// use std::time::Duration;
+    /// let err = Command::new("sleep").arg("10")
+    ///     .timeout(Duration::from_millis(50))
+    ///     .kill_signal(Signal::INT)
+    ///     .output()
+    ///     .unwrap_err();
+    /// assert_eq!(err.exit_status().unwrap().signal(), Some(Signal::INT));
+    /// ```
+    #[doc(alias = "killSignal")]
+    pub fn kill_signal(&mut self, signal: Signal) -> &mut Command {
+        self.run.kill_signal = Some(signal);
+        self
+    }
+
+    /// How long the child may take to exit after the kill signal before it gets `SIGKILL`
+    /// (default 5 s, as execa's `forceKillAfterDelay`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, ErrorKind, Signal};
+    /// use std::time::Duration;
+    /// // A child that ignores SIGTERM.
+    /// let err = Command::new("sh")
+    ///     .args(["-c", "trap '' TERM; while :; do sleep 1; done"])
+    ///     .timeout(Duration::from_millis(100))
+    ///     .force_kill_after(Duration::from_millis(100))
+    ///     .process_group(offspring::ProcessGroup::New)
+    ///     .output()
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::TimedOut);
+    /// assert!(err.needed_kill());
+    /// assert_eq!(err.exit_status().unwrap().signal(), Some(Signal::KILL));
+    /// ```
+    #[doc(alias = "forceKillAfterDelay")]
+    #[doc(alias = "grace")]
+    pub fn force_kill_after(&mut self, grace: Duration) -> &mut Command {
+        self.run.grace = Some(grace);
+        self
+    }
+
+    /// After the child exits, how long to keep reading pipes that are still open (default
+    /// 1 s): Go's `WaitDelay`. Pipes stay open when the child passed them to a process that
+    /// outlives it (`sh -c 'server &'`); without a bound, such a run would never return.
+    /// When it runs out, the run takes what the pipes hold, closes them and returns normally;
+    /// [`Output::drain_expired`] tells.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::Command;
+    /// use std::time::{Duration, Instant};
+    /// let start = Instant::now();
+    /// let out = offspring::exec("echo hi; sleep 30 &")
+    ///     .drain_timeout(Duration::from_millis(100))
+    ///     .output()?;
+    /// assert_eq!(out.stdout, b"hi\n");
+    /// assert!(out.drain_expired());
+    /// assert!(start.elapsed() < Duration::from_secs(20));
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    #[doc(alias = "WaitDelay")]
+    pub fn drain_timeout(&mut self, timeout: Duration) -> &mut Command {
+        self.run.drain = Some(timeout);
+        self
+    }
+
+    /// Caps what is kept of stdout and of stderr at `bytes` each (Node's `maxBuffer`; default:
+    /// no limit). Exact: a stream of exactly `bytes` bytes is fine, one more is over. What
+    /// happens then is set by [`on_overflow`](Command::on_overflow): by default the child is
+    /// stopped and the run fails with [`ErrorKind::OutputLimit`], keeping the first `bytes`
+    /// bytes ([`Error::over_limit`] says which stream).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, ErrorKind};
+    /// assert!(Command::new("printf").arg("12345").max_buffer(5).run().is_ok());
+    /// let err = Command::new("printf").arg("123456").max_buffer(5).run().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::OutputLimit);
+    /// assert_eq!(err.stdout(), b"12345");
+    /// ```
+    #[doc(alias = "maxBuffer")]
+    pub fn max_buffer(&mut self, bytes: usize) -> &mut Command {
+        self.run.limits = [Some(bytes), Some(bytes)];
+        self
+    }
+
+    /// Caps one stream only (see [`max_buffer`](Command::max_buffer)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, ErrorKind, Stream};
+    /// let err = offspring::exec("echo a long line of output; echo short >&2")
+    ///     .max_buffer_for(Stream::Stderr, 100)
+    ///     .max_buffer_for(Stream::Stdout, 4)
+    ///     .run()
+    ///     .unwrap_err();
+    /// assert_eq!(err.over_limit(), Some((Stream::Stdout, 4)));
+    /// ```
+    pub fn max_buffer_for(&mut self, stream: Stream, bytes: usize) -> &mut Command {
+        self.run.limits[match stream {
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+        }] = Some(bytes);
+        self
+    }
+
+    /// What to do when a stream goes over its limit: stop the child and fail
+    /// ([`Overflow::Kill`], the default), or keep the first bytes and drain the rest
+    /// ([`Overflow::Truncate`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Overflow, Stream};
+    /// let out = offspring::exec("seq 100000").max_buffer(6).on_overflow(Overflow::Truncate).run()?;
+    /// assert_eq!(out.stdout, b"1\n2\n3\n");
+    /// assert!(out.is_truncated());
+    /// assert!(out.bytes_seen(Stream::Stdout) > 500_000);
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn on_overflow(&mut self, policy: Overflow) -> &mut Command {
+        self.run.overflow = policy;
+        self
+    }
+
+    /// Sends the child's stderr to the same pipe as its stdout (`2>&1`, Go's
+    /// `CombinedOutput`): [`Output::stdout`] holds both, interleaved as written, and
+    /// [`Output::stderr`] stays empty. Error messages then quote the tail of the combined
+    /// output.
+    ///
+    /// Needs stdout captured (not set, or [`Stdio::piped`]) and stderr not set; otherwise the
+    /// run fails with [`ErrorKind::InvalidInput`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let out = offspring::exec("echo one; echo two >&2; echo three").stderr_to_stdout(true).read()?;
+    /// assert_eq!(out, "one\ntwo\nthree");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    #[doc(alias = "CombinedOutput")]
+    #[doc(alias = "all")]
+    pub fn stderr_to_stdout(&mut self, yes: bool) -> &mut Command {
+        self.run.merge = yes;
+        self
+    }
+
+    /// Lets another thread cancel the run through `handle` (Node's `signal`). See
+    /// [`CancelHandle`] for an example with a second thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{CancelHandle, ErrorKind};
+    /// let cancel = CancelHandle::new();
+    /// cancel.cancel();
+    /// // Already cancelled: fails at once, nothing is spawned.
+    /// let err = offspring::exec("sleep 30").cancel_with(&cancel).run().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Canceled);
+    /// assert!(err.exit_status().is_none());
+    /// ```
+    #[doc(alias = "signal")]
+    #[doc(alias = "AbortSignal")]
+    pub fn cancel_with(&mut self, handle: &CancelHandle) -> &mut Command {
+        self.run.cancel = Some(handle.clone());
+        self
+    }
+
+    /// Makes the checked runners ([`run`](Command::run), [`read`](Command::read),
+    /// [`read_bytes`](Command::read_bytes), [`read_lines`](Command::read_lines)) accept a
+    /// non-zero exit or a death by signal, as [`output`](Command::output) always does (duct's
+    /// `unchecked`, xshell's `ignore_status`). Timeouts, cancels and output limits are still
+    /// errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let out = offspring::exec("echo partial; exit 1").unchecked(true).run()?;
+    /// assert_eq!(out.status.code(), Some(1));
+    /// assert_eq!(out.stdout, b"partial\n");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    #[doc(alias = "ignore_status")]
+    #[doc(alias = "check")]
+    pub fn unchecked(&mut self, yes: bool) -> &mut Command {
+        self.run.unchecked = yes;
+        self
+    }
+
+    /// Runs the child to completion and captures its stdout and stderr (stdin is `/dev/null`
+    /// unless set or given [`input`](Command::input)). Every pipe is served by one `poll()`
+    /// loop, so no child can deadlock the caller, whatever it writes or reads and in whatever
+    /// order.
+    ///
+    /// Non-zero exit is not an error here, as in std: inspect [`Output::status`], or use
+    /// [`run`](Command::run).
+    ///
+    /// # Errors
+    ///
+    /// Spawn errors; [`ErrorKind::TimedOut`], [`ErrorKind::Canceled`] and
+    /// [`ErrorKind::OutputLimit`] (each with the partial output, the status and the signals
+    /// sent); [`ErrorKind::InvalidInput`] for conflicting options; I/O errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::Command;
+    /// let out = Command::new("sh").args(["-c", "echo out; echo err >&2; exit 2"]).output()?;
+    /// assert_eq!(out.status.code(), Some(2));
+    /// assert_eq!(out.stdout, b"out\n");
+    /// assert_eq!(out.stderr, b"err\n");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    #[doc(alias = "spawnSync")]
+    #[doc(alias = "communicate")]
+    pub fn output(&mut self) -> Result<Output> {
+        self.capture(false)
+    }
+
+    /// As [`output`](Command::output), but a non-zero exit or a death by signal is an error
+    /// ([`ErrorKind::ExitCode`], [`ErrorKind::Signaled`]) that carries the status, stdout and
+    /// stderr, and whose message quotes the command and the tail of stderr. Opt out with
+    /// [`unchecked`](Command::unchecked).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, ErrorKind};
+    /// let err = Command::new("sh").args(["-c", "echo 'no such branch' >&2; exit 128"]).run().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::ExitCode);
+    /// assert_eq!(err.exit_status().unwrap().code(), Some(128));
+    /// let msg = err.to_string();
+    /// assert!(msg.contains("exit code 128"), "{msg}");
+    /// assert!(msg.contains("no such branch"), "{msg}");
+    /// ```
+    #[doc(alias = "execFileSync")]
+    #[doc(alias = "check_call")]
+    pub fn run(&mut self) -> Result<Output> {
+        self.capture(true)
+    }
+
+    /// Runs the child (checked, as [`run`](Command::run)) and returns its stdout as UTF-8
+    /// without trailing newlines, as the shell's `$(...)`: duct's and xshell's `read`.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Command::run), plus [`ErrorKind::InvalidData`] if stdout is not UTF-8 (the
+    /// bytes are in [`Error::stdout`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::Command;
+    /// assert_eq!(Command::new("echo").arg("hello").read()?, "hello");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    #[doc(alias = "check_output")]
+    #[doc(alias = "execSync")]
+    pub fn read(&mut self) -> Result<String> {
+        let mut s = self.read_string()?;
+        let keep = capture::trim_newlines(&s).len();
+        s.truncate(keep);
+        Ok(s)
+    }
+
+    /// Runs the child (checked) and returns its stdout as bytes, untouched.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::Command;
+    /// assert_eq!(Command::new("printf").arg("\\377\\n").read_bytes()?, b"\xff\n");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn read_bytes(&mut self) -> Result<Vec<u8>> {
+        Ok(self.run()?.stdout)
+    }
+
+    /// Runs the child (checked) and returns the lines of its stdout, as UTF-8, without their
+    /// `\n` or `\r\n`.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Command::read).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lines = offspring::exec("printf 'b\\na\\n' | sort").read_lines()?;
+    /// assert_eq!(lines, ["a", "b"]);
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn read_lines(&mut self) -> Result<Vec<String>> {
+        Ok(self.read_string()?.lines().map(str::to_owned).collect())
+    }
+
+    fn read_string(&mut self) -> Result<String> {
+        let argv = self.argv_for_errors();
+        let out = self.run()?;
+        String::from_utf8(out.stdout).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            Error::new(
+                ErrorKind::InvalidData,
+                Stage::Run,
+                format!("stdout is not valid UTF-8 (bad byte at offset {at})"),
+            )
+            .with_argv(argv)
+            .with_status(out.status)
+            .with_output(e.into_bytes(), out.stderr)
+        })
+    }
+
+    /// The runners' common path: set up stdio, spawn, run the loop, judge the result.
+    fn capture(&mut self, checked: bool) -> Result<Output> {
+        let argv = self.argv_for_errors();
+        if let Some(c) = &self.run.cancel {
+            if c.is_canceled() {
+                return Err(Error::new(ErrorKind::Canceled, Stage::Run, "canceled before start")
+                    .with_argv(argv));
+            }
+        }
+        // The input stays with the command so that it can run again.
+        let input = self.run.input.take();
+        let result = self.capture_with(input.as_ref(), &argv);
+        self.run.input = input;
+        let fin = result?;
+        judge(fin, checked && !self.run.unchecked, self.run.merge, argv)
+    }
+
+    fn capture_with(
+        &mut self,
+        input: Option<&Input>,
+        argv: &[std::ffi::OsString],
+    ) -> Result<Finished> {
+        let conflict = |what: &str| Error::invalid_input(what.to_owned()).with_argv(argv);
+        let mut defaults = Defaults::capture();
+        match input {
+            Some(_) if self.stdin.is_some() => {
+                return Err(conflict("both stdin and input are set; use one"));
+            }
+            Some(Input::Bytes(_)) => defaults.stdin = DefaultIo::Piped,
+            Some(Input::File(path)) => {
+                let file = File::open(path).map_err(|e| {
+                    Error::os(Stage::Setup, e, "cannot open the input file")
+                        .with_argv(argv)
+                        .with_path(path)
+                })?;
+                self.stdin = Some(Stdio::from(file));
+            }
+            None => {}
+        }
+        let mut merged: Option<OwnedFd> = None;
+        if self.run.merge {
+            if self.stderr.is_some() {
+                return Err(conflict("stderr_to_stdout(true) and stderr(..) are both set"));
+            }
+            if !matches!(self.stdout.as_ref().map(|s| &s.0), None | Some(StdioKind::Piped)) {
+                return Err(conflict("stderr_to_stdout(true) needs stdout to be captured"));
+            }
+            let setup = |e: std::io::Error| {
+                Error::os(Stage::Setup, e, "creating the merged output pipe").with_argv(argv)
+            };
+            let (rd, wr) = crate::sys::pipe::pipe().map_err(setup)?;
+            let wr2 = wr.try_clone().map_err(setup)?;
+            self.stdout = Some(Stdio::from(wr));
+            self.stderr = Some(Stdio::from(wr2));
+            merged = Some(rd);
+        }
+
+        let mut child = self.spawn_with_defaults(defaults)?;
+        let stdin = child.stdin.take();
+        let stdout = merged.or_else(|| child.stdout.take().map(OwnedFd::from));
+        let stderr = child.stderr.take().map(OwnedFd::from);
+        let data: &[u8] = match input {
+            Some(Input::Bytes(b)) => b,
+            _ => &[],
+        };
+        let policy = self.run.policy();
+        let mut session = match Session::new(
+            &child,
+            stdin,
+            data,
+            stdout,
+            stderr,
+            policy,
+            self.run.cancel.as_ref(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = child.kill();
+                return Err(e);
+            }
+        };
+        match session.pump(None) {
+            Ok(_) => Ok(session.finish()),
+            Err(e) => {
+                // Do not leave the child running unwatched with nobody reading its pipes.
+                session.abandon();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Turns a finished capture into the runner's result.
+fn judge(
+    fin: Finished,
+    checked: bool,
+    merged: bool,
+    argv: Vec<std::ffi::OsString>,
+) -> Result<Output> {
+    let Finished { output, stop, needed_kill, policy } = fin;
+    let status = output.status;
+    let stopped = |kind: ErrorKind, reason: String| {
+        let sig = policy.kill_signal;
+        let how = if sig == Signal::KILL {
+            format!("killed it with {sig}")
+        } else if needed_kill {
+            format!(
+                "sent {sig}; it was still running after the {:?} grace period, so sent {}",
+                policy.grace,
+                Signal::KILL
+            )
+        } else {
+            format!("sent {sig}")
+        };
+        Error::new(kind, Stage::Run, format!("{reason}; {how}; it ended with {status}"))
+            .with_signal(sig, needed_kill)
+    };
+    let err = match stop {
+        Some(Stop::Timeout) => {
+            let t = policy.timeout.unwrap_or_default();
+            stopped(ErrorKind::TimedOut, format!("ran longer than its {t:?} timeout"))
+                .with_timeout(t)
+        }
+        Some(Stop::Canceled) => stopped(ErrorKind::Canceled, "canceled".to_owned()),
+        Some(Stop::Limit(stream)) => {
+            let limit = match stream {
+                Stream::Stdout => policy.limits[0],
+                Stream::Stderr => policy.limits[1],
+            }
+            .unwrap_or_default();
+            stopped(
+                ErrorKind::OutputLimit,
+                format!("{stream} went over its limit of {limit} bytes (max_buffer)"),
+            )
+            .with_limit(stream, limit)
+        }
+        None if checked && !status.success() => {
+            let kind =
+                if status.signal().is_some() { ErrorKind::Signaled } else { ErrorKind::ExitCode };
+            Error::new(kind, Stage::Run, status.to_string())
+        }
+        None => return Ok(output),
+    };
+    Err(err
+        .with_argv(argv)
+        .with_status(status)
+        .with_merged_output(merged)
+        .with_output(output.stdout, output.stderr))
+}
