@@ -56,11 +56,12 @@ fn check(state: &mut State) -> Result<(), String> {
     })
 }
 
-/// Checks the last, partial batch when libFuzzer exits.
+/// Checks the last, partial batch when libFuzzer exits, then stops the shells and removes
+/// their batch file (a static is never dropped otherwise).
 extern "C" fn flush() {
     let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(state) = state.as_mut() {
-        if let Err(message) = check(state) {
+    if let Some(mut state) = state.take() {
+        if let Err(message) = check(&mut state) {
             eprintln!("{message}");
             std::process::abort();
         }
