@@ -208,6 +208,18 @@ impl Proc {
         pidfd: &OwnedFd,
         deadline: Option<Instant>,
     ) -> io::Result<Option<Outcome>> {
+        if deadline.is_none() {
+            // No deadline: sleep in `waitid(WNOWAIT)` until the child is a zombie (the same
+            // wake-up `waitpid` gets; measured faster than `poll` on the pidfd), then reap it
+            // under the lock. ECHILD means someone else reaped it: `try_collect` reports that.
+            loop {
+                let woke = sys_wait::pidfd_wait_exited(pidfd.as_fd());
+                if let Some(o) = self.try_collect() {
+                    return Ok(Some(o));
+                }
+                woke?;
+            }
+        }
         loop {
             let timeout = match deadline {
                 Some(d) => {
