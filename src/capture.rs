@@ -630,6 +630,9 @@ impl<'a> Session<'a> {
     /// Runs the loop until the child has exited and its pipes are drained (`Ok(true)`), or
     /// until `give_up` (`Ok(false)`; call again to go on, nothing is lost).
     pub(crate) fn pump(&mut self, give_up: Option<Instant>) -> Result<bool> {
+        // This loop polls the pidfd and reaps the child itself: keep the reaper out of it.
+        let child = self.child;
+        let _watch = child.self_wait();
         loop {
             let now = Instant::now();
             if self.status.is_none() && self.stop.is_none() {

@@ -366,6 +366,12 @@ impl Child {
         &self.argv
     }
 
+    /// Declares that the calling code polls [`pidfd`](Child::pidfd) and reaps the child itself
+    /// (with `try_wait`) until the guard is dropped; the reaper stays out of the way meanwhile.
+    pub(crate) fn self_wait(&self) -> crate::reaper::SelfWait<'_> {
+        crate::reaper::SelfWait::new(&self.proc)
+    }
+
     /// The child's pidfd, when the reaper tracks it with one: readable once the child exits.
     pub(crate) fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         use std::os::fd::AsFd;

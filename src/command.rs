@@ -15,7 +15,7 @@ use crate::exit_status::ExitStatus;
 use crate::reaper::{self, Proc};
 use crate::signal::Signal;
 use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio, StdioKind};
-use crate::sys::cstr::CStringArray;
+use crate::sys::cstr::{CStringArray, Envp};
 use crate::sys::spawn::{
     self as sys_spawn, ChildStage, FdPlan, PathTaken, PreExec, Rlimit, SpawnRequest,
 };
@@ -475,7 +475,12 @@ impl Command {
         }
     }
 
-    fn envp(&self) -> CStringArray {
+    /// The child's environment as an `envp` array, or `None` when the command leaves the
+    /// parent's environment unchanged, so that it is passed as it is, without a copy.
+    fn envp(&self) -> Option<CStringArray> {
+        if !self.env_clear && self.env.is_empty() {
+            return None;
+        }
         let inherited: Vec<(OsString, OsString)> =
             if self.env_clear { Vec::new() } else { std::env::vars_os().collect() };
         let mut envp = CStringArray::with_capacity(inherited.len() + self.env.len());
@@ -501,7 +506,7 @@ impl Command {
                 push(k, v);
             }
         }
-        envp
+        Some(envp)
     }
 
     fn spawn_inner(&mut self, defaults: Defaults) -> Result<Child> {
@@ -619,7 +624,7 @@ impl Command {
         let mut req = SpawnRequest {
             program: &program,
             argv: &argv,
-            envp: &envp,
+            envp: envp.as_ref().map_or(Envp::Inherit, Envp::Built),
             cwd: cwd.as_deref(),
             fds: &plans,
             max_target,

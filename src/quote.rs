@@ -72,7 +72,9 @@
 //! arithmetic), backquotes, the globs `*`, `?`, `[`, a `~` that could be expanded, `{ }`, `!`,
 //! the operators `| & ; ( )`, the redirections `< >`, a `#` comment, a second command after a
 //! newline, a first word that is an assignment (`NAME=value`) or a reserved word, and
-//! unterminated quotes.
+//! unterminated quotes. It also refuses the one construct found (by fuzzing against the real
+//! shells) that bash reads differently from POSIX: a backslash before byte 0x01 or 0x7f inside
+//! double quotes.
 //!
 //! ```
 //! use offspring::quote::{self, Syntax};
@@ -208,6 +210,10 @@ pub enum Syntax {
     Assignment,
     /// A first word such as `if`, `for` or `time`: a reserved word, not a program.
     ReservedWord,
+    /// Bytes that POSIX shells and bash read differently: a backslash before byte 0x01 or
+    /// 0x7f inside double quotes (bash uses those bytes internally, and `"\<0x01>\\"` gives
+    /// it one backslash too many).
+    Unportable,
 }
 
 impl Syntax {
@@ -225,6 +231,7 @@ impl Syntax {
             Syntax::Newline => "a newline",
             Syntax::Assignment => "the first word",
             Syntax::ReservedWord => "the first word",
+            Syntax::Unportable => "a backslash before byte 0x01 or 0x7f in double quotes",
         }
     }
 
@@ -242,6 +249,7 @@ impl Syntax {
             Syntax::Newline => "the start of a second command",
             Syntax::Assignment => "a variable assignment",
             Syntax::ReservedWord => "a reserved word",
+            Syntax::Unportable => "read differently by bash and by POSIX shells",
         }
     }
 }
@@ -685,6 +693,8 @@ impl<'a> Splitter<'a> {
                 b'"' => break,
                 b'\\' => match *self.line.get(i + 1).ok_or(unterminated)? {
                     b'\n' => i += 2,
+                    // Found by the quote_shell fuzz target: bash mishandles what follows.
+                    0x01 | 0x7f => return Err(self.unsupported(i, Syntax::Unportable)),
                     c @ (b'$' | b'`' | b'"' | b'\\') => {
                         text.push(c);
                         i += 2;
@@ -980,6 +990,9 @@ mod tests {
         assert_eq!(s("X=1 a"), unsupported(1, Syntax::Assignment));
         assert_eq!(s("X+=1 a"), unsupported(2, Syntax::Assignment));
         assert_eq!(s("  if true"), unsupported(2, Syntax::ReservedWord));
+        assert_eq!(s("\"\\\u{1}\\\\\""), unsupported(1, Syntax::Unportable));
+        assert_eq!(s("x \"a\\\u{7f}\""), unsupported(4, Syntax::Unportable));
+        assert_eq!(s("\\\u{1}\\\\ '\\\u{1}\\\\'").unwrap(), ["\u{1}\\", "\\\u{1}\\\\"]);
         assert_eq!(s("a 'b"), Err(QuoteError::Unterminated { offset: 2, quote: '\'' }));
         assert_eq!(s("a \"b\\\""), Err(QuoteError::Unterminated { offset: 2, quote: '"' }));
         assert_eq!(s("a\\"), Err(QuoteError::TrailingBackslash { offset: 1 }));

@@ -194,31 +194,13 @@ impl Proc {
     /// Waits until the child is collected or `deadline` passes.
     pub(crate) fn wait_deadline(&self, deadline: Option<Instant>) -> io::Result<Option<Outcome>> {
         let Some(pidfd) = &self.pidfd else { return self.wait_fallback(deadline) };
+        if let Some(o) = self.outcome() {
+            return Ok(Some(o));
+        }
         // This thread reaps the child itself, as soon as `poll` on the pidfd says it exited
-        // (at once if it already has). Meanwhile the reaper stops watching the pidfd, so that
-        // the exit wakes one thread, not two racing for the same status.
-        {
-            let mut st = self.lock();
-            if let Some(o) = st.outcome {
-                return Ok(Some(o));
-            }
-            st.waiters += 1;
-            if st.waiters == 1 {
-                disarm(self);
-            }
-        }
-        let result = self.poll_and_reap(pidfd, deadline);
-        let mut st = self.lock();
-        st.waiters -= 1;
-        let gone = st.outcome.is_some();
-        if !gone && st.waiters == 0 {
-            arm(self);
-        }
-        drop(st);
-        if gone {
-            forget(self);
-        }
-        result
+        // (at once if it already has); meanwhile the reaper stops watching it.
+        let _watch = SelfWait::new(self);
+        self.poll_and_reap(pidfd, deadline)
     }
 
     fn poll_and_reap(
@@ -226,6 +208,18 @@ impl Proc {
         pidfd: &OwnedFd,
         deadline: Option<Instant>,
     ) -> io::Result<Option<Outcome>> {
+        if deadline.is_none() {
+            // No deadline: sleep in `waitid(WNOWAIT)` until the child is a zombie (the same
+            // wake-up `waitpid` gets; measured faster than `poll` on the pidfd), then reap it
+            // under the lock. ECHILD means someone else reaped it: `try_collect` reports that.
+            loop {
+                let woke = sys_wait::pidfd_wait_exited(pidfd.as_fd());
+                if let Some(o) = self.try_collect() {
+                    return Ok(Some(o));
+                }
+                woke?;
+            }
+        }
         loop {
             let timeout = match deadline {
                 Some(d) => {
@@ -272,6 +266,51 @@ impl Proc {
                 drop(self.cond.wait_timeout(st, timeout).unwrap_or_else(|e| e.into_inner()));
             }
         }
+    }
+}
+
+/// Marks a thread that watches a child's pidfd itself (a waiter, the capture loop) and will
+/// reap the child when it exits. While any such thread exists, the pidfd is out of the
+/// reaper's epoll set, so the exit wakes one thread, not two racing for the same status. The
+/// last one to leave puts the pidfd back if the child is still running, or drops the child
+/// from the reaper's table if it was collected.
+pub(crate) struct SelfWait<'a>(&'a Proc);
+
+impl<'a> SelfWait<'a> {
+    pub(crate) fn new(proc: &'a Proc) -> SelfWait<'a> {
+        if proc.pidfd.is_some() {
+            let mut st = proc.lock();
+            st.waiters += 1;
+            if st.waiters == 1 && st.outcome.is_none() {
+                disarm(proc);
+            }
+        }
+        SelfWait(proc)
+    }
+}
+
+impl Drop for SelfWait<'_> {
+    fn drop(&mut self) {
+        let proc = self.0;
+        if proc.pidfd.is_none() {
+            return;
+        }
+        let mut st = proc.lock();
+        st.waiters -= 1;
+        let gone = st.outcome.is_some();
+        if !gone && st.waiters == 0 {
+            arm(proc);
+        }
+        drop(st);
+        if gone {
+            forget(proc);
+        }
+    }
+}
+
+impl std::fmt::Debug for SelfWait<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SelfWait").field(&self.0.pid).finish()
     }
 }
 

@@ -1,5 +1,5 @@
-//! Differential against the real shells: dash and bash read `quote(w)` back as exactly `w`,
-//! `join`/`display` as the words, and a line `split` accepts as what `split` returned; see
+//! Differential against the real shells: dash and bash read `join(words)` (each word quoted)
+//! and `display(words)` back as exactly the words, and a line `split` accepts as what `split` returned; see
 //! `offspring_fuzz::props::ShellCases` and `offspring_fuzz::shell`.
 //!
 //! The shells are checked in batches of `OFFSPRING_FUZZ_BATCH` inputs (default 32) so that one
@@ -8,7 +8,12 @@
 //! written to `<artifact_prefix>deferred-<hash>` and named in the panic message (libFuzzer's
 //! own `crash-*` file is then just the input that completed the batch). Reproduce with
 //! `OFFSPRING_FUZZ_BATCH=1 cargo fuzz run quote_shell <file>`. `display`, which forks the
-//! shells for `$(printf ...)`, is checked for one input in `OFFSPRING_FUZZ_DISPLAY` (default 32).
+//! shells for `$(printf ...)`, is checked for one input in `OFFSPRING_FUZZ_DISPLAY` (default
+//! 128; the quote_roundtrip target checks every input against a reading of display's output
+//! in Rust).
+//!
+//! The shells are CPU-bound, so each batch goes to dash and bash in a UTF-8 locale, and to
+//! one of bash in the C locale and bash --posix, in turn.
 #![no_main]
 
 use std::sync::Mutex;
@@ -22,6 +27,7 @@ struct State {
     pending: ShellCases,
     batch: usize,
     display_every: u64,
+    batches: usize,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -50,11 +56,12 @@ fn check(state: &mut State) -> Result<(), String> {
     })
 }
 
-/// Checks the last, partial batch when libFuzzer exits.
+/// Checks the last, partial batch when libFuzzer exits, then stops the shells and removes
+/// their batch file (a static is never dropped otherwise).
 extern "C" fn flush() {
     let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(state) = state.as_mut() {
-        if let Err(message) = check(state) {
+    if let Some(mut state) = state.take() {
+        if let Err(message) = check(&mut state) {
             eprintln!("{message}");
             std::process::abort();
         }
@@ -76,7 +83,8 @@ fuzz_target!(
             shells,
             pending: ShellCases::new(),
             batch: env_number("OFFSPRING_FUZZ_BATCH", 32) as usize,
-            display_every: env_number("OFFSPRING_FUZZ_DISPLAY", 32),
+            display_every: env_number("OFFSPRING_FUZZ_DISPLAY", 128),
+            batches: 0,
         });
     },
     |data: &[u8]| {
@@ -85,6 +93,12 @@ fuzz_target!(
         let display = fnv(data) % state.display_every == 0;
         state.pending.add(data, display);
         if state.pending.len() >= state.batch {
+            // dash and bash (C.UTF-8) always; then bash (C) or bash --posix, in turn.
+            state.batches += 1;
+            let turn = 2 + state.batches % 2;
+            for (i, active) in state.shells.active.iter_mut().enumerate() {
+                *active = i < 2 || i == turn;
+            }
             if let Err(message) = check(state) {
                 panic!("{message}");
             }

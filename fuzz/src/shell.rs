@@ -82,6 +82,8 @@ pub struct Shell {
 pub struct Shells {
     /// The shells, in the order of [`FLAVORS`].
     pub shells: Vec<Shell>,
+    /// Which shells [`run`](Shells::run) uses (all, at first).
+    pub active: Vec<bool>,
     file: PathBuf,
 }
 
@@ -105,13 +107,15 @@ impl Shells {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let file =
             std::env::temp_dir().join(format!("offspring-shells-{}-{n}.sh", std::process::id()));
-        Shells { shells, file }
+        let active = vec![true; shells.len()];
+        Shells { shells, active, file }
     }
 
-    /// Runs `w CODE` for each piece of code in every shell, and returns, per shell, the words
-    /// each line printed, or a description of what went wrong (a timeout, an exit, an answer
-    /// out of step), after which that shell has been restarted.
-    pub fn run(&mut self, codes: &[&[u8]]) -> Vec<Result<Vec<Vec<Vec<u8>>>, String>> {
+    /// Runs `w CODE` for each piece of code in every active shell, and returns, per shell (by
+    /// index), the words each line printed, or a description of what went wrong (a timeout,
+    /// an exit, an answer out of step), after which that shell has been restarted.
+    #[allow(clippy::type_complexity)]
+    pub fn run(&mut self, codes: &[&[u8]]) -> Vec<(usize, Result<Vec<Vec<Vec<u8>>>, String>)> {
         let mut batch = Vec::new();
         for code in codes {
             batch.extend_from_slice(b"w ");
@@ -119,23 +123,25 @@ impl Shells {
             batch.push(b'\n');
         }
         if let Err(e) = std::fs::write(&self.file, &batch) {
-            return self
-                .shells
-                .iter()
-                .map(|_| Err(format!("cannot write {:?}: {e}", self.file)))
-                .collect();
+            return vec![(0, Err(format!("cannot write {:?}: {e}", self.file)))];
         }
         let file = &self.file;
-        let sent: Vec<Result<u64, String>> = self.shells.iter_mut().map(|s| s.send(file)).collect();
-        self.shells
+        let active = &self.active;
+        let sent: Vec<(usize, Result<u64, String>)> = self
+            .shells
             .iter_mut()
-            .zip(sent)
-            .map(|(shell, sent)| {
+            .enumerate()
+            .filter(|(i, _)| active[*i])
+            .map(|(i, s)| (i, s.send(file)))
+            .collect();
+        sent.into_iter()
+            .map(|(i, sent)| {
+                let shell = &mut self.shells[i];
                 let result = sent.and_then(|seq| shell.receive(codes, seq));
                 if result.is_err() {
                     shell.restart();
                 }
-                result
+                (i, result)
             })
             .collect()
     }

@@ -37,7 +37,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::raw::{c_char, c_int};
 use std::sync::OnceLock;
 
-use super::cstr::CStringArray;
+use super::cstr::{CStringArray, Envp};
 
 /// A user hook run in the child between fork and exec.
 pub(crate) type PreExec = Box<dyn FnMut() -> io::Result<()> + Send + Sync>;
@@ -61,7 +61,7 @@ pub(crate) struct Rlimit {
 pub(crate) struct SpawnRequest<'a> {
     pub(crate) program: &'a CStr,
     pub(crate) argv: &'a CStringArray,
-    pub(crate) envp: &'a CStringArray,
+    pub(crate) envp: Envp<'a>,
     pub(crate) cwd: Option<&'a CStr>,
     /// The child's fds 0.. and extras; fds 0-2 absent here are inherited from the parent.
     pub(crate) fds: &'a [FdPlan<'a>],

@@ -228,3 +228,28 @@ pub(crate) fn pidfd_reap_blocking(pidfd: &OwnedFd) -> io::Result<()> {
         }
     }
 }
+
+/// `waitid(P_PIDFD, fd, WEXITED | WNOWAIT)`—Blocks until the child has exited, without
+/// reaping it (the caller reaps under its lock).
+pub(crate) fn pidfd_wait_exited(pidfd: BorrowedFd<'_>) -> io::Result<()> {
+    const P_PIDFD: libc::idtype_t = 3;
+    loop {
+        let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+        // SAFETY: waitid on a pidfd we borrow, with a zeroed out-parameter.
+        let r = unsafe {
+            libc::waitid(
+                P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                info.as_mut_ptr(),
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}

@@ -100,6 +100,12 @@ fn env_clear_set_and_remove_are_seen_exactly() {
         let want: BTreeSet<Vec<u8>> = [b"A=1".to_vec(), b"B=two words".to_vec()].into();
         assert_eq!(env, want, "{path:?}");
 
+        // Unchanged: the parent's environment exactly (passed without a copy).
+        let parent: BTreeSet<Vec<u8>> = std::env::vars_os()
+            .map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat())
+            .collect();
+        assert_eq!(child_env(&mut fixture(path, ["env"])), parent, "{path:?}");
+
         // Removing and overriding inherited variables (HOME and PATH exist in any test run).
         assert!(std::env::var_os("HOME").is_some());
         let env = child_env(fixture(path, ["env"]).env_remove("HOME").env("PATH", "/nowhere"));
