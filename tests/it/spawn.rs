@@ -101,9 +101,8 @@ fn env_clear_set_and_remove_are_seen_exactly() {
         assert_eq!(env, want, "{path:?}");
 
         // Unchanged: the parent's environment exactly (passed without a copy).
-        let parent: BTreeSet<Vec<u8>> = std::env::vars_os()
-            .map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat())
-            .collect();
+        let parent: BTreeSet<Vec<u8>> =
+            std::env::vars_os().map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat()).collect();
         assert_eq!(child_env(&mut fixture(path, ["env"])), parent, "{path:?}");
 
         // Removing and overriding inherited variables (HOME and PATH exist in any test run).
