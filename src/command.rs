@@ -304,32 +304,32 @@ impl Command {
     }
 
     /// Runs the child as this user id (`setuid`). Changing the uid also drops supplementary
-    /// groups unless [`groups`](Command::groups) sets them. Uses the fork path.
+    /// groups unless [`groups`](Command::groups) sets them. Uses the vfork path.
     pub fn uid(&mut self, uid: u32) -> &mut Command {
         self.uid = Some(uid);
         self
     }
 
-    /// Runs the child with this group id (`setgid`). Uses the fork path.
+    /// Runs the child with this group id (`setgid`). Uses the vfork path.
     pub fn gid(&mut self, gid: u32) -> &mut Command {
         self.gid = Some(gid);
         self
     }
 
-    /// Sets the child's supplementary groups (`setgroups`). Uses the fork path.
+    /// Sets the child's supplementary groups (`setgroups`). Uses the vfork path.
     pub fn groups(&mut self, groups: &[u32]) -> &mut Command {
         self.groups = Some(groups.to_vec());
         self
     }
 
-    /// Sets the child's file-mode creation mask. Uses the fork path.
+    /// Sets the child's file-mode creation mask. Uses the vfork path.
     pub fn umask(&mut self, mask: u32) -> &mut Command {
         self.umask = Some(mask);
         self
     }
 
     /// Sets a resource limit in the child (`setrlimit`; `u64::MAX` means unlimited). Uses the
-    /// fork path.
+    /// vfork path.
     pub fn rlimit(&mut self, resource: Resource, soft: u64, hard: u64) -> &mut Command {
         let resource = crate::sys::rlimit_resource(resource);
         self.rlimits.retain(|r| r.resource != resource);
@@ -338,7 +338,7 @@ impl Command {
     }
 
     /// Asks the kernel to send `signal` to the child when the thread that spawned it exits
-    /// (`PR_SET_PDEATHSIG`, Linux). Uses the fork path.
+    /// (`PR_SET_PDEATHSIG`, Linux). Uses the vfork path.
     ///
     /// Linux ties this to the spawning *thread*, not the process: spawn from a thread that
     /// lives as long as the child should.
@@ -370,11 +370,12 @@ impl Command {
     }
 
     #[doc(hidden)]
-    /// Test switch: use the named spawn path, `"posix_spawn"`, `"vfork"` or `"fork"` (the
-    /// vfork path falls back to fork where the kernel lacks it). `posix_spawn` is used only
-    /// when it can apply every setting.
+    /// Test switch: prefer the named spawn path, `"posix_spawn"`, `"vfork"` or `"fork"`; any
+    /// other name restores the default order. A path that cannot apply a setting (or is
+    /// missing here) gives way to the next one, as in the default order.
     pub fn force_spawn_path(&mut self, path: &str) -> &mut Command {
         self.force_path = match path {
+            "posix_spawn" => Some(PathTaken::PosixSpawn),
             "vfork" => Some(PathTaken::Vfork),
             "fork" => Some(PathTaken::Fork),
             _ => None,

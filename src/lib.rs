@@ -43,11 +43,16 @@
 //! [`Command::search_relative_path`] allows them (Go's `ErrDot` lesson). [`which`] does the
 //! same lookup for the current process.
 //!
-//! The child is started with `posix_spawn`, which glibc implements with
-//! `clone(CLONE_VM | CLONE_VFORK)`: its cost does not grow with the parent's memory. Settings
-//! that `posix_spawn` cannot apply (`uid`/`gid`/`groups`, `umask`, `rlimit`,
-//! `parent_death_signal`, a [`pre_exec`](Command::pre_exec) hook) take a `fork` + `execve`
-//! path instead, which allocates nothing between fork and exec. Either way the child gets:
+//! On Linux (x86_64, kernel 5.5 or later) the child is started with
+//! `clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_CLEAR_SIGHAND)`: like glibc's
+//! `posix_spawn`, it shares the parent's memory until exec, so its cost does not grow with
+//! the parent's heap; unlike it, it has the kernel clear the signal handlers instead of
+//! resetting all 64 of them one system call at a time, and gets the child's pidfd atomically
+//! (measured: 0.91-0.95x the cost of `posix_spawn` + `waitpid`, where std is 0.95-0.98x).
+//! Elsewhere, or where a seccomp filter refuses `clone3`, glibc's `posix_spawn` is the fast
+//! path, with `fork` + `execve` for what it cannot do. A [`pre_exec`](Command::pre_exec)
+//! hook, which runs arbitrary code, always takes a real `fork`. Nothing is allocated between
+//! fork and exec on any path. Either way the child gets:
 //!
 //! - fds 0, 1 and 2 as configured, the extra fds given with [`Command::fd`] at their numbers
 //!   (swaps and collisions are handled), and **no other fd**: every fd offspring creates is
@@ -252,10 +257,14 @@
 //! # Process-global state
 //!
 //! offspring owns exactly this, process-wide: the reaper thread and its `epoll` fd and
-//! `eventfd` (or, on the fallback path, its `SIGCHLD` handler and self-pipe). It reads the
-//! environment only through [`std::env`](mod@std::env), so it takes std's environment lock. It never changes
+//! `eventfd` (or, on the fallback path, its `SIGCHLD` handler and self-pipe). It never changes
 //! the parent's signal mask or dispositions except for the fallback's `SIGCHLD` handler, and
 //! never changes an fd it did not create.
+//!
+//! It reads the environment through [`std::env`](mod@std::env), except that a command which
+//! changes nothing in it hands the C runtime's `environ` to the child as it is, as std's
+//! `Command` does. Like std, that relies on no thread calling `std::env::set_var` or
+//! `remove_var` while others run, which Rust 2024 marks `unsafe` for exactly this reason.
 //!
 //! # Related crates
 //!
