@@ -1,5 +1,6 @@
-//! The vfork path: `clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_CLEAR_SIGHAND)`, for
-//! what `posix_spawn` cannot do (credentials, umask, rlimits, parent-death signal) without
+//! The vfork path: `clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_CLEAR_SIGHAND)`, the
+//! first choice on Linux x86_64 for every spawn without a user hook, including the settings
+//! `posix_spawn` cannot apply (credentials, umask, rlimits, parent-death signal), without
 //! paying for `fork`'s page-table copy.
 //!
 //! The child shares the parent's memory and runs on a stack of its own, while the calling
@@ -18,8 +19,8 @@
 //!
 //! The child starts on its new stack in the middle of the `clone3` system call, so entering
 //! it needs a few instructions of assembly ([`clone3`]); on architectures without them, and
-//! on kernels without `clone3` or `CLONE_CLEAR_SIGHAND`, [`spawn`] returns `None` and the
-//! caller uses the fork path.
+//! on kernels without `clone3` or `CLONE_CLEAR_SIGHAND` (or a seccomp filter that refuses
+//! it), [`spawn`] returns `None` and the caller uses `posix_spawn` or `fork`.
 
 #![allow(unsafe_code)]
 
