@@ -100,7 +100,7 @@ impl ErrorKind {
     }
 }
 
-/// The errno values the error module maps, named without `unsafe` or `libc` in this layer.
+/// The errno values the error module maps, named without `libc` in this layer.
 mod libc_errno {
     use rustix::io::Errno;
     pub(super) const ENOENT: i32 = Errno::NOENT.raw_os_error();

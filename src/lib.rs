@@ -264,7 +264,8 @@
 //! It reads the environment through [`std::env`](mod@std::env), except that a command which
 //! changes nothing in it hands the C runtime's `environ` to the child as it is, as std's
 //! `Command` does. Like std, that relies on no thread calling `std::env::set_var` or
-//! `remove_var` while others run, which Rust 2024 marks `unsafe` for exactly this reason.
+//! `remove_var` while others run, which Rust 2024 no longer allows in safe code for exactly
+//! this reason.
 //!
 //! # Related crates
 //!
