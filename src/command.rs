@@ -111,7 +111,9 @@ pub struct Command {
     new_session: bool,
     close_fds: bool,
     search_relative: bool,
-    sig_default: Vec<Signal>,
+    /// Signal numbers reset to `SIG_DFL` in the child, kept raw so a spawn passes them as
+    /// they are.
+    sig_default: Vec<i32>,
     uid: Option<u32>,
     gid: Option<u32>,
     groups: Option<Vec<u32>>,
@@ -144,7 +146,7 @@ impl Command {
             new_session: false,
             close_fds: true,
             search_relative: false,
-            sig_default: vec![Signal::PIPE],
+            sig_default: vec![Signal::PIPE.as_raw()],
             uid: None,
             gid: None,
             groups: None,
@@ -297,8 +299,8 @@ impl Command {
     /// Ignored signals are otherwise inherited across exec, as POSIX says (that is how
     /// `nohup` works).
     pub fn reset_signal(&mut self, signal: Signal) -> &mut Command {
-        if !self.sig_default.contains(&signal) {
-            self.sig_default.push(signal);
+        if !self.sig_default.contains(&signal.as_raw()) {
+            self.sig_default.push(signal.as_raw());
         }
         self
     }
@@ -621,7 +623,6 @@ impl Command {
             })
             .collect();
 
-        let sig_default: Vec<i32> = self.sig_default.iter().map(|s| s.as_raw()).collect();
         let mut req = SpawnRequest {
             program: &program,
             argv: &argv,
@@ -632,7 +633,7 @@ impl Command {
             process_group: if self.new_session { None } else { self.process_group },
             new_session: self.new_session,
             close_fds: self.close_fds,
-            sig_default: &sig_default,
+            sig_default: &self.sig_default,
             uid: self.uid,
             gid: self.gid,
             groups: self.groups.as_deref(),

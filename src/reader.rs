@@ -305,11 +305,22 @@ impl OutputReader {
         if self.eof {
             return Ok(0);
         }
+        self.read_with(deadline, |r| rustix::io::read(&r.fd, &mut *out))
+    }
+
+    /// Runs `read` until it returns data or fails for real: 0 bytes marks end of file,
+    /// `EAGAIN` waits (until `deadline`) for the fd to become readable, `EINTR` retries. With
+    /// a deadline, it first waits for readability, so the read itself never blocks.
+    fn read_with(
+        &mut self,
+        deadline: Option<Instant>,
+        mut read: impl FnMut(&mut Self) -> rustix::io::Result<usize>,
+    ) -> io::Result<usize> {
         if deadline.is_some() {
             self.wait_readable(deadline)?;
         }
         loop {
-            match rustix::io::read(&self.fd, &mut *out) {
+            match read(self) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(0);
@@ -344,21 +355,9 @@ impl OutputReader {
         if self.buf.capacity() - self.buf.len() < CHUNK / 2 {
             self.buf.reserve(CHUNK);
         }
-        if deadline.is_some() {
-            self.wait_readable(deadline)?;
-        }
-        loop {
-            match crate::sys::buf::read_spare(self.fd.as_fd(), &mut self.buf, usize::MAX) {
-                Ok(0) => {
-                    self.eof = true;
-                    return Ok(0);
-                }
-                Ok(n) => return Ok(n),
-                Err(Errno::AGAIN) => self.wait_readable(deadline)?,
-                Err(Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.read_with(deadline, |r| {
+            crate::sys::buf::read_spare(r.fd.as_fd(), &mut r.buf, usize::MAX)
+        })
     }
 
     fn read_until_inner(
