@@ -297,6 +297,7 @@ mod reaper;
 mod signal;
 mod stdio;
 mod sys;
+mod tree;
 pub mod validate;
 
 pub use crate::cancel::CancelHandle;
@@ -310,6 +311,7 @@ pub use crate::quote::QuoteError;
 pub use crate::reader::OutputReader;
 pub use crate::signal::Signal;
 pub use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
+pub use crate::tree::{Containment, Tree, TreeCpuTime, TreeTermination};
 pub use crate::validate::Operand;
 /// A process id: never zero, never negative (rustix's type).
 pub use rustix::process::Pid;
