@@ -699,9 +699,7 @@ impl Command {
             pre_exec: &mut self.pre_exec,
             force: self.force_path,
             report_fd: -1,
-            cgroup: cgroup
-                .as_ref()
-                .map(|cg| CgroupFds { dir: cg.dir_fd(), procs: cg.procs_fd() }),
+            cgroup: cgroup.as_ref().map(|cg| CgroupFds { dir: cg.dir_fd(), procs: cg.procs_fd() }),
             cgroup_placed: false,
         };
         let spawned = match sys_spawn::spawn(&mut req) {
@@ -752,8 +750,10 @@ impl Command {
         if let (Some(ChildStage::Cgroup), Some(cg)) = (e.stage, cgroup) {
             use rustix::io::Errno;
             let why = match Errno::from_raw_os_error(e.errno) {
-                Errno::AGAIN => "cannot start the child in its cgroup: a pids.max limit (or \
-                                 the system's process limit) is reached",
+                Errno::AGAIN => {
+                    "cannot start the child in its cgroup: a pids.max limit (or \
+                                 the system's process limit) is reached"
+                }
                 Errno::BUSY | Errno::OPNOTSUPP => {
                     "cannot start the child in its cgroup: the parent cgroup enables \
                      controllers in cgroup.subtree_control and this cgroup cannot hold \

@@ -338,9 +338,12 @@ struct Reaper {
     procs: Mutex<HashMap<u64, Arc<Proc>>>,
     timers: Mutex<Vec<KillTimer>>,
     /// Process trees whose handles are gone (`src/tree.rs`), with an optional kill time.
-    leftovers: Mutex<HashMap<u64, (Box<dyn Leftover>, Option<Instant>)>>,
+    leftovers: Mutex<HashMap<u64, Adopted>>,
     next_key: AtomicU64,
 }
+
+/// A leftover and when to kill it.
+type Adopted = (Box<dyn Leftover>, Option<Instant>);
 
 /// Work left over from a process tree whose handle is gone: the reaper calls
 /// [`kill`](Leftover::kill) at the time it was given, and [`finish`](Leftover::finish) when

@@ -477,7 +477,8 @@ impl Tree {
     }
 
     fn write(&self, file: &str, value: &[u8]) -> rustix::io::Result<()> {
-        let fd = rustix::fs::openat(&self.0.dir, file, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+        let fd =
+            rustix::fs::openat(&self.0.dir, file, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
         loop {
             match rustix::io::write(&fd, value) {
                 Err(Errno::INTR) => continue,
@@ -487,7 +488,8 @@ impl Tree {
     }
 
     fn read(&self, file: &str) -> io::Result<Vec<u8>> {
-        let fd = rustix::fs::openat(&self.0.dir, file, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+        let fd =
+            rustix::fs::openat(&self.0.dir, file, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
         let mut out = Vec::new();
         let mut f = std::fs::File::from(fd);
         io::Read::read_to_end(&mut f, &mut out)?;
@@ -518,13 +520,10 @@ impl Tree {
 
     pub(crate) fn signal_members(&self, signal: Signal, freeze: bool) -> Result<()> {
         let was_frozen = self.read("cgroup.freeze").map(|v| v.starts_with(b"1")).unwrap_or(true);
-        let froze = freeze
-            && !was_frozen
-            && self.write("cgroup.freeze", b"1").is_ok()
-            && {
-                let _ = self.wait_event("frozen", 1, Some(deadline_after(FREEZE_FOR_SIGNAL)));
-                true
-            };
+        let froze = freeze && !was_frozen && self.write("cgroup.freeze", b"1").is_ok() && {
+            let _ = self.wait_event("frozen", 1, Some(deadline_after(FREEZE_FOR_SIGNAL)));
+            true
+        };
         let result = self.members().and_then(|pids| {
             for pid in pids {
                 match crate::sys::wait::kill(pid, signal.as_raw()) {
@@ -639,9 +638,14 @@ impl Tree {
 
     /// CPU time used by the tree so far, from `cpu.stat` (counts members that have exited).
     pub fn cpu_time(&self) -> Result<TreeCpuTime> {
-        let text = self.read("cpu.stat").map_err(|e| self.error(Stage::Wait, e, "reading cpu.stat"))?;
+        let text =
+            self.read("cpu.stat").map_err(|e| self.error(Stage::Wait, e, "reading cpu.stat"))?;
         let us = |k: &str| Duration::from_micros(field(&text, k).unwrap_or(0));
-        Ok(TreeCpuTime { user: us("user_usec"), system: us("system_usec"), total: us("usage_usec") })
+        Ok(TreeCpuTime {
+            user: us("user_usec"),
+            system: us("system_usec"),
+            total: us("usage_usec"),
+        })
     }
 
     /// The most memory the tree used at once, in bytes (`memory.peak`, Linux 5.19), or
@@ -728,8 +732,10 @@ impl Tree {
 fn collect_members(dir: &Path, out: &mut Vec<Pid>) -> io::Result<()> {
     let text = std::fs::read(dir.join("cgroup.procs"))?;
     for line in text.split(|&b| b == b'\n') {
-        if let Some(pid) =
-            std::str::from_utf8(line).ok().and_then(|s| s.trim().parse::<i32>().ok()).and_then(Pid::from_raw)
+        if let Some(pid) = std::str::from_utf8(line)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+            .and_then(Pid::from_raw)
         {
             out.push(pid);
         }

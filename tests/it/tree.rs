@@ -31,6 +31,7 @@ fn gone(pid: Pid) -> bool {
 }
 
 /// Waits (generously) until `pred` holds.
+#[allow(clippy::disallowed_methods)] // reason: no event says a shell has started its jobs or the reaper removed a directory
 fn eventually(within: Duration, mut pred: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + within;
     loop {
@@ -94,9 +95,8 @@ fn wait_returns_when_the_last_grandchild_exits() {
         return;
     }
     let start = Instant::now();
-    let child = contained_sh(SpawnPath::Vfork, "sleep 0.3 & setsid sleep 1.5 & exit 0")
-        .spawn()
-        .unwrap();
+    let child =
+        contained_sh(SpawnPath::Vfork, "sleep 0.3 & setsid sleep 1.5 & exit 0").spawn().unwrap();
     child.wait().unwrap();
     let tree = child.tree().unwrap();
     assert!(!tree.try_wait().unwrap(), "the grandchildren are still running");
@@ -210,6 +210,7 @@ fn freeze_stops_cpu_time_and_thaw_resumes() {
     assert!(eventually(Duration::from_secs(20), || busy() > t0 + ms(20)), "never ran");
     tree.freeze().unwrap();
     let frozen_at = busy();
+    #[allow(clippy::disallowed_methods)] // reason: CPU time is measured over wall-clock time
     std::thread::sleep(ms(300));
     let later = busy();
     assert!(later - frozen_at < ms(5), "frozen tree used {:?} of CPU", later - frozen_at);
@@ -225,7 +226,7 @@ fn freeze_stops_cpu_time_and_thaw_resumes() {
     assert!(child.wait().unwrap().signal() == Some(Signal::KILL));
     let t = tree.cpu_time().unwrap();
     assert!(t.total >= t.user && t.user > Duration::ZERO, "{t:?}");
-    assert_eq!(tree.memory_peak().is_ok(), true);
+    assert!(tree.memory_peak().is_ok());
 }
 
 /// Signal every member; terminate: SIGTERM, grace, then kill.
@@ -234,9 +235,8 @@ fn signal_and_terminate_the_tree() {
     if !can_contain("signal_and_terminate_the_tree") {
         return;
     }
-    let child = contained_sh(SpawnPath::Fork, "setsid sleep 1000 & sleep 1000 & wait")
-        .spawn()
-        .unwrap();
+    let child =
+        contained_sh(SpawnPath::Fork, "setsid sleep 1000 & sleep 1000 & wait").spawn().unwrap();
     let tree = child.tree().unwrap();
     assert!(eventually(Duration::from_secs(10), || tree.members().unwrap().len() == 3));
     let t = tree.terminate(Duration::from_secs(10)).unwrap();
@@ -298,16 +298,15 @@ fn bad_parents_give_clear_errors() {
     Command::new("true").status().unwrap();
     let fds = crate::support::open_fds();
     let missing = Path::new("/sys/fs/cgroup/no-such-parent-here");
-    let err = Command::new("true")
-        .containment(Containment::new().parent(missing))
-        .status()
-        .unwrap_err();
+    let err =
+        Command::new("true").containment(Containment::new().parent(missing)).status().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert_eq!(err.stage(), Stage::Setup);
     assert_eq!(err.path(), Some(missing));
     assert!(err.to_string().contains("Containment::parent"), "{err}");
 
-    let err = Command::new("true").containment(Containment::new().parent("/tmp")).status().unwrap_err();
+    let err =
+        Command::new("true").containment(Containment::new().parent("/tmp")).status().unwrap_err();
     assert!(err.to_string().contains("not a cgroup v2 directory"), "{err}");
     assert_eq!(err.path(), Some(Path::new("/tmp")));
 
@@ -344,7 +343,47 @@ fn failed_spawn_leaves_no_cgroup() {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound, "{path:?}: {err}");
     }
-    let left: Vec<_> = std::fs::read_dir(&mine).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
+    let left: Vec<_> =
+        std::fs::read_dir(&mine).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
     std::fs::remove_dir(&mine).ok();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// The child itself is in the tree from its first instruction, on every spawn path; a
+/// contained spawn never takes posix_spawn (it cannot place the child).
+#[test]
+fn the_child_is_a_member_on_every_path() {
+    if !can_contain("the_child_is_a_member_on_every_path") {
+        return;
+    }
+    for path in PATHS {
+        let child = Command::new("sleep")
+            .arg("1000")
+            .contain(true)
+            .kill_on_drop(true)
+            .force_spawn_path(path.name())
+            .spawn()
+            .unwrap();
+        let expected = if path == SpawnPath::Vfork { "vfork" } else { "fork" };
+        assert_eq!(child.spawn_path(), expected, "{path:?}");
+        let tree = child.tree().unwrap();
+        assert_eq!(tree.members().unwrap(), vec![child.pid()], "{path:?}");
+        let own = std::fs::read_to_string(format!("/proc/{}/cgroup", child.id())).unwrap();
+        let name = tree.path().file_name().unwrap().to_str().unwrap();
+        assert!(own.lines().any(|l| l.starts_with("0::") && l.ends_with(name)), "{own}");
+    }
+}
+
+/// The same tests on the reaper's SIGCHLD fallback (no pidfds, no epoll): abandoned cgroups
+/// are removed by its rescan.
+#[test]
+fn tree_tests_on_sigchld_fallback() {
+    if !can_contain("tree_tests_on_sigchld_fallback") {
+        return;
+    }
+    crate::support::rerun_on_sigchld_fallback(
+        &["tree::drop_policies", "tree::many_contained", "tree::kill_reaches"],
+        &[],
+        3,
+    );
 }
