@@ -290,7 +290,9 @@ fn libc_enotdir() -> i32 {
 
 impl Drop for Cgroup {
     fn drop(&mut self) {
-        match remove_cgroup(&self.path) {
+        // A plain rmdir: sub-cgroups that running members made are theirs until the tree is
+        // empty (then `Orphan::finish` removes them too).
+        match rustix::fs::rmdir(&self.path) {
             Ok(()) => {}
             Err(Errno::BUSY) | Err(Errno::NOTEMPTY) => {
                 // Still populated: the reaper removes it once `cgroup.events` says empty.
