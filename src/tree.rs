@@ -512,7 +512,9 @@ impl Tree {
     /// Sends `signal` to every process of the tree. The tree is frozen while the members are
     /// listed and signalled (for up to a second: a member in uninterruptible sleep may keep
     /// it from freezing), so a member cannot fork a process that misses the signal; a tree
-    /// that was frozen stays frozen. [`Signal::KILL`] is [`kill`](Tree::kill).
+    /// that was frozen stays frozen. A signal never reaches a process outside the tree that
+    /// inherited the pid of a member that just exited: each member is pinned with a pidfd
+    /// and signalled through it. [`Signal::KILL`] is [`kill`](Tree::kill).
     pub fn signal(&self, signal: Signal) -> Result<()> {
         if signal == Signal::KILL {
             return self.kill();
@@ -526,26 +528,44 @@ impl Tree {
             let _ = self.wait_event("frozen", 1, Some(deadline_after(FREEZE_FOR_SIGNAL)));
             true
         };
-        let result = self.members().and_then(|pids| {
-            for pid in pids {
-                match crate::sys::wait::kill(pid, signal.as_raw()) {
-                    Ok(()) => {}
-                    Err(e) if e.raw_os_error() == Some(Errno::SRCH.raw_os_error()) => {}
-                    Err(e) => {
-                        return Err(self.error(
-                            Stage::Wait,
-                            e,
-                            format!("sending {signal} to member {}", pid.as_raw_nonzero()),
-                        ))
-                    }
-                }
-            }
-            Ok(())
-        });
+        let result = self.signal_listed(signal);
         if froze {
             let _ = self.write("cgroup.freeze", b"0");
         }
         result
+    }
+
+    /// Signals the members listed now, never a stranger that inherited a member's pid: each
+    /// pid is pinned with a pidfd first, and signalled only if it is still listed afterwards
+    /// (a process that is alive keeps its pid, so a listed pid whose pidfd still works is
+    /// the member's).
+    fn signal_listed(&self, signal: Signal) -> Result<()> {
+        let sent = |pid: Pid, r: io::Result<()>| match r {
+            Err(e) if e.raw_os_error() != Some(Errno::SRCH.raw_os_error()) => Err(self.error(
+                Stage::Wait,
+                e,
+                format!("sending {signal} to member {}", pid.as_raw_nonzero()),
+            )),
+            _ => Ok(()),
+        };
+        let listed = self.members()?;
+        let mut pinned = Vec::with_capacity(listed.len());
+        for pid in listed {
+            match crate::sys::wait::pidfd_open(pid) {
+                Ok(fd) => pinned.push((pid, fd)),
+                // Gone already.
+                Err(e) if e.raw_os_error() == Some(Errno::SRCH.raw_os_error()) => {}
+                // No pidfds (before Linux 5.3): the bare pid, as `kill` would.
+                Err(_) => sent(pid, crate::sys::wait::kill(pid, signal.as_raw()))?,
+            }
+        }
+        let still = self.members()?;
+        for (pid, fd) in pinned {
+            if still.contains(&pid) {
+                sent(pid, crate::sys::wait::pidfd_send_signal(fd.as_fd(), signal.as_raw()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Stops every process of the tree (`cgroup.freeze`) and waits until the kernel reports it

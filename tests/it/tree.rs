@@ -387,3 +387,78 @@ fn tree_tests_on_sigchld_fallback() {
         3,
     );
 }
+
+/// A test parent cgroup next to the trees of this process, removed on drop.
+struct TestParent(PathBuf);
+
+impl TestParent {
+    fn new(tag: &str) -> TestParent {
+        let probe = Command::new("true").contain(true).spawn().unwrap();
+        let parent = probe.tree().unwrap().path().parent().unwrap().to_owned();
+        probe.wait().unwrap();
+        let dir = parent.join(format!("offspring-test-{}-{tag}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        TestParent(dir)
+    }
+}
+
+impl Drop for TestParent {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// A parent whose `cgroup.max.descendants` is reached: a clear error with the path and
+/// `EAGAIN`, and nothing is spawned.
+#[test]
+fn cgroup_limit_gives_a_clear_error() {
+    if !can_contain("cgroup_limit_gives_a_clear_error") {
+        return;
+    }
+    let parent = TestParent::new("limit");
+    std::fs::write(parent.0.join("cgroup.max.descendants"), "0").unwrap();
+    let err = Command::new("true")
+        .containment(Containment::new().parent(&parent.0))
+        .status()
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc_eagain()), "{err}");
+    assert_eq!(err.stage(), Stage::Setup);
+    assert!(err.path().is_some_and(|p| p.starts_with(&parent.0)), "{err}");
+    assert!(err.to_string().contains("cgroup.max.descendants"), "{err}");
+}
+
+/// A parent whose `pids.max` is 0: the child cannot start in its cgroup, and the error says
+/// so with the path and `EAGAIN`. Needs the pids controller in cgroup v2 (on hybrid hosts it
+/// is often bound to v1).
+#[test]
+fn pids_max_gives_a_clear_error() {
+    if !can_contain("pids_max_gives_a_clear_error") {
+        return;
+    }
+    let parent = TestParent::new("pids");
+    let controllers = std::fs::read_to_string(parent.0.join("cgroup.controllers")).unwrap();
+    if !controllers.split_whitespace().any(|c| c == "pids") {
+        eprintln!(
+            "skipped pids_max_gives_a_clear_error: the pids controller is not available in \
+             cgroup v2 here (cgroup.controllers: {:?})",
+            controllers.trim()
+        );
+        return;
+    }
+    std::fs::write(parent.0.join("cgroup.subtree_control"), "+pids").unwrap();
+    std::fs::write(parent.0.join("pids.max"), "0").unwrap();
+    for path in PATHS {
+        let err = Command::new("true")
+            .containment(Containment::new().parent(&parent.0))
+            .force_spawn_path(path.name())
+            .status()
+            .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc_eagain()), "{path:?}: {err}");
+        assert!(err.to_string().contains("pids.max"), "{err}");
+        assert!(err.path().is_some_and(|p| p.starts_with(&parent.0)), "{err}");
+    }
+}
+
+fn libc_eagain() -> i32 {
+    rustix::io::Errno::AGAIN.raw_os_error()
+}
