@@ -463,3 +463,27 @@ fn pids_max_gives_a_clear_error() {
 fn libc_eagain() -> i32 {
     rustix::io::Errno::AGAIN.raw_os_error()
 }
+
+/// An output limit on a contained command stops the whole tree, including a grandchild in a
+/// session of its own that ignores SIGTERM and keeps writing.
+#[test]
+fn output_limit_stops_the_tree() {
+    if !can_contain("output_limit_stops_the_tree") {
+        return;
+    }
+    // The grandchild ignores SIGPIPE too, and writes on past a closed pipe.
+    let err = exec(
+        "setsid sh -c 'trap \"\" TERM PIPE; echo $$; while :; do echo yyyyyyyy; done 2>/dev/null' & wait",
+    )
+        .contain(true)
+        .max_buffer(64 * 1024)
+        .force_kill_after(ms(200))
+        .run()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OutputLimit, "{err}");
+    let out = String::from_utf8_lossy(err.stdout()).into_owned();
+    let first = out.lines().next().unwrap_or_default();
+    let pid = Pid::from_raw(first.trim().parse().unwrap_or_else(|_| panic!("no pid: {first:?}")))
+        .unwrap();
+    assert!(eventually(Duration::from_secs(10), || gone(pid)), "grandchild {pid:?} still running");
+}
