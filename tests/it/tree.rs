@@ -487,3 +487,47 @@ fn output_limit_stops_the_tree() {
         .unwrap();
     assert!(eventually(Duration::from_secs(10), || gone(pid)), "grandchild {pid:?} still running");
 }
+
+/// No permission: as an unprivileged user (this test re-runs itself under `setpriv` as
+/// nobody) the cgroup cannot be created; the error says so with the path and `EACCES`, and
+/// best effort falls back to a process group.
+#[test]
+fn no_permission_gives_a_clear_error() {
+    const INNER: &str = "OFFSPRING_TREE_UNPRIVILEGED";
+    if std::env::var_os(INNER).is_none() {
+        if !can_contain("no_permission_gives_a_clear_error") {
+            return;
+        }
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped no_permission_gives_a_clear_error: needs root to drop to nobody");
+            return;
+        }
+        if !Path::new("/usr/bin/setpriv").exists() {
+            eprintln!("skipped no_permission_gives_a_clear_error: no /usr/bin/setpriv");
+            return;
+        }
+        let ran = crate::support::rerun(
+            &["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
+            &["tree::no_permission_gives_a_clear_error", "--exact"],
+            &[(INNER, "1")],
+        );
+        assert_eq!(ran, 1);
+        return;
+    }
+    let err = match Command::new("true").contain(true).status() {
+        Ok(_) => {
+            eprintln!("skipped: this user's own cgroup is writable (delegated)");
+            return;
+        }
+        Err(e) => e,
+    };
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert_eq!(err.raw_os_error(), Some(rustix::io::Errno::ACCESS.raw_os_error()), "{err}");
+    assert!(err.path().is_some(), "{err}");
+    assert!(err.to_string().contains("may not create a cgroup here"), "{err}");
+    let child =
+        Command::new("true").containment(Containment::new().best_effort(true)).spawn().unwrap();
+    assert!(child.tree().is_none() && child.process_group().is_some());
+    assert_eq!(child.containment_fallback().unwrap().kind(), ErrorKind::PermissionDenied);
+    assert!(child.wait().unwrap().success());
+}
