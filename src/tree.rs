@@ -25,7 +25,9 @@
 //! The directory is removed when the last handle goes (the [`Child`](crate::Child) and any
 //! clones of its [`Tree`]) if the tree is empty then; otherwise the reaper thread keeps the
 //! cgroup's `cgroup.events` in its `epoll` set and removes the directory the moment the tree
-//! is empty (one mechanism: the last owner tries, the reaper finishes).
+//! is empty (one mechanism: the last owner tries, the reaper finishes). A process that exits
+//! while one of its trees still runs leaves that tree's directory behind (nothing of it is
+//! left to remove it): kill or wait for contained trees before exiting.
 
 use std::fmt;
 use std::io;
@@ -197,7 +199,7 @@ impl Cgroup {
                 })?;
                 if st.f_type as u64 != CGROUP2_MAGIC {
                     return Err(setup_error(
-                        libc_enotdir(),
+                        libc_einval(),
                         format!(
                             "the containment parent is not a cgroup v2 directory \
                              (filesystem type {:#x}); {advice}",
@@ -284,8 +286,8 @@ impl Cgroup {
     }
 }
 
-fn libc_enotdir() -> i32 {
-    Errno::NOTDIR.raw_os_error()
+fn libc_einval() -> i32 {
+    Errno::INVAL.raw_os_error()
 }
 
 impl Drop for Cgroup {
@@ -437,7 +439,8 @@ pub struct TreeTermination {
 /// detaches from everything still stays in. A `Tree` is a cheap handle (clone it to keep it
 /// beyond the [`Child`](crate::Child)); when the last handle is gone the cgroup directory is
 /// removed as soon as the tree is empty, by the reaper thread if members are still running
-/// then.
+/// then (if this process exits first, the directory stays: kill or wait for the tree before
+/// exiting).
 ///
 /// # Examples
 ///
