@@ -813,7 +813,7 @@ impl<'a> Session<'a> {
         let drain =
             if self.stop == Some(Stop::Canceled) { Duration::ZERO } else { self.policy.drain };
         self.drain_at = Some(now.checked_add(drain).unwrap_or_else(|| deadline_after(drain)));
-        if self.kill_at.is_some() && self.child.process_group().is_none() {
+        if self.kill_at.is_some() && !self.child.stops_together() {
             // Nothing left to escalate against.
             self.kill_at = None;
         }
@@ -845,7 +845,7 @@ impl<'a> Session<'a> {
         if self.status.is_none() {
             self.needed_kill = true;
             self.send(Signal::KILL)
-        } else if self.child.process_group().is_some() && !self.reads_done() {
+        } else if self.child.stops_together() && !self.reads_done() {
             self.send(Signal::KILL)
         } else {
             Ok(())
@@ -853,6 +853,9 @@ impl<'a> Session<'a> {
     }
 
     fn send(&self, sig: Signal) -> Result<()> {
+        if let Some(tree) = self.child.tree() {
+            return tree.signal(sig).map_err(|e| e.with_argv(self.child.argv()));
+        }
         if self.child.process_group().is_some() {
             self.child.signal_group(sig)
         } else {

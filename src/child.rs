@@ -15,6 +15,7 @@ use crate::reaper::{self, Outcome, Proc};
 use crate::signal::Signal;
 use crate::stdio::{ChildStderr, ChildStdin, ChildStdout};
 use crate::sys::spawn::PathTaken;
+use crate::tree::Tree;
 use crate::Pid;
 
 /// What happens to a still-running child when its [`Child`] is dropped.
@@ -76,6 +77,8 @@ pub struct Child {
     drop_policy: DropPolicy,
     path: PathTaken,
     argv: Vec<OsString>,
+    tree: Option<Tree>,
+    containment_fallback: Option<Error>,
 }
 
 /// How a child ended, as delivered by [`Child::exit_receiver`] and [`Child::wait_exit`].
@@ -170,7 +173,37 @@ impl Child {
             drop_policy,
             path,
             argv,
+            tree: None,
+            containment_fallback: None,
         }
+    }
+
+    pub(crate) fn set_containment(&mut self, tree: Option<Tree>, fallback: Option<Error>) {
+        self.tree = tree;
+        self.containment_fallback = fallback;
+    }
+
+    /// The child's process tree, if it was spawned with
+    /// [`Command::contain`](crate::Command::contain): the child and every process it starts,
+    /// to kill, signal, freeze or wait for together.
+    ///
+    /// The methods of `Child` itself ([`kill`](Child::kill), [`terminate`](Child::terminate),
+    /// [`wait`](Child::wait)...) still concern the child alone.
+    pub fn tree(&self) -> Option<&Tree> {
+        self.tree.as_ref()
+    }
+
+    /// Why a best-effort containment ([`Containment::best_effort`](crate::Containment::best_effort))
+    /// fell back to a process group: the error creating the cgroup would have returned.
+    /// `None` if the child is contained or containment was not asked for.
+    pub fn containment_fallback(&self) -> Option<&Error> {
+        self.containment_fallback.as_ref()
+    }
+
+    /// `true` if stopping the child should stop its descendants too: it leads a process
+    /// group or is contained.
+    pub(crate) fn stops_together(&self) -> bool {
+        self.group.is_some() || self.tree.is_some()
     }
 
     /// The child's process id.
@@ -387,6 +420,17 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
 
 impl Drop for Child {
     fn drop(&mut self) {
+        if let Some(tree) = &self.tree {
+            // The whole tree, even after the child itself has exited.
+            match self.drop_policy {
+                DropPolicy::Reap => {}
+                DropPolicy::Kill => {
+                    let _ = tree.kill();
+                }
+                DropPolicy::Terminate(grace) => tree.terminate_later(deadline_after(grace)),
+            }
+            return;
+        }
         if self.proc.outcome().is_some() {
             return;
         }

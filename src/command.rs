@@ -17,8 +17,9 @@ use crate::signal::Signal;
 use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio, StdioKind};
 use crate::sys::cstr::{CStringArray, Envp};
 use crate::sys::spawn::{
-    self as sys_spawn, ChildStage, FdPlan, PathTaken, PreExec, Rlimit, SpawnRequest,
+    self as sys_spawn, CgroupFds, ChildStage, FdPlan, PathTaken, PreExec, Rlimit, SpawnRequest,
 };
+use crate::tree::{Cgroup, Containment, Tree};
 use crate::validate;
 
 /// A number for one of the child's file descriptors, for [`Command::fd`]: 3 or above (0, 1
@@ -122,6 +123,7 @@ pub struct Command {
     parent_death_signal: Option<Signal>,
     pub(crate) pre_exec: Vec<PreExec>,
     drop_policy: DropPolicy,
+    containment: Option<Containment>,
     force_path: Option<PathTaken>,
     /// Capture options for the buffered runners (`src/exec.rs`).
     pub(crate) run: crate::exec::RunOptions,
@@ -155,6 +157,7 @@ impl Command {
             parent_death_signal: None,
             pre_exec: Vec::new(),
             drop_policy: DropPolicy::Reap,
+            containment: None,
             force_path: None,
             run: Default::default(),
         }
@@ -364,6 +367,41 @@ impl Command {
         self
     }
 
+    /// Starts the child in a cgroup v2 of its own (default `false`), so that it and
+    /// everything it starts, even a daemon that calls `setsid` or double-forks, can be killed,
+    /// signalled, frozen and waited for together through [`Child::tree`]. Timeouts, output
+    /// limits, cancels, [`kill_on_drop`](Command::kill_on_drop) and
+    /// [`terminate_on_drop`](Command::terminate_on_drop) then act on the whole tree.
+    ///
+    /// The cgroup is created under this process's own cgroup; the spawn fails with an error
+    /// that says why and what to do where that is impossible (no cgroup v2, not writable). Use
+    /// [`containment`](Command::containment) to name another parent or to fall back to a
+    /// process group instead. The child takes the vfork path (`CLONE_INTO_CGROUP`, Linux 5.7)
+    /// or the fork path (it joins before anything else), never `posix_spawn`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use offspring::Command;
+    /// let child = Command::new("make").arg("test").contain(true).spawn()?;
+    /// let tree = child.tree().expect("contained").clone();
+    /// child.wait()?;
+    /// tree.kill()?; // whatever the build left running
+    /// tree.wait()?;
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn contain(&mut self, yes: bool) -> &mut Command {
+        self.containment = yes.then(Containment::new);
+        self
+    }
+
+    /// Contains the child as `containment` says: under a named parent cgroup, or with a
+    /// process-group fallback. See [`contain`](Command::contain).
+    pub fn containment(&mut self, containment: Containment) -> &mut Command {
+        self.containment = Some(containment);
+        self
+    }
+
     #[doc(hidden)]
     /// Test switch: always use the fork path.
     pub fn force_fork_path(&mut self, yes: bool) -> &mut Command {
@@ -416,6 +454,17 @@ impl Command {
 
     pub(crate) fn has_own_group(&self) -> bool {
         self.new_session || self.process_group == Some(0)
+    }
+
+    /// The cgroup for a contained spawn, or the reason a best-effort one fell back to a
+    /// process group.
+    fn make_cgroup(&self) -> Result<(Option<Cgroup>, Option<Error>)> {
+        let Some(c) = &self.containment else { return Ok((None, None)) };
+        match Cgroup::create(c) {
+            Ok(cg) => Ok((Some(cg), None)),
+            Err(e) if c.is_best_effort() => Ok((None, Some(e))),
+            Err(e) => Err(e),
+        }
     }
 
     /// Starts the child and returns its handle, with the parent's ends of any pipes.
@@ -530,6 +579,13 @@ impl Command {
         }
         let envp = self.envp();
         let cwd = self.cwd.as_deref().map(|d| cstr(d.as_os_str()));
+        let (cgroup, fallback) = self.make_cgroup()?;
+        // A best-effort containment that found no cgroup: a process group of its own.
+        let process_group = match (self.new_session, &fallback) {
+            (true, _) => None,
+            (false, Some(_)) => Some(0),
+            (false, None) => self.process_group,
+        };
 
         // The child's fds: (target, source); the parent keeps the other ends of pipes.
         let mut io = ChildIo::default();
@@ -630,7 +686,7 @@ impl Command {
             cwd: cwd.as_deref(),
             fds: &plans,
             max_target,
-            process_group: if self.new_session { None } else { self.process_group },
+            process_group,
             new_session: self.new_session,
             close_fds: self.close_fds,
             sig_default: &self.sig_default,
@@ -643,10 +699,12 @@ impl Command {
             pre_exec: &mut self.pre_exec,
             force: self.force_path,
             report_fd: -1,
+            cgroup: cgroup.as_ref().map(|cg| CgroupFds { dir: cg.dir_fd(), procs: cg.procs_fd() }),
+            cgroup_placed: false,
         };
         let spawned = match sys_spawn::spawn(&mut req) {
             Ok(s) => s,
-            Err(e) => return Err(self.spawn_error(e, &resolved)),
+            Err(e) => return Err(self.spawn_error(e, &resolved, cgroup.as_ref())),
         };
         // The child has its copies now; closing ours (when these go out of scope) makes EOF
         // work.
@@ -675,19 +733,44 @@ impl Command {
                 return Err(abandon(Error::os(Stage::Setup, e, "opening a pidfd for the child")))
             }
         };
-        let group = self.has_own_group().then_some(pid);
-        Ok(Child::new(proc, io, group, self.drop_policy, spawned.path, self.argv_for_errors()))
+        let group = (self.has_own_group() || fallback.is_some()).then_some(pid);
+        let mut child =
+            Child::new(proc, io, group, self.drop_policy, spawned.path, self.argv_for_errors());
+        child.set_containment(cgroup.map(Tree::new), fallback);
+        Ok(child)
     }
 
-    fn spawn_error(&self, e: sys_spawn::SpawnError, resolved: &Path) -> Error {
+    fn spawn_error(
+        &self,
+        e: sys_spawn::SpawnError,
+        resolved: &Path,
+        cgroup: Option<&Cgroup>,
+    ) -> Error {
         let argv = self.argv_for_errors();
+        if let (Some(ChildStage::Cgroup), Some(cg)) = (e.stage, cgroup) {
+            use rustix::io::Errno;
+            let why = match Errno::from_raw_os_error(e.errno) {
+                Errno::AGAIN => {
+                    "cannot start the child in its cgroup: a pids.max limit (or \
+                                 the system's process limit) is reached"
+                }
+                Errno::BUSY | Errno::OPNOTSUPP => {
+                    "cannot start the child in its cgroup: the parent cgroup enables \
+                     controllers in cgroup.subtree_control and this cgroup cannot hold \
+                     processes (the no-internal-processes rule)"
+                }
+                _ => "cannot start the child in its cgroup",
+            };
+            let stage = if e.in_parent { Stage::Setup } else { Stage::ChildSetup };
+            return Error::errno(stage, e.errno, why).with_argv(argv).with_path(cg.path());
+        }
         if e.in_parent {
             return Error::errno(Stage::Setup, e.errno, "starting the child").with_argv(argv);
         }
         let stage = match e.stage {
             Some(ChildStage::Chdir) => Stage::Chdir,
             Some(ChildStage::Exec) => Stage::Exec,
-            Some(ChildStage::Setup) => Stage::ChildSetup,
+            Some(ChildStage::Setup | ChildStage::Cgroup) => Stage::ChildSetup,
             // posix_spawn does not say whether chdir or execve failed: if the directory is
             // not usable, it was chdir.
             None => match &self.cwd {

@@ -607,7 +607,15 @@ impl Command {
             }
         };
         match session.pump(None) {
-            Ok(_) => Ok(session.finish()),
+            Ok(_) => {
+                let fin = session.finish();
+                if let (Some(_), Some(tree)) = (fin.stop, child.tree()) {
+                    // A stopped contained run leaves nothing behind: whatever of the tree
+                    // outlived the child and its pipes goes too.
+                    let _ = tree.kill();
+                }
+                Ok(fin)
+            }
             Err(e) => {
                 // Do not leave the child running unwatched with nobody reading its pipes.
                 session.abandon();

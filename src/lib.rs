@@ -184,6 +184,45 @@
 //! the child is known, under the lock that guards its reaping, to be unreaped. Signalling a
 //! child that has already been collected is a no-op.
 //!
+//! # Process trees
+//!
+//! A process group misses every descendant that calls `setsid` or double-forks, and walking
+//! `/proc` for descendants (what Node's `tree-kill` does) misses every orphan and races with
+//! the tree it kills. [`Command::contain`] starts the child in a cgroup v2 of its own instead:
+//! whatever its descendants do, they stay in it, and [`Child::tree`] gives a [`Tree`] that
+//! reaches them all: [`Tree::kill`] (`cgroup.kill`, atomic), [`Tree::signal`],
+//! [`Tree::freeze`]/[`Tree::thaw`], [`Tree::members`], [`Tree::wait`] and its
+//! `try_`/`_timeout`/`_deadline` forms (a `poll` on `cgroup.events` that wakes when the tree
+//! is empty), [`Tree::cpu_time`], [`Tree::memory_peak`] and [`Tree::terminate`] (signal,
+//! grace period, kill). A contained command's timeout, output limit, cancel, `kill_on_drop`
+//! and `terminate_on_drop` act on the whole tree, and a stopped run returns only after the
+//! tree is killed, so a daemonised grandchild cannot outlive it.
+//!
+//! The cgroup goes under this process's own cgroup (found through `/proc/self/mountinfo` and
+//! `/proc/self/cgroup`), or under a parent named with [`Containment::parent`] (a subtree
+//! delegated by systemd, for example); the child is placed with `CLONE_INTO_CGROUP` (Linux
+//! 5.7), so it never runs outside. The directory is removed once the tree is empty and its
+//! last handle is gone, by the reaper thread if members outlive the handle. Where no cgroup
+//! can be made the spawn fails with an error saying why and what to do, or, with
+//! [`Containment::best_effort`], falls back to a process group and says so
+//! ([`Child::containment_fallback`]).
+//!
+//! ```no_run
+//! use offspring::{exec, Command};
+//! use std::time::Duration;
+//!
+//! // A test runner that leaves a daemon behind: the timeout kills the daemon too.
+//! let err = exec("./run-tests.sh").contain(true).timeout(Duration::from_secs(60)).run();
+//!
+//! let child = Command::new("sh").args(["-c", "setsid sleep 1000 & exit 0"]).contain(true).spawn()?;
+//! child.wait()?;
+//! let tree = child.tree().unwrap();
+//! assert_eq!(tree.members()?.len(), 1); // the daemon
+//! tree.kill()?;
+//! tree.wait()?;
+//! # Ok::<(), offspring::Error>(())
+//! ```
+//!
 //! # Zombies and the reaper thread
 //!
 //! A child that exits stays a zombie until its parent collects its status. `std::process`
@@ -297,6 +336,7 @@ mod reaper;
 mod signal;
 mod stdio;
 mod sys;
+mod tree;
 pub mod validate;
 
 pub use crate::cancel::CancelHandle;
@@ -310,6 +350,7 @@ pub use crate::quote::QuoteError;
 pub use crate::reader::OutputReader;
 pub use crate::signal::Signal;
 pub use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
+pub use crate::tree::{Containment, Tree, TreeCpuTime, TreeTermination};
 pub use crate::validate::Operand;
 /// A process id: never zero, never negative (rustix's type).
 pub use rustix::process::Pid;

@@ -29,6 +29,8 @@ mod signal;
 mod spawn;
 /// Policy: no `unsafe` outside `src/sys/`, SAFETY comments, CHANGELOG and README current.
 mod tidy;
+/// Process trees: containment in a cgroup v2, kill/freeze/wait for the tree, cleanup.
+mod tree;
 /// The validators agree with spawning; the `Operand` guard against option injection.
 mod validate;
 /// Waiting: deadlines, many waiters, exit channels, std children alongside ours.
