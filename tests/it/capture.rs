@@ -252,13 +252,12 @@ fn communicate_resumes_after_a_deadline_without_losing_bytes() {
         // deadline must pass with stdout already collected.
         let mut stdin = child.stdin.take().unwrap();
         let mut comm = child.communicate(b"").unwrap();
-        let deadline = Instant::now() + ms(300);
-        let mut polls = 0;
-        while Instant::now() < deadline {
-            assert!(comm.wait_deadline(deadline).unwrap().is_none());
-            polls += 1;
+        // Deadlines of 300 ms pass one after another (none may return the output) until all of
+        // stdout has come in; a loaded machine may need several.
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while comm.captured(Stream::Stdout).len() < 200_000 && Instant::now() < give_up {
+            assert!(comm.wait_deadline(Instant::now() + ms(300)).unwrap().is_none());
         }
-        assert!(polls >= 1);
         assert_eq!(comm.captured(Stream::Stdout).len(), 200_000);
         assert!(comm.status().is_none());
         std::io::Write::write_all(&mut stdin, b"go\n").unwrap();
