@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
@@ -76,6 +76,9 @@ pub struct Child {
     drop_policy: DropPolicy,
     path: PathTaken,
     argv: Vec<OsString>,
+    /// Descendants a stop found under the child, held as pidfds for the `SIGKILL` that may
+    /// follow (see `src/stop.rs`).
+    held: Mutex<Vec<(Pid, OwnedFd)>>,
 }
 
 /// How a child ended, as delivered by [`Child::exit_receiver`] and [`Child::wait_exit`].
@@ -170,6 +173,7 @@ impl Child {
             drop_policy,
             path,
             argv,
+            held: Mutex::new(Vec::new()),
         }
     }
 
@@ -364,6 +368,32 @@ impl Child {
 
     pub(crate) fn argv(&self) -> &[OsString] {
         &self.argv
+    }
+
+    /// Arms the reaper to send `sig` at `at` (to the group the child leads, if any), then
+    /// `SIGKILL` after `grace`: a spawned child's timeout.
+    pub(crate) fn stop_at(&self, at: Instant, sig: Signal, grace: Duration) {
+        reaper::signal_later(&self.proc, at, sig, self.group, Some(grace));
+    }
+
+    /// Keeps the pidfds of descendants a stop found, for a later signal.
+    pub(crate) fn hold_descendants(&self, found: Vec<(Pid, OwnedFd)>) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        for (pid, fd) in found {
+            if !held.iter().any(|(p, _)| *p == pid) {
+                held.push((pid, fd));
+            }
+        }
+    }
+
+    /// Whether a stop found descendants to follow up on.
+    pub(crate) fn holds_descendants(&self) -> bool {
+        !self.held.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
+    /// Sends `sig` to the descendants a stop found.
+    pub(crate) fn signal_held(&self, sig: Signal) {
+        crate::stop::signal_all(&self.held.lock().unwrap_or_else(|e| e.into_inner()), sig);
     }
 
     /// Declares that the calling code polls [`pidfd`](Child::pidfd) and reaps the child itself

@@ -296,11 +296,12 @@ mod reader;
 mod reaper;
 mod signal;
 mod stdio;
+mod stop;
 mod sys;
 pub mod validate;
 
 pub use crate::cancel::CancelHandle;
-pub use crate::capture::{Communication, Output, Overflow, Stream};
+pub use crate::capture::{Communication, Output, Overflow, Stop, Stream};
 pub use crate::child::{Child, Exit, Termination};
 pub use crate::command::{which, ChildFd, Command, ProcessGroup, Resource};
 pub use crate::error::{Error, ErrorKind, Result, Stage};
