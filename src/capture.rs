@@ -1100,6 +1100,28 @@ impl Communication<'_> {
         self.step(Some(deadline_after(timeout)))
     }
 
+    /// As [`wait`](Communication::wait), never blocking: one round of writing what the pipe
+    /// takes and reading what the pipes hold, then `Ok(None)` if the child has not finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// let mut child = Command::new("echo").arg("hi").stdout(Stdio::piped()).spawn()?;
+    /// let mut comm = child.communicate(b"")?;
+    /// let out = loop {
+    ///     if let Some(out) = comm.try_wait()? {
+    ///         break out;
+    ///     }
+    ///     std::thread::sleep(std::time::Duration::from_millis(5));
+    /// };
+    /// assert_eq!(out.stdout, b"hi\n");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn try_wait(&mut self) -> Result<Option<Output>> {
+        self.step(Some(Instant::now()))
+    }
+
     /// As [`wait`](Communication::wait), giving up at `deadline`: `Ok(None)` if the child has
     /// not finished by then. Nothing read so far is lost; call again to continue.
     ///
