@@ -18,9 +18,9 @@ use std::time::Duration;
 use crate::cancel::CancelHandle;
 use crate::capture::{self, Finished, Output, Overflow, Policy, Session, Stop, Stream};
 use crate::child::{deadline_after, Child};
-use crate::exit_status::ExitStatus;
 use crate::command::{Command, DefaultIo, Defaults};
 use crate::error::{Error, ErrorKind, Result, Stage};
+use crate::exit_status::ExitStatus;
 use crate::signal::Signal;
 use crate::stdio::{Stdio, StdioKind};
 
@@ -732,8 +732,7 @@ impl Command {
             merged = Some(rd);
         }
         let saved_stdin = stdin_file.map(|f| self.stdin.replace(f));
-        let saved_out =
-            merged_ends.map(|(o, e)| (self.stdout.replace(o), self.stderr.replace(e)));
+        let saved_out = merged_ends.map(|(o, e)| (self.stdout.replace(o), self.stderr.replace(e)));
         let spawned = self.spawn_with_defaults(defaults);
         // Put the command's own settings back; this run's ends close here, once the child
         // has its copies.

@@ -622,7 +622,13 @@ fn fire_timers(r: &Reaper) -> Option<Duration> {
         if let Some(grace) = t.then_kill.filter(|_| t.sig != crate::signal::Signal::KILL) {
             let at = now.checked_add(grace).unwrap_or_else(|| crate::child::deadline_after(grace));
             let (proc, group) = (Arc::clone(&t.proc), t.group);
-            follow.push(KillTimer { at, proc, sig: crate::signal::Signal::KILL, group, then_kill: None });
+            follow.push(KillTimer {
+                at,
+                proc,
+                sig: crate::signal::Signal::KILL,
+                group,
+                then_kill: None,
+            });
         }
         false
     });

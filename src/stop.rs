@@ -28,7 +28,8 @@ pub(crate) fn stop_command(child: &Child, sig: Signal) -> Result<()> {
     if child.try_wait()?.is_none() {
         child.hold_descendants(descendants(child.pid()));
     }
-    let res = if child.process_group().is_some() { child.signal_group(sig) } else { child.signal(sig) };
+    let res =
+        if child.process_group().is_some() { child.signal_group(sig) } else { child.signal(sig) };
     child.signal_held(sig);
     res
 }

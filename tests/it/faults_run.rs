@@ -50,9 +50,9 @@ fn input_file_command_runs_again_and_closes_the_file() {
     let file = dir.join("input");
     std::fs::File::create(&file).unwrap().write_all(b"from the file\n").unwrap();
     let file_is_open = || {
-        open_fds().iter().any(|fd| {
-            std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok_and(|l| l == file)
-        })
+        open_fds()
+            .iter()
+            .any(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok_and(|l| l == file))
     };
     for path in PATHS {
         let mut cmd = fixture(path, ["cat"]);

@@ -66,7 +66,9 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     if !root.join("fuzz/Cargo.toml").exists() {
         // The published crate (`cargo package`) leaves `fuzz/` out; in the repository the
         // corpus must be there.
-        eprintln!("skipped: no fuzz/ directory (a packaged crate), so no {target} corpus to replay");
+        eprintln!(
+            "skipped: no fuzz/ directory (a packaged crate), so no {target} corpus to replay"
+        );
         return Vec::new();
     }
     let dir = root.join("fuzz/corpus").join(target);
