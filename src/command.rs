@@ -42,10 +42,10 @@ impl ChildFd {
 /// Which process group a child joins, for [`Command::process_group`].
 ///
 /// Without a choice, a child stays in this process's group, except in a run that may stop it
-/// (a [`timeout`](Command::timeout), a [`cancel_with`](Command::cancel_with) or a
-/// [`max_buffer`](Command::max_buffer) that kills): that one gets a new group when this
-/// process is not the foreground process group of a terminal (see the crate docs, "Stopping
-/// a command").
+/// (a [`timeout`](Command::timeout), also on `spawn` and `status`, a
+/// [`cancel_with`](Command::cancel_with) or a [`max_buffer`](Command::max_buffer) that kills):
+/// that one gets a new group when this process is not the foreground process group of a
+/// terminal (see the crate docs, "Stopping a command").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProcessGroup {
     /// A new group, led by the child: its group id is its pid.
@@ -446,7 +446,8 @@ impl Command {
     ///
     /// [`timeout`](Command::timeout) is honoured: the reaper thread sends the
     /// [kill signal](Command::kill_signal) to the child (to its group when it leads one) at
-    /// the deadline, and `SIGKILL` after the [grace period](Command::force_kill_after).
+    /// the deadline, and `SIGKILL` after the [grace period](Command::force_kill_after). Such
+    /// a child gets a new process group as a capturing run's does (see [`ProcessGroup`]).
     /// [`input_file`](Command::input_file) is honoured too.
     ///
     /// # Examples

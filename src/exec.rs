@@ -243,10 +243,11 @@ impl Command {
         self
     }
 
-    /// Stops the child if it runs longer than `timeout` (Node's `timeout`): the
-    /// [kill signal](Command::kill_signal) goes to the child (to its whole process group if
-    /// it leads one, see [`process_group`](Command::process_group)), then `SIGKILL` after the
-    /// [grace period](Command::force_kill_after) if it is still running. The run fails with
+    /// Stops the command if it runs longer than `timeout` (Node's `timeout`): the
+    /// [kill signal](Command::kill_signal) goes to the child, its process group and its
+    /// descendants (the crate docs, "Stopping a command", say exactly which processes that
+    /// reaches), then `SIGKILL` after the [grace period](Command::force_kill_after) if it is
+    /// still running. [`status`](Command::status) and [`spawn`](Command::spawn) honour it too. The run fails with
     /// [`ErrorKind::TimedOut`]; the error says which signals were needed and keeps the
     /// output captured so far.
     ///
@@ -623,7 +624,11 @@ impl Command {
     /// are refused.
     pub(crate) fn spawn_run(&mut self) -> Result<Child> {
         self.check_method(Method::Spawn)?;
-        let (child, _) = self.spawn_for_run(Defaults::default(), false)?;
+        let defaults = Defaults {
+            new_group: self.run.timeout.is_some() && crate::stop::new_group_by_default(),
+            ..Defaults::default()
+        };
+        let (child, _) = self.spawn_for_run(defaults, false)?;
         if let Some(t) = self.run.timeout {
             let policy = self.run.policy();
             child.stop_at(deadline_after(t), policy.kill_signal, policy.grace);

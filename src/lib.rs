@@ -183,8 +183,8 @@
 //! it still holds the pipes, the run returns after the
 //! [drain timeout](Command::drain_timeout) and says so: [`Output::drain_expired`] and
 //! [`Error::drain_expired`] are `true`, and the error's message ends with "the pipes were still
-//! held open after the child exited: a process it started may still be running". Cgroup
-//! containment catches those too.
+//! held open after the child exited: a process it started may still be running". Only
+//! containment in a cgroup catches those.
 //!
 //! Go's `exec.CommandContext` kills only the first process (its `Cancel` hook and `WaitDelay`
 //! are the tools to do more), as do Python's `subprocess.run(timeout=)` and Node's `timeout`;
@@ -199,9 +199,10 @@
 //! assert!(!err.drain_expired()); // both sleeps were stopped: nothing held the pipes
 //! ```
 //!
-//! [`status`](Command::status) honours the timeout the same way; [`spawn`](Command::spawn)
-//! honours it through the reaper thread, which signals the child (its group, when it leads
-//! one) at the deadline.
+//! [`status`](Command::status) honours the timeout the same way. [`spawn`](Command::spawn)
+//! honours it through the reaper thread, which at the deadline signals the child's group
+//! (chosen as above) or, when it leads none, the child alone: the descendants walk is the
+//! capture loop's.
 //!
 //! # Waiting, timeouts and deadlines
 //!
@@ -296,6 +297,8 @@
 //!   without `O_CLOEXEC`; `SIGPIPE` is reset to its default action.
 //! - A run that may stop its child can start it in a new process group (see
 //!   [Stopping a command](#stopping-a-command)); without a stop option, the group is std's.
+//! - [`ChildStdin`], [`ChildStdout`], [`ChildStderr`] and [`Output`] are offspring's types
+//!   (`Write`/`Read`, `AsFd`, `Into<OwnedFd>`; `Output` has more than std's three fields).
 //! - [`ExitStatus`] is offspring's (it converts both ways), with
 //!   [`shell_code`](ExitStatus::shell_code) (`128 + N` for a signal) and
 //!   [`exit_ok`](ExitStatus::exit_ok).

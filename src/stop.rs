@@ -25,7 +25,7 @@ use crate::Pid;
 pub(crate) fn stop_command(child: &Child, sig: Signal) -> Result<()> {
     // Find the descendants before the child is signalled: once it dies, they are orphans and
     // no longer findable from it.
-    if child.try_wait()?.is_none() {
+    if matches!(child.try_wait(), Ok(None)) {
         child.hold_descendants(descendants(child.pid()));
     }
     let res =

@@ -245,6 +245,17 @@ fn status_and_spawn_honour_the_timeout() {
             .unwrap_err();
         assert!(err.needed_kill(), "{err}");
     }
+    // The reaper's stop reaches the child's group: here a new one, asked for.
+    let m = mark("spawn-group");
+    let child = exec("sleep 1000 & sleep 1000")
+        .env("OFFSPRING_MARK", &m)
+        .process_group(ProcessGroup::New)
+        .timeout(ms(200))
+        .spawn()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(Signal::TERM));
+    assert_none_left(&m, "spawn with a timeout");
+
     // A child that ends before its deadline is not signalled later.
     let child = Command::new("true").timeout(Duration::from_secs(3600)).spawn().unwrap();
     assert!(child.wait().unwrap().success());
