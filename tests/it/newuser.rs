@@ -103,6 +103,10 @@ fn default_group_reaches_an_orphaned_grandchild() {
 /// error, with `drain_expired()` on the error as on `Output`.
 #[test]
 fn an_escaped_process_holding_the_pipes_is_reported() {
+    if offspring::which("setsid").is_err() {
+        eprintln!("skipped: needs setsid(1) (util-linux, which .ci/run installs)");
+        return;
+    }
     let m = mark("escape");
     let err = exec("(setsid sleep 1000 &); sleep 1000")
         .env("OFFSPRING_MARK", &m)
@@ -456,4 +460,13 @@ fn error_wording_says_things_once() {
     let msg = exec("exit 3").run().unwrap_err().to_string();
     assert!(msg.contains("failed: exit code 3"), "{msg}");
     assert!(!msg.contains("non-zero exit code: exit code"), "{msg}");
+}
+
+#[test]
+fn newuser_suite_passes_on_the_sigchld_fallback() {
+    crate::support::rerun_on_sigchld_fallback(
+        &["newuser::", "faults_run::", "--skip", "sigchld_fallback"],
+        &[],
+        15,
+    );
 }
