@@ -138,9 +138,52 @@ pub struct Output {
     pub stderr: Vec<u8>,
     seen: [u64; 2],
     drain_expired: bool,
+    stop: Option<Stop>,
 }
 
 impl Output {
+    pub(crate) fn from_parts(
+        status: ExitStatus,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        seen: [u64; 2],
+        drain_expired: bool,
+        stop: Option<Stop>,
+    ) -> Output {
+        Output { status, stdout, stderr, seen, drain_expired, stop }
+    }
+
+    /// Why the run stopped the child, if it did: `None` when the child ended on its own
+    /// (whatever its exit code). The runners return such a run as an error;
+    /// [`Error::into_run_output`] turns it back into this `Output`, so that one `match`
+    /// handles every finished run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{exec, Stop};
+    /// use std::time::Duration;
+    /// for (script, expect) in [("exit 3", "exit 3"), ("sleep 10", "timeout")] {
+    ///     let out = exec(script).timeout(Duration::from_millis(200)).output()
+    ///         .or_else(offspring::Error::into_run_output)?;
+    ///     let what = match (out.stopped_by(), out.status.code()) {
+    ///         (Some(Stop::Timeout), _) => "timeout".to_string(),
+    ///         (Some(_), _) => "stopped".to_string(),
+    ///         (None, Some(code)) => format!("exit {code}"),
+    ///         (None, None) => "signal".to_string(),
+    ///     };
+    ///     assert_eq!(what, expect);
+    /// }
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn stopped_by(&self) -> Option<Stop> {
+        self.stop
+    }
+
+    /// The bytes seen on each stream, for an error that keeps them.
+    pub(crate) fn seen(&self) -> [u64; 2] {
+        self.seen
+    }
     /// How many bytes the child wrote to `stream`, counting those that a
     /// [`Truncate`](Overflow::Truncate) limit dropped.
     ///
@@ -331,15 +374,33 @@ impl fmt::Debug for Output {
         if self.drain_expired {
             d.field("drain_expired", &true);
         }
+        if let Some(stop) = self.stop {
+            d.field("stopped_by", &stop);
+        }
         d.finish()
     }
 }
 
-/// Why a capture stopped its child early.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Stop {
+/// Why a run stopped its child before it ended on its own: [`Output::stopped_by`].
+///
+/// # Examples
+///
+/// ```
+/// use offspring::{Command, Stop};
+/// use std::time::Duration;
+/// let out = Command::new("sleep").arg("10").timeout(Duration::from_millis(50)).output()
+///     .or_else(offspring::Error::into_run_output)?;
+/// assert_eq!(out.stopped_by(), Some(Stop::Timeout));
+/// # Ok::<(), offspring::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Stop {
+    /// The run went past its [`timeout`](crate::Command::timeout).
     Timeout,
+    /// The run was cancelled through a [`CancelHandle`](crate::CancelHandle).
     Canceled,
+    /// This stream went over its [`max_buffer`](crate::Command::max_buffer) limit.
     Limit(Stream),
 }
 
@@ -633,6 +694,8 @@ impl<'a> Session<'a> {
         // This loop polls the pidfd and reaps the child itself: keep the reaper out of it.
         let child = self.child;
         let _watch = child.self_wait();
+        // A deadline that has passed still gets one round that does not wait.
+        let mut polled = false;
         loop {
             let now = Instant::now();
             if self.status.is_none() && self.stop.is_none() {
@@ -654,10 +717,11 @@ impl<'a> Session<'a> {
                     return Ok(true);
                 }
             }
-            if give_up.is_some_and(|g| now >= g) {
+            if polled && give_up.is_some_and(|g| now >= g) {
                 return Ok(false);
             }
             self.wait_and_handle(now, give_up)?;
+            polled = true;
         }
     }
 
@@ -813,7 +877,10 @@ impl<'a> Session<'a> {
         let drain =
             if self.stop == Some(Stop::Canceled) { Duration::ZERO } else { self.policy.drain };
         self.drain_at = Some(now.checked_add(drain).unwrap_or_else(|| deadline_after(drain)));
-        if self.kill_at.is_some() && !self.child.stops_together() {
+        if self.kill_at.is_some()
+            && !self.child.stops_together()
+            && !self.child.holds_descendants()
+        {
             // Nothing left to escalate against.
             self.kill_at = None;
         }
@@ -848,19 +915,19 @@ impl<'a> Session<'a> {
         } else if self.child.stops_together() && !self.reads_done() {
             self.send(Signal::KILL)
         } else {
+            // The descendants the stop found are held as pidfds: never a recycled pid.
+            self.child.signal_held(Signal::KILL);
             Ok(())
         }
     }
 
+    /// Stops the command: the child, its group when it leads one, and its descendants
+    /// (`src/stop.rs` says which processes that reaches).
     fn send(&self, sig: Signal) -> Result<()> {
         if let Some(tree) = self.child.tree() {
             return tree.signal(sig).map_err(|e| e.with_argv(self.child.argv()));
         }
-        if self.child.process_group().is_some() {
-            self.child.signal_group(sig)
-        } else {
-            self.child.signal(sig)
-        }
+        crate::stop::stop_command(self.child, sig)
     }
 
     /// The drain timeout ran out (or the run was cancelled after the child exited): take
@@ -898,6 +965,7 @@ impl<'a> Session<'a> {
                 stderr: self.sinks[1].take(),
                 seen: [self.sinks[0].seen, self.sinks[1].seen],
                 drain_expired: self.drain_expired,
+                stop: self.stop,
             },
             stop: self.stop,
             needed_kill: self.needed_kill,
@@ -1033,6 +1101,28 @@ impl Communication<'_> {
     /// has not finished by then. See the [type's example](Communication).
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<Output>> {
         self.step(Some(deadline_after(timeout)))
+    }
+
+    /// As [`wait`](Communication::wait), never blocking: one round of writing what the pipe
+    /// takes and reading what the pipes hold, then `Ok(None)` if the child has not finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// let mut child = Command::new("echo").arg("hi").stdout(Stdio::piped()).spawn()?;
+    /// let mut comm = child.communicate(b"")?;
+    /// let out = loop {
+    ///     if let Some(out) = comm.try_wait()? {
+    ///         break out;
+    ///     }
+    ///     std::thread::sleep(std::time::Duration::from_millis(5));
+    /// };
+    /// assert_eq!(out.stdout, b"hi\n");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn try_wait(&mut self) -> Result<Option<Output>> {
+        self.step(Some(Instant::now()))
     }
 
     /// As [`wait`](Communication::wait), giving up at `deadline`: `Ok(None)` if the child has

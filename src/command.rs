@@ -41,12 +41,21 @@ impl ChildFd {
 }
 
 /// Which process group a child joins, for [`Command::process_group`].
+///
+/// Without a choice, a child stays in this process's group, except in a run that may stop it
+/// (a [`timeout`](Command::timeout), also on `spawn` and `status`, a
+/// [`cancel_with`](Command::cancel_with) or a [`max_buffer`](Command::max_buffer) that kills):
+/// that one gets a new group when this process is not the foreground process group of a
+/// terminal (see the crate docs, "Stopping a command").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProcessGroup {
     /// A new group, led by the child: its group id is its pid.
     New,
     /// The existing group with this id.
     Join(crate::Pid),
+    /// This process's own group, as std does: the child gets the terminal's `Ctrl-C` and job
+    /// control with this process, also in a run that may stop it.
+    Inherit,
 }
 
 /// A resource the child's limits can be set on, for [`Command::rlimit`].
@@ -108,7 +117,7 @@ pub struct Command {
     pub(crate) stdout: Option<Stdio>,
     pub(crate) stderr: Option<Stdio>,
     extra_fds: Vec<(ChildFd, Stdio)>,
-    process_group: Option<i32>,
+    process_group: Option<ProcessGroup>,
     new_session: bool,
     close_fds: bool,
     search_relative: bool,
@@ -266,10 +275,7 @@ impl Command {
     /// descendants ([`Child::signal_group`]), and a timeout kills the whole group.
     #[doc(alias = "setpgid")]
     pub fn process_group(&mut self, group: ProcessGroup) -> &mut Command {
-        self.process_group = Some(match group {
-            ProcessGroup::New => 0,
-            ProcessGroup::Join(pgid) => pgid.as_raw_nonzero().get(),
-        });
+        self.process_group = Some(group);
         self
     }
 
@@ -452,8 +458,15 @@ impl Command {
         std::iter::once(self.program.clone()).chain(self.args.iter().cloned()).collect()
     }
 
-    pub(crate) fn has_own_group(&self) -> bool {
-        self.new_session || self.process_group == Some(0)
+    /// The `setpgid` argument for the child: `Some(0)` for a new group, `Some(pgid)` to join
+    /// one, `None` to stay in this process's group.
+    fn group_for(&self, defaults: Defaults) -> Option<i32> {
+        match self.process_group {
+            Some(ProcessGroup::New) => Some(0),
+            Some(ProcessGroup::Join(pgid)) => Some(pgid.as_raw_nonzero().get()),
+            Some(ProcessGroup::Inherit) => None,
+            None => defaults.new_group.then_some(0),
+        }
     }
 
     /// The cgroup for a contained spawn, or the reason a best-effort one fell back to a
@@ -475,19 +488,57 @@ impl Command {
     /// or not runnable ([`ErrorKind::NotFound`], [`ErrorKind::PermissionDenied`],
     /// [`ErrorKind::ExecFormat`]), a missing working directory (`NotFound` at
     /// [`Stage::Chdir`]), `E2BIG`, and running out of fds or processes. A failed spawn leaves
-    /// no fd open and no zombie behind.
+    /// no fd open and no zombie behind. [`ErrorKind::InvalidInput`] naming an option that
+    /// `spawn` cannot honour: [`input`](Command::input) (write to `child.stdin` or use
+    /// [`Child::communicate`]), [`cancel_with`](Command::cancel_with) and the capture options
+    /// (`max_buffer`, `on_overflow`, `stderr_to_stdout`, `drain_timeout`).
+    ///
+    /// [`timeout`](Command::timeout) is honoured: the reaper thread sends the
+    /// [kill signal](Command::kill_signal) to the child (to its group when it leads one) at
+    /// the deadline, and `SIGKILL` after the [grace period](Command::force_kill_after). Such
+    /// a child gets a new process group as a capturing run's does (see [`ProcessGroup`]).
+    /// [`input_file`](Command::input_file) is honoured too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Signal};
+    /// use std::time::Duration;
+    /// let child = Command::new("sleep").arg("10").timeout(Duration::from_millis(100)).spawn()?;
+    /// assert_eq!(child.wait()?.signal(), Some(Signal::TERM));
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
     #[doc(alias = "posix_spawn")]
     pub fn spawn(&mut self) -> Result<Child> {
-        self.spawn_with_defaults(Default::default())
+        self.spawn_run()
     }
 
     /// Runs the child with inherited stdio (unless set otherwise) and waits for it.
     ///
-    /// Non-zero exit is not an error here: inspect the [`ExitStatus`].
+    /// Non-zero exit is not an error here: inspect the [`ExitStatus`]. Honours
+    /// [`timeout`](Command::timeout) (with [`kill_signal`](Command::kill_signal) and
+    /// [`force_kill_after`](Command::force_kill_after)), [`cancel_with`](Command::cancel_with),
+    /// [`input`](Command::input) and [`input_file`](Command::input_file).
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Command::spawn); [`ErrorKind::TimedOut`] or [`ErrorKind::Canceled`] when
+    /// the child was stopped (the error holds its status); [`ErrorKind::InvalidInput`] naming
+    /// an option that only the capturing runners honour (`max_buffer`, `on_overflow`,
+    /// `stderr_to_stdout`, `drain_timeout`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, ErrorKind};
+    /// use std::time::Duration;
+    /// let err = Command::new("sleep").arg("10").timeout(Duration::from_millis(100)).status().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::TimedOut);
+    /// assert!(err.exit_status().unwrap().signal().is_some());
+    /// ```
     #[doc(alias = "spawnSync")]
     pub fn status(&mut self) -> Result<ExitStatus> {
-        let child = self.spawn_with_defaults(Defaults::default())?;
-        child.wait()
+        self.status_run()
     }
 
     /// Starts the child with the given defaults for unset stdio.
@@ -568,7 +619,10 @@ impl Command {
             self.child_path_var().as_deref(),
             self.search_relative,
             self.cwd.as_deref(),
-        )?;
+        )
+        // The error quotes the whole command, not the program alone.
+        .map_err(|e| e.with_argv(self.argv_for_errors()))?;
+        let group = self.group_for(defaults);
 
         let cstr = |s: &OsStr| CString::new(s.as_bytes()).expect("validated: no NUL");
         let program = cstr(resolved.as_os_str());
@@ -584,7 +638,7 @@ impl Command {
         let process_group = match (self.new_session, &fallback) {
             (true, _) => None,
             (false, Some(_)) => Some(0),
-            (false, None) => self.process_group,
+            (false, None) => group,
         };
 
         // The child's fds: (target, source); the parent keeps the other ends of pipes.
@@ -733,7 +787,7 @@ impl Command {
                 return Err(abandon(Error::os(Stage::Setup, e, "opening a pidfd for the child")))
             }
         };
-        let group = (self.has_own_group() || fallback.is_some()).then_some(pid);
+        let group = (self.new_session || process_group == Some(0)).then_some(pid);
         let mut child =
             Child::new(proc, io, group, self.drop_policy, spawned.path, self.argv_for_errors());
         child.set_containment(cgroup.map(Tree::new), fallback);
@@ -849,6 +903,8 @@ pub(crate) struct Defaults {
     pub(crate) stdin: DefaultIo,
     pub(crate) stdout: DefaultIo,
     pub(crate) stderr: DefaultIo,
+    /// A new process group unless the command chose one.
+    pub(crate) new_group: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -862,7 +918,12 @@ pub(crate) enum DefaultIo {
 impl Defaults {
     /// The defaults of `output`: stdin from `/dev/null`, stdout and stderr captured.
     pub(crate) fn capture() -> Defaults {
-        Defaults { stdin: DefaultIo::Null, stdout: DefaultIo::Piped, stderr: DefaultIo::Piped }
+        Defaults {
+            stdin: DefaultIo::Null,
+            stdout: DefaultIo::Piped,
+            stderr: DefaultIo::Piped,
+            new_group: false,
+        }
     }
 }
 
@@ -930,10 +991,39 @@ pub(crate) fn lookup(
         None => Err(Error::errno(
             Stage::Lookup,
             crate::sys::ENOENT,
-            format!("program not found on PATH ({})", String::from_utf8_lossy(path.as_bytes())),
+            format!("not on PATH (searched {})", searched(path.as_bytes(), search_relative)),
         )
         .with_argv(argv)),
     }
+}
+
+/// The `PATH` entries a lookup searched, each once, in order, shortened to about 160 bytes
+/// with a count of the rest.
+fn searched(path: &[u8], search_relative: bool) -> String {
+    const SHOWN: usize = 160;
+    let mut seen: Vec<&[u8]> = Vec::new();
+    for dir in path.split(|&b| b == b':') {
+        let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
+        if (search_relative || dir.first() == Some(&b'/')) && !seen.contains(&dir) {
+            seen.push(dir);
+        }
+    }
+    let mut out = String::new();
+    for (i, dir) in seen.iter().enumerate() {
+        let dir = String::from_utf8_lossy(dir);
+        if !out.is_empty() && out.len() + dir.len() > SHOWN {
+            out.push_str(&format!(" and {} more", seen.len() - i));
+            break;
+        }
+        if !out.is_empty() {
+            out.push(':');
+        }
+        out.push_str(&dir);
+    }
+    if out.is_empty() {
+        out.push_str("no absolute entry");
+    }
+    out
 }
 
 /// Finds a program on this process's `PATH`, as the shell's `which` does, skipping empty and

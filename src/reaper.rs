@@ -392,10 +392,16 @@ fn finish_leftovers(r: &Reaper, keys: Option<&[u64]>) {
     }
 }
 
-/// A pending `SIGKILL` for a dropped child that was sent a gentler signal first.
+/// A pending signal: the `SIGKILL` for a dropped child that was sent a gentler signal first,
+/// or a spawned child's timeout.
 struct KillTimer {
     at: Instant,
     proc: Arc<Proc>,
+    sig: crate::signal::Signal,
+    /// The process group the child leads, signalled instead while the child is uncollected.
+    group: Option<Pid>,
+    /// For a gentler signal: `SIGKILL` follows after this grace period.
+    then_kill: Option<Duration>,
 }
 
 /// `true` unless the test switch `OFFSPRING_REAPER=sigchld` forces the fallback path.
@@ -546,8 +552,21 @@ fn forget(proc: &Proc) {
 
 /// Arranges for `proc` to get `SIGKILL` at `at` unless it has exited by then.
 pub(crate) fn kill_later(proc: &Arc<Proc>, at: Instant) {
+    signal_later(proc, at, crate::signal::Signal::KILL, None, None);
+}
+
+/// Sends `sig` to the child (or to the `group` it leads) at `at` unless it has been
+/// collected by then, then `SIGKILL` after `then_kill` if it still runs: a spawned child's
+/// timeout.
+pub(crate) fn signal_later(
+    proc: &Arc<Proc>,
+    at: Instant,
+    sig: crate::signal::Signal,
+    group: Option<Pid>,
+    then_kill: Option<Duration>,
+) {
     if let Ok(r) = reaper() {
-        lock(&r.timers).push(KillTimer { at, proc: Arc::clone(proc) });
+        lock(&r.timers).push(KillTimer { at, proc: Arc::clone(proc), sig, group, then_kill });
         wake(r);
     }
 }
@@ -646,13 +665,35 @@ fn run(r: &'static Reaper) {
 fn fire_timers(r: &Reaper) -> Option<Duration> {
     let mut timers = lock(&r.timers);
     let now = Instant::now();
+    let mut follow = Vec::new();
     timers.retain(|t| {
+        if t.proc.outcome().is_some() {
+            // Collected: nothing to signal, and the pidfd need not be held any longer.
+            return false;
+        }
         if t.at > now {
             return true;
         }
-        let _ = t.proc.signal(crate::signal::Signal::KILL);
+        // A group is signalled only while its leader is uncollected, so its id cannot have
+        // been reused.
+        let _ = match t.group {
+            Some(pg) => sys_wait::kill_group(pg, t.sig.as_raw()),
+            None => t.proc.signal(t.sig),
+        };
+        if let Some(grace) = t.then_kill.filter(|_| t.sig != crate::signal::Signal::KILL) {
+            let at = now.checked_add(grace).unwrap_or_else(|| crate::child::deadline_after(grace));
+            let (proc, group) = (Arc::clone(&t.proc), t.group);
+            follow.push(KillTimer {
+                at,
+                proc,
+                sig: crate::signal::Signal::KILL,
+                group,
+                then_kill: None,
+            });
+        }
         false
     });
+    timers.extend(follow);
     let mut next = timers.iter().map(|t| t.at.saturating_duration_since(now)).min();
     for (l, at) in lock(&r.leftovers).values_mut() {
         match *at {

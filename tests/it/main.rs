@@ -15,10 +15,15 @@ mod capture;
 mod errors;
 /// The buffered runners and their options: exec/exec_file, run/read, input, 2>&1, cancel.
 mod exec;
+/// Fault injection for the runners: reusable commands, bounded and complete errors.
+mod faults_run;
 /// The child's fd table and signal state, including under concurrent spawning.
 mod fds;
 /// `cmd!` and `sh!`: one value, one argument or one shell word.
 mod macros;
+/// What a new user hits: stops reach the whole command, options honoured or refused, std's
+/// shapes, lossless error conversion, one result shape.
+mod newuser;
 /// Shell quoting against real dash and bash; the fuzz corpus replayed on stable.
 mod quote;
 /// The reaper: no zombies after drop, the SIGCHLD fallback runs the same suite.
