@@ -291,6 +291,7 @@ mod exec;
 mod exit_status;
 #[doc(hidden)]
 pub mod macros;
+mod mux;
 pub mod quote;
 mod reader;
 mod reaper;
@@ -300,12 +301,13 @@ mod sys;
 pub mod validate;
 
 pub use crate::cancel::CancelHandle;
-pub use crate::capture::{Communication, Output, Overflow, Stream};
+pub use crate::capture::{Communication, Delivery, Output, Overflow, Stream};
 pub use crate::child::{Child, Exit, Termination};
 pub use crate::command::{which, ChildFd, Command, ProcessGroup, Resource};
 pub use crate::error::{Error, ErrorKind, Result, Stage};
 pub use crate::exec::{exec, exec_file};
 pub use crate::exit_status::{ExitStatus, ResourceUsage};
+pub use crate::mux::{Event, Mux, MuxId, MuxSender, Shutdown};
 pub use crate::quote::QuoteError;
 pub use crate::reader::OutputReader;
 pub use crate::signal::Signal;
