@@ -1127,13 +1127,18 @@ impl Core {
     }
 }
 
-/// A single-child capture in progress: one [`Run`] on a [`Core`], with an optional cancel.
+/// A capture in progress on the calling thread: one [`Run`] per child on a [`Core`], with an
+/// optional cancel. One child for `output()` and `communicate`; the stages of a
+/// [`Pipeline`](crate::Pipeline), which stop together: when one is stopped (its timeout, a
+/// limit, a cancel), all are.
 pub(crate) struct Session<'a> {
-    child: &'a Child,
-    runs: [Option<Run<'a, &'a Child>>; 1],
+    children: Vec<&'a Child>,
+    runs: Vec<Option<Run<'a, &'a Child>>>,
     core: Core,
     cancel: Option<BorrowedFd<'a>>,
     cancel_handle: Option<&'a CancelHandle>,
+    /// The first reason any run was stopped for.
+    stop: Option<Stop>,
 }
 
 /// How many non-blocking rounds a call whose deadline has already passed may do while they
@@ -1153,12 +1158,6 @@ impl<'a> Session<'a> {
         policy: Policy,
         cancel: Option<&'a CancelHandle>,
     ) -> Result<Session<'a>> {
-        let cancel_fd = match cancel {
-            Some(h) => Some(h.wake_fd().map_err(|e| {
-                Error::os(Stage::Setup, e, "creating the cancel pipe").with_argv(child.argv())
-            })?),
-            None => None,
-        };
         let run = Run::new(
             MuxId(0),
             child,
@@ -1169,21 +1168,44 @@ impl<'a> Session<'a> {
             policy,
             Delivery::Buffered,
         )?;
+        Session::with_runs(vec![run], cancel)
+    }
+
+    /// A capture of several children, stopped together.
+    pub(crate) fn with_runs(
+        runs: Vec<Run<'a, &'a Child>>,
+        cancel: Option<&'a CancelHandle>,
+    ) -> Result<Session<'a>> {
+        let children: Vec<&'a Child> = runs.iter().map(|r| r.child).collect();
+        let cancel_fd = match cancel {
+            Some(h) => Some(h.wake_fd().map_err(|e| {
+                for c in &children {
+                    let _ = c.kill();
+                }
+                Error::os(Stage::Setup, e, "creating the cancel pipe").with_argv(children[0].argv())
+            })?),
+            None => None,
+        };
         Ok(Session {
-            child,
-            runs: [Some(run)],
+            children,
+            runs: runs.into_iter().map(Some).collect(),
             core: Core::default(),
             cancel: cancel_fd,
             cancel_handle: cancel,
+            stop: None,
         })
     }
 
     fn run(&self) -> &Run<'a, &'a Child> {
-        self.runs[0].as_ref().expect("a session keeps its run")
+        self.runs[0].as_ref().expect("a session keeps its runs")
     }
 
     fn run_mut(&mut self) -> &mut Run<'a, &'a Child> {
-        self.runs[0].as_mut().expect("a session keeps its run")
+        self.runs[0].as_mut().expect("a session keeps its runs")
+    }
+
+    fn all_done(&self) -> bool {
+        self.runs.iter().flatten().all(Run::is_done)
     }
 
     /// What stdout and stderr hold so far.
@@ -1197,27 +1219,29 @@ impl<'a> Session<'a> {
     }
 
     pub(crate) fn set_drain(&mut self, drain: Duration) {
-        self.run_mut().policy.drain = drain;
+        for run in self.runs.iter_mut().flatten() {
+            run.policy.drain = drain;
+        }
     }
 
-    /// Runs the loop until the child has exited and its pipes are drained (`Ok(true)`), or
+    /// Runs the loop until every child has exited and its pipes are drained (`Ok(true)`), or
     /// until `give_up` (`Ok(false)`; call again to go on, nothing is lost). A `give_up` that
     /// has already passed still gets a few non-blocking rounds, so that polling with a zero
     /// timeout makes progress.
     pub(crate) fn pump(&mut self, give_up: Option<Instant>) -> Result<bool> {
-        // This loop polls the pidfd and reaps the child itself: keep the reaper out of it.
-        let _watch = self.child.self_wait();
+        // This loop polls the pidfds and reaps the children itself: keep the reaper out of it.
+        let _watch: Vec<_> = self.children.iter().map(|c| c.self_wait()).collect();
         let mut past_rounds = 0;
         let mut events = VecDeque::new();
         let mut failed = Vec::new();
         loop {
-            let canceled = self.cancel_handle.is_some_and(CancelHandle::is_canceled);
-            if self.run().is_done() {
+            if self.all_done() {
                 return Ok(true);
             }
+            let canceled = self.cancel_handle.is_some_and(CancelHandle::is_canceled);
             let now = Instant::now();
             let past = give_up.is_some_and(|g| now >= g);
-            let cancel_fd = self.cancel.filter(|_| self.run().stop.is_none());
+            let cancel_fd = self.cancel.filter(|_| self.stop.is_none());
             let round = self.core.round(
                 &mut self.runs,
                 [cancel_fd, None],
@@ -1229,10 +1253,15 @@ impl<'a> Session<'a> {
             if let Some((_, e)) = failed.pop() {
                 return Err(e);
             }
-            if round.woken[0] && self.run().stop.is_none() {
-                self.run_mut().begin_stop(Stop::Canceled, Instant::now())?;
+            if round.woken[0] && self.stop.is_none() {
+                self.stop_all(Stop::Canceled)?;
             }
-            if self.run().is_done() {
+            if self.stop.is_none() {
+                if let Some(stop) = self.runs.iter().flatten().find_map(|r| r.stop) {
+                    self.stop_all(stop)?;
+                }
+            }
+            if self.all_done() {
                 return Ok(true);
             }
             if past {
@@ -1244,17 +1273,41 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Stops the child after an error in the loop itself, so it does not run on unwatched.
+    /// One run was stopped (or the cancel fired): stop every run that still goes.
+    fn stop_all(&mut self, stop: Stop) -> Result<()> {
+        self.stop = Some(stop);
+        let now = Instant::now();
+        for run in self.runs.iter_mut().flatten() {
+            if run.stop.is_none() {
+                run.begin_stop(stop, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The first reason the children were stopped for.
+    pub(crate) fn stopped(&self) -> Option<Stop> {
+        self.stop
+    }
+
+    /// Stops the children after an error in the loop itself, so they do not run on unwatched.
     pub(crate) fn abandon(&mut self) {
         let mut events = VecDeque::new();
         let mut emit = Emit { id: MuxId(0), events: &mut events };
-        self.run_mut().abandon(&mut emit);
+        for run in self.runs.iter_mut().flatten() {
+            run.abandon(&mut emit);
+        }
     }
 
     /// The result, once [`pump`](Session::pump) has returned `Ok(true)`. Later calls return the
     /// same status with empty buffers.
     pub(crate) fn finish(&mut self) -> Finished {
         self.run_mut().finish()
+    }
+
+    /// Every run's result, in order, once [`pump`](Session::pump) has returned `Ok(true)`.
+    pub(crate) fn finish_all(&mut self) -> Vec<Finished> {
+        self.runs.iter_mut().flatten().map(Run::finish).collect()
     }
 }
 
@@ -1442,7 +1495,7 @@ impl Communication<'_> {
     /// # Ok::<(), offspring::Error>(())
     /// ```
     pub fn child(&self) -> &Child {
-        self.session.child
+        self.session.children[0]
     }
 
     /// The exit status, once the child has exited (its pipes may still be draining).
@@ -1465,7 +1518,7 @@ impl Communication<'_> {
 impl fmt::Debug for Communication<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Communication")
-            .field("pid", &self.session.child.pid())
+            .field("pid", &self.session.children[0].pid())
             .field("stdout_len", &self.session.captured(Stream::Stdout).len())
             .field("stderr_len", &self.session.captured(Stream::Stderr).len())
             .field("status", &self.session.status())
