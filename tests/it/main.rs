@@ -21,6 +21,8 @@ mod faults_capture;
 mod fds;
 /// `cmd!` and `sh!`: one value, one argument or one shell word.
 mod macros;
+/// Many children at once: the multiplexer, pipelines, the concurrency limit, shutdown.
+mod many;
 /// Shell quoting against real dash and bash; the fuzz corpus replayed on stable.
 mod quote;
 /// The reaper: no zombies after drop, the SIGCHLD fallback runs the same suite.
