@@ -508,11 +508,14 @@ impl Sink {
                 }
                 (Some(l), Overflow::Truncate) => l.checked_sub(self.kept()).filter(|&r| r > 0),
             };
-            // Reads go straight into a growing buffer once it holds something; a first read,
-            // and every read for events, goes through the loop's scratch buffer, so a child that
-            // prints one line costs its few bytes, not a 64 KiB buffer of its own.
-            let direct =
-                room.is_some() && self.delivery == Delivery::Buffered && !self.buf.is_empty();
+            // Reads go straight into a growing buffer once the stream has shown it is large;
+            // until then, and for every read for events, they go through the loop's scratch
+            // buffer and only the bytes read are kept, so a child that prints one line costs
+            // its few bytes, not a 64 KiB buffer of its own (with a thousand children, 4 MB of
+            // touched heap that is never given back).
+            let direct = room.is_some()
+                && self.delivery == Delivery::Buffered
+                && self.buf.len() >= READ_AGAIN;
             let res = if direct {
                 let max = room.unwrap_or(usize::MAX);
                 make_room(&mut self.buf, max);

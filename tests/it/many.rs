@@ -39,7 +39,9 @@ fn allow_fds(n: u64) {
 
 #[test]
 fn a_thousand_children_are_captured_exactly_by_one_thread_leaving_no_zombie_and_no_fd() {
-    if !isolated("many::a_thousand_children_are_captured_exactly_by_one_thread_leaving_no_zombie_and_no_fd") {
+    if !isolated(
+        "many::a_thousand_children_are_captured_exactly_by_one_thread_leaving_no_zombie_and_no_fd",
+    ) {
         return;
     }
     allow_fds(8192);
@@ -99,7 +101,9 @@ fn a_hung_child_is_killed_at_its_timeout_without_stalling_the_others() {
     let mut hung = exec("trap '' TERM; echo hung; while :; do sleep 1; done");
     hung.timeout(Duration::from_secs(1)).force_kill_after(Duration::from_millis(500));
     let hung = mux.spawn(&mut hung).unwrap();
-    let ticker = mux.spawn(&mut exec("for i in 1 2 3 4 5 6 7 8; do echo tick $i; sleep 0.05; done")).unwrap();
+    let ticker = mux
+        .spawn(&mut exec("for i in 1 2 3 4 5 6 7 8; do echo tick $i; sleep 0.05; done"))
+        .unwrap();
     let mut quick = Vec::new();
     for i in 0..20 {
         quick.push(mux.spawn(&mut cmd!("echo", format!("quick {i}"))).unwrap());
@@ -140,7 +144,8 @@ fn a_hung_child_is_killed_at_its_timeout_without_stalling_the_others() {
 fn per_child_input_merged_stderr_limits_and_delivery() {
     let mut mux = Mux::new();
     let fed = mux.spawn(cmd!("cat").input("a\nb\nno newline")).unwrap();
-    let merged = mux.spawn(exec("echo out; sleep 0.05; echo err >&2").stderr_to_stdout(true)).unwrap();
+    let merged =
+        mux.spawn(exec("echo out; sleep 0.05; echo err >&2").stderr_to_stdout(true)).unwrap();
     let split = mux.spawn(&mut exec("echo out; echo err >&2")).unwrap();
     let limited = mux.spawn_with(cmd!("yes").max_buffer(100_000), Delivery::Chunks).unwrap();
     let buffered = mux.spawn_with(&mut exec("printf 'x\\ny'"), Delivery::Buffered).unwrap();
@@ -165,7 +170,10 @@ fn per_child_input_merged_stderr_limits_and_delivery() {
     let l = |v: &[(Stream, &str)]| -> Vec<(Stream, Vec<u8>)> {
         v.iter().map(|(s, t)| (*s, t.as_bytes().to_vec())).collect()
     };
-    assert_eq!(lines[&fed], l(&[(Stream::Stdout, "a"), (Stream::Stdout, "b"), (Stream::Stdout, "no newline")]));
+    assert_eq!(
+        lines[&fed],
+        l(&[(Stream::Stdout, "a"), (Stream::Stdout, "b"), (Stream::Stdout, "no newline")])
+    );
     assert_eq!(lines[&merged], l(&[(Stream::Stdout, "out"), (Stream::Stdout, "err")]));
     let s = &lines[&split];
     assert_eq!(s.len(), 2);
@@ -211,9 +219,8 @@ fn the_channel_form_is_fed_by_its_own_thread_and_takes_children_while_running() 
         other => panic!("{other:?}"),
     }
     let tx2 = tx.clone();
-    let second = std::thread::spawn(move || tx2.spawn(&mut cmd!("echo", "three")).unwrap())
-        .join()
-        .unwrap();
+    let second =
+        std::thread::spawn(move || tx2.spawn(&mut cmd!("echo", "three")).unwrap()).join().unwrap();
     drop(tx);
     let mut exits = Vec::new();
     let mut lines = Vec::new();
@@ -235,7 +242,9 @@ fn the_channel_form_is_fed_by_its_own_thread_and_takes_children_while_running() 
 
 #[test]
 fn shutting_a_group_down_halfway_leaves_nothing_running_and_says_who_needed_sigkill() {
-    if !isolated("many::shutting_a_group_down_halfway_leaves_nothing_running_and_says_who_needed_sigkill") {
+    if !isolated(
+        "many::shutting_a_group_down_halfway_leaves_nothing_running_and_says_who_needed_sigkill",
+    ) {
         return;
     }
     Command_warm_up();
@@ -244,7 +253,8 @@ fn shutting_a_group_down_halfway_leaves_nothing_running_and_says_who_needed_sigk
     let mut stubborn = Vec::new();
     for i in 0..12 {
         let id = if i % 3 == 0 {
-            let id = mux.spawn(&mut exec("trap '' TERM; echo up; while :; do sleep 1; done")).unwrap();
+            let id =
+                mux.spawn(&mut exec("trap '' TERM; echo up; while :; do sleep 1; done")).unwrap();
             stubborn.push(id);
             id
         } else {
@@ -361,7 +371,8 @@ fn killing_a_pipeline_halfway_or_failing_to_spawn_a_stage_leaves_nothing() {
     drop(running);
     until_no_children(Duration::from_secs(10));
 
-    let terms = (cmd!("sleep", "30") | cmd!("sleep", "30")).spawn().unwrap().terminate(ms(500)).unwrap();
+    let terms =
+        (cmd!("sleep", "30") | cmd!("sleep", "30")).spawn().unwrap().terminate(ms(500)).unwrap();
     assert!(terms.iter().all(|t| t.status.signal() == Some(Signal::TERM) && !t.needed_kill));
 
     for bad in [1, 2] {
@@ -436,7 +447,8 @@ fn the_limiter_applies_each_timeout_and_stops_early_on_failure_or_cancel() {
     let results: Vec<_> = Jobs::new(3).fail_fast(true).run(cmds).collect();
     assert_eq!(results.len(), 3, "{results:?}");
     assert!(results.iter().all(|(i, _)| *i < 3));
-    let canceled = results.iter().filter(|(_, r)| matches!(r, Err(e) if e.kind() == ErrorKind::Canceled));
+    let canceled =
+        results.iter().filter(|(_, r)| matches!(r, Err(e) if e.kind() == ErrorKind::Canceled));
     assert_eq!(canceled.count(), 2);
     assert!(t.elapsed() < Duration::from_secs(20));
 
