@@ -1,6 +1,9 @@
 //! Many children at once (issue 11): the multiplexer, pipelines, the concurrency limit and
 //! shutting a set down. Counting tests look only at this process's own children and fds.
 
+// The tests sample /proc from outside the code under test and pace a few steps with sleeps.
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -77,7 +80,7 @@ fn a_thousand_children_are_captured_exactly_by_one_thread_leaving_no_zombie_and_
     assert_eq!(exits, 1000);
     assert_eq!(got.len(), 1000);
     for (id, line) in &want {
-        assert_eq!(got[id], [line.clone()], "{id}");
+        assert_eq!(got[id], std::slice::from_ref(line), "{id}");
     }
     assert!(mux.is_empty());
     drop(mux);
