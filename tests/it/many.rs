@@ -370,7 +370,12 @@ fn killing_a_pipeline_halfway_or_failing_to_spawn_a_stage_leaves_nothing() {
     std::thread::sleep(ms(50));
     running.kill().unwrap();
     let statuses = running.wait().unwrap();
-    assert!(statuses.iter().all(|s| s.signal() == Some(Signal::KILL)), "{statuses:?}");
+    // A later stage may see end of file and exit before its own SIGKILL lands.
+    assert_eq!(statuses[0].signal(), Some(Signal::KILL), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| s.signal() == Some(Signal::KILL) || s.success()),
+        "{statuses:?}"
+    );
     drop(running);
     until_no_children(Duration::from_secs(10));
 
@@ -492,4 +497,9 @@ fn spawn_paths_are_all_served() {
     want.sort();
     assert_eq!(lines, want);
     let _ = SpawnPath::PosixSpawn;
+}
+
+#[test]
+fn the_many_children_suite_passes_on_the_sigchld_fallback() {
+    crate::support::rerun_on_sigchld_fallback(&["many::"], &[], 12);
 }
