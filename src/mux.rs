@@ -133,6 +133,10 @@ struct Meta {
     argv: Vec<std::ffi::OsString>,
 }
 
+/// Every this many spawns without a round of the loop in between, a spawn also collects what has finished (see
+/// [`Mux::insert`]).
+const HOUSEKEEPING_EVERY: usize = 32;
+
 /// Ids are unique in the process, so that events of two muxes cannot be confused.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -204,6 +208,7 @@ pub struct Mux {
     waker: Option<Waker>,
     failed: Vec<(usize, Error)>,
     shutdown: Option<Vec<MuxId>>,
+    spawned_since_round: usize,
 }
 
 impl Default for Mux {
@@ -228,6 +233,7 @@ impl Mux {
             waker: None,
             failed: Vec::new(),
             shutdown: None,
+            spawned_since_round: 0,
         }
     }
 
@@ -307,6 +313,14 @@ impl Mux {
         self.runs[k] = Some(run);
         self.meta[k] = Some(meta);
         self.live += 1;
+        self.spawned_since_round += 1;
+        if self.spawned_since_round >= HOUSEKEEPING_EVERY {
+            // A caller that spawns many children before asking for events would otherwise keep
+            // every finished one (its pipes, its pidfd) until then, and each spawn copies a
+            // larger fd table. One non-blocking look collects what has finished; its events
+            // wait in the queue. A failure of poll itself shows again at the next event call.
+            let _ = self.round(Some(Instant::now()));
+        }
         Ok(id)
     }
 
@@ -462,6 +476,7 @@ impl Mux {
     /// One round of the loop, then the exits of the runs it finished. Returns whether any fd
     /// was ready.
     fn round(&mut self, give_up: Option<Instant>) -> Result<bool> {
+        self.spawned_since_round = 0;
         let canceled = !self.cancel_seen && self.cancel.as_ref().is_some_and(|c| c.is_canceled());
         let cancel_fd = match &self.cancel {
             Some(c) if !self.cancel_seen => Some(
