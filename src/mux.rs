@@ -270,7 +270,9 @@ impl Mux {
     /// Spawns `cmd` and adds it: its output and exit come as events from now on.
     ///
     /// The command's capture options apply to this child (see the type's docs). The command
-    /// can be spawned again.
+    /// can be spawned again. (A command's own [`cancel_with`](Command::cancel_with) is looked
+    /// at when it is spawned; to cancel children that run, use [`Mux::cancel_with`] or
+    /// [`Mux::stop`].)
     ///
     /// # Errors
     ///
@@ -673,6 +675,8 @@ impl Waker {
     }
 }
 
+/// The fields drop in order: the channel first, then the wake pipe's write end, whose closing
+/// wakes the thread (`POLLHUP`) to find the channel disconnected.
 struct SenderInner {
     tx: Sender<(MuxId, MuxParts, Delivery)>,
     wake: OwnedFd,

@@ -29,7 +29,8 @@ use crate::stdio::{ChildStdin, ChildStdout, Stdio};
 /// [`input`](Pipeline::input)). Setting the stdin of a later stage or the stdout of an earlier
 /// one is an error: those are the pipes.
 ///
-/// The capture options apply to the pipeline as a whole: one [`timeout`](Pipeline::timeout)
+/// The capture options apply to the pipeline as a whole (those set on the stages' own commands
+/// are not used): one [`timeout`](Pipeline::timeout)
 /// for all stages, a [`max_buffer`](Pipeline::max_buffer) on the last stage's stdout and the
 /// stages' shared stderr. When a stage is stopped (timeout, limit, cancel), every stage is,
 /// with the [kill signal](Pipeline::kill_signal) and then `SIGKILL` after the grace period.

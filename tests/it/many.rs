@@ -503,3 +503,27 @@ fn spawn_paths_are_all_served() {
 fn the_many_children_suite_passes_on_the_sigchld_fallback() {
     crate::support::rerun_on_sigchld_fallback(&["many::"], &[], 12);
 }
+
+#[test]
+fn the_channel_disconnects_when_the_last_sender_goes_even_with_no_child() {
+    let (tx, rx) = Mux::new().into_channel().unwrap();
+    let tx2 = tx.clone();
+    drop(tx);
+    assert!(rx.recv_timeout(ms(200)).is_err_and(|e| e.is_timeout()));
+    drop(tx2);
+    assert!(rx.recv_timeout(Duration::from_secs(20)).is_err_and(|e| e.is_disconnected()));
+}
+
+#[test]
+fn the_new_types_are_send_and_sync_where_they_should_be() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send::<Mux>();
+    send::<offspring::MuxSender>();
+    sync::<offspring::MuxSender>();
+    send::<Event>();
+    send::<offspring::Pipeline>();
+    send::<offspring::PipelineChild>();
+    sync::<offspring::PipelineChild>();
+    send::<offspring::JobResults<std::vec::IntoIter<offspring::Command>>>();
+}
