@@ -527,3 +527,32 @@ fn the_new_types_are_send_and_sync_where_they_should_be() {
     sync::<offspring::PipelineChild>();
     send::<offspring::JobResults<std::vec::IntoIter<offspring::Command>>>();
 }
+
+#[test]
+fn a_pipelines_ends_are_the_callers_files_pipes_or_captures() {
+    let dir = std::env::temp_dir().join(format!("offspring-many-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (src, dst) = (dir.join("in"), dir.join("out"));
+    std::fs::write(&src, "b\na\n").unwrap();
+    let mut first = cmd!("cat");
+    first.stdin(std::fs::File::open(&src).unwrap());
+    let mut last = cmd!("tr", "a-z", "A-Z");
+    last.stdout(std::fs::File::create(&dst).unwrap());
+    let out = (first | cmd!("sort") | last).output().unwrap();
+    assert!(out.stdout.is_empty());
+    assert_eq!(std::fs::read_to_string(&dst).unwrap(), "A\nB\n");
+
+    // Spawned, with both ends piped to the caller.
+    let mut first = cmd!("cat");
+    first.stdin(Stdio::piped());
+    let mut last = cmd!("sort");
+    last.stdout(Stdio::piped());
+    let mut p = (first | last).spawn().unwrap();
+    use std::io::{Read, Write};
+    p.stdin.take().unwrap().write_all(b"z\ny\n").unwrap();
+    let mut s = String::new();
+    p.stdout.take().unwrap().read_to_string(&mut s).unwrap();
+    assert_eq!(s, "y\nz\n");
+    assert!(p.wait().unwrap().iter().all(|s| s.success()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
