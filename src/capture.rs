@@ -665,6 +665,7 @@ enum Tag {
     Stdin,
     Sink(usize),
     Pidfd,
+    Cancel,
 }
 
 /// One child under capture: its pipes (sinks and feeder), its policy, its deadlines and where
@@ -687,6 +688,9 @@ pub(crate) struct Run<'a, C: Borrow<Child>> {
     drain_at: Option<Instant>,
     drain_expired: bool,
     next_exit_check: Option<Instant>,
+    /// This child's own cancel ([`Command::cancel_with`](crate::Command::cancel_with)), for a
+    /// run in a [`Mux`](crate::Mux); a [`Session`] cancels all its runs at once instead.
+    cancel: Option<CancelHandle>,
 }
 
 /// What a finished capture produced.
@@ -745,7 +749,21 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
             drain_at: None,
             drain_expired: false,
             next_exit_check: None,
+            cancel: None,
         })
+    }
+
+    /// Gives the run a cancel handle of its own, polled with its fds.
+    pub(crate) fn set_cancel(&mut self, cancel: Option<CancelHandle>) -> Result<()> {
+        if let Some(c) = &cancel {
+            // Made now, so that the poll set never lacks it.
+            c.wake_fd().map_err(|e| {
+                Error::os(Stage::Setup, e, "creating the cancel pipe")
+                    .with_argv(self.child().argv())
+            })?;
+        }
+        self.cancel = cancel;
+        Ok(())
     }
 
     pub(crate) fn child(&self) -> &Child {
@@ -774,7 +792,7 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
     /// a drain timeout that ran out cuts the drain. Returns `true` when the run is done.
     fn tick(&mut self, now: Instant, canceled: bool, emit: &mut Emit<'_>) -> Result<bool> {
         if self.status.is_none() && self.stop.is_none() {
-            if canceled {
+            if canceled || self.cancel.as_ref().is_some_and(CancelHandle::is_canceled) {
                 self.begin_stop(Stop::Canceled, now)?;
             } else if self.timeout_at.is_some_and(|t| now >= t) {
                 self.begin_stop(Stop::Timeout, now)?;
@@ -835,6 +853,12 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
                 set.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
             }
         }
+        if self.stop.is_none() {
+            if let Some(Ok(fd)) = self.cancel.as_ref().map(CancelHandle::wake_fd) {
+                tags.push((k, Tag::Cancel));
+                set.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+            }
+        }
     }
 
     /// One of this run's fds is ready.
@@ -857,6 +881,12 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
                 Ok(())
             }
             Tag::Pidfd => self.check_exit(now, emit),
+            Tag::Cancel => {
+                if self.stop.is_none() {
+                    self.begin_stop(Stop::Canceled, now)?;
+                }
+                Ok(())
+            }
         }
     }
 

@@ -659,6 +659,7 @@ impl Command {
             input: data,
             policy: self.run.policy(),
             merged: self.run.merge,
+            cancel: self.run.cancel.clone(),
             argv,
         })
     }
@@ -678,6 +679,7 @@ pub(crate) struct MuxParts {
     pub(crate) input: Vec<u8>,
     pub(crate) policy: Policy,
     pub(crate) merged: bool,
+    pub(crate) cancel: Option<CancelHandle>,
     pub(crate) argv: Vec<std::ffi::OsString>,
 }
 

@@ -270,9 +270,8 @@ impl Mux {
     /// Spawns `cmd` and adds it: its output and exit come as events from now on.
     ///
     /// The command's capture options apply to this child (see the type's docs). The command
-    /// can be spawned again. (A command's own [`cancel_with`](Command::cancel_with) is looked
-    /// at when it is spawned; to cancel children that run, use [`Mux::cancel_with`] or
-    /// [`Mux::stop`].)
+    /// can be spawned again. Its [`cancel_with`](Command::cancel_with) handle stops this child;
+    /// [`Mux::cancel_with`] stops them all.
     ///
     /// # Errors
     ///
@@ -290,10 +289,10 @@ impl Mux {
     }
 
     fn insert(&mut self, id: MuxId, parts: MuxParts, delivery: Delivery) -> Result<MuxId> {
-        let MuxParts { spawned, input, policy, merged, argv } = parts;
+        let MuxParts { spawned, input, policy, merged, cancel, argv } = parts;
         let child = spawned.child;
         let watch = child.self_wait_owned();
-        let run = Run::new(
+        let mut run = Run::new(
             id,
             child,
             spawned.stdin,
@@ -303,6 +302,10 @@ impl Mux {
             policy,
             delivery,
         )?;
+        if let Err(e) = run.set_cancel(cancel) {
+            let _ = run.child().kill();
+            return Err(e);
+        }
         let meta = Meta { _watch: watch, merged, argv };
         let k = match self.free.pop() {
             Some(k) => k,

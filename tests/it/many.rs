@@ -556,3 +556,43 @@ fn a_pipelines_ends_are_the_callers_files_pipes_or_captures() {
     assert!(p.wait().unwrap().iter().all(|s| s.success()));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_childs_own_cancel_handle_stops_that_child_and_the_muxs_stops_all() {
+    let mut mux = Mux::new();
+    let cancel = CancelHandle::new();
+    let mut own = exec("echo up; exec sleep 30");
+    own.cancel_with(&cancel);
+    let canceled = mux.spawn(&mut own).unwrap();
+    let other = mux.spawn(&mut exec("sleep 0.3; echo done")).unwrap();
+    match mux.next_event().unwrap().unwrap() {
+        Event::Line { id, .. } => assert_eq!(id, canceled),
+        e => panic!("{e:?}"),
+    }
+    cancel.cancel();
+    let mut exits = HashMap::new();
+    for ev in &mut mux {
+        if let Event::Exit { id, result } = ev.unwrap() {
+            exits.insert(id, result);
+        }
+    }
+    assert_eq!(exits.remove(&canceled).unwrap().unwrap_err().kind(), ErrorKind::Canceled);
+    assert!(exits.remove(&other).unwrap().unwrap().status.success());
+
+    let all = CancelHandle::new();
+    let mut mux = Mux::new();
+    mux.cancel_with(&all);
+    for _ in 0..3 {
+        mux.spawn(&mut cmd!("sleep", "30")).unwrap();
+    }
+    let t = Instant::now();
+    all.cancel();
+    let kinds: Vec<_> = (&mut mux)
+        .filter_map(|e| match e.unwrap() {
+            Event::Exit { result, .. } => Some(result.unwrap_err().kind()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, [ErrorKind::Canceled; 3]);
+    assert!(t.elapsed() < Duration::from_secs(20));
+}
