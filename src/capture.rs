@@ -965,6 +965,26 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
         Ok(())
     }
 
+    /// Stops the child with `grace` from `now` before `SIGKILL`: starts the stop if it has not
+    /// begun (`Ok(true)`), or brings an earlier stop's `SIGKILL` forward to `now + grace`.
+    pub(crate) fn stop_within(
+        &mut self,
+        stop: Stop,
+        now: Instant,
+        grace: Duration,
+    ) -> Result<bool> {
+        if self.stop.is_none() {
+            self.policy.grace = grace;
+            self.begin_stop(stop, now)?;
+            return Ok(true);
+        }
+        let at = now.checked_add(grace).unwrap_or_else(|| deadline_after(grace));
+        if let Some(k) = &mut self.kill_at {
+            *k = (*k).min(at);
+        }
+        Ok(false)
+    }
+
     /// The grace period is over: `SIGKILL` the child if it still runs, and the rest of its
     /// group if it leads one and someone still holds the pipes.
     fn escalate(&mut self) -> Result<()> {

@@ -366,6 +366,9 @@ impl Mux {
     /// [kill signal](Command::kill_signal) (`SIGTERM` by default), or its process group when
     /// it leads one.
     ///
+    /// A child already being stopped (its timeout, [`stop`](Mux::stop)) is not signalled again,
+    /// but gets `SIGKILL` at the end of this grace period if its own ends later.
+    ///
     /// Returns when every child has exited; their `Exit` events (with
     /// [`ErrorKind::Canceled`](crate::ErrorKind::Canceled)) and any output before them stay
     /// queued for [`next_event`](Mux::next_event).
@@ -399,12 +402,10 @@ impl Mux {
             if run.status().is_some() {
                 continue;
             }
-            run.policy.grace = grace;
-            if run.stop.is_none() {
-                signaled.push(run.id);
-                if let Err(e) = run.begin_stop(Stop::Canceled, now) {
-                    failed.push((run.id, e));
-                }
+            match run.stop_within(Stop::Canceled, now, grace) {
+                Ok(true) => signaled.push(run.id),
+                Ok(false) => {}
+                Err(e) => failed.push((run.id, e)),
             }
         }
         for (id, error) in failed {
