@@ -102,7 +102,7 @@ fn thread_count() -> usize {
 fn a_hung_child_is_killed_at_its_timeout_without_stalling_the_others() {
     let mut mux = Mux::new();
     let mut hung = exec("trap '' TERM; echo hung; while :; do sleep 1; done");
-    hung.timeout(Duration::from_secs(1)).force_kill_after(Duration::from_millis(500));
+    hung.timeout(Duration::from_secs(3)).force_kill_after(Duration::from_secs(1));
     let hung = mux.spawn(&mut hung).unwrap();
     let ticker = mux
         .spawn(&mut exec("for i in 1 2 3 4 5 6 7 8; do echo tick $i; sleep 0.05; done"))
@@ -255,7 +255,7 @@ fn shutting_a_group_down_halfway_leaves_nothing_running_and_says_who_needed_sigk
     let mut mux = Mux::new();
     let mut stubborn = Vec::new();
     for i in 0..12 {
-        let id = if i % 3 == 0 {
+        let id = if i % 2 == 0 {
             let id =
                 mux.spawn(&mut exec("trap '' TERM; echo up; while :; do sleep 1; done")).unwrap();
             stubborn.push(id);
@@ -272,8 +272,8 @@ fn shutting_a_group_down_halfway_leaves_nothing_running_and_says_who_needed_sigk
         }
     }
     let started = Instant::now();
-    let report = mux.shutdown(ms(500)).unwrap();
-    // One grace period for all of them together, not one each.
+    let report = mux.shutdown(Duration::from_secs(1)).unwrap();
+    // One grace period for all of them together: one each would take at least 6 s.
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert_eq!(report.signaled.len(), 12);
     let mut killed = report.needed_kill.clone();
