@@ -137,6 +137,9 @@ struct Meta {
 /// [`Mux::insert`]).
 const HOUSEKEEPING_EVERY: usize = 32;
 
+/// How many events the channel of [`Mux::into_channel`] holds before its thread waits.
+const CHANNEL_EVENTS: usize = 4096;
+
 /// Ids are unique in the process, so that events of two muxes cannot be confused.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -550,7 +553,10 @@ impl Mux {
     /// while it runs.
     ///
     /// The events are produced by that thread, named `offspring-mux`, which runs this mux's
-    /// loop and sends each event as it happens. It ends once every [`MuxSender`] is gone and
+    /// loop and sends each event as it happens. The channel holds up to 4,096 events: while it
+    /// is full, the thread waits for the receiver, and children that keep writing wait on
+    /// their full pipes (back-pressure, as a pipe gives it; their timers are looked at again
+    /// once the thread can send). It ends once every [`MuxSender`] is gone and
     /// every child has exited (the channel then disconnects), or when the receiver is dropped
     /// (its children are then shut down with a one-second grace period).
     ///
@@ -588,7 +594,7 @@ impl Mux {
         crate::sys::pipe::set_nonblocking(&wr, true).map_err(setup)?;
         self.waker = Some(Waker { rd, woken: false });
         let (add_tx, add_rx) = crossbeam_channel::unbounded::<(MuxId, MuxParts, Delivery)>();
-        let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
+        let (ev_tx, ev_rx) = crossbeam_channel::bounded(CHANNEL_EVENTS);
         let delivery = self.delivery;
         std::thread::Builder::new()
             .name("offspring-mux".into())
@@ -686,8 +692,12 @@ struct SenderInner {
     wake: OwnedFd,
 }
 
-/// Adds children to a mux that runs on its own thread ([`Mux::into_channel`]). Cheap to clone;
-/// the thread ends once every clone is gone and every child has exited.
+/// Adds children to a mux that runs on its own thread ([`Mux::into_channel`]). Cheap to clone.
+///
+/// # Drop behavior
+///
+/// Once every clone is gone, the mux thread delivers the events of the children it has, and
+/// ends (disconnecting the event channel) when the last of them has exited.
 #[derive(Clone)]
 pub struct MuxSender {
     inner: Arc<SenderInner>,
