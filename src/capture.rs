@@ -1639,4 +1639,61 @@ mod tests {
         assert_eq!(sink.buf, vec![7u8; 100]);
         assert_eq!(sink.seen, 5000);
     }
+
+    #[test]
+    fn lines_are_cut_at_newlines_across_reads_and_the_last_comes_at_eof() {
+        use std::io::Write;
+        let (rd, wr) = crate::sys::pipe::pipe().unwrap();
+        crate::sys::pipe::set_nonblocking(&rd, true).unwrap();
+        let mut wr = std::fs::File::from(wr);
+        let mut sink =
+            Sink::new(Some(rd), Stream::Stderr, Some(9), Overflow::Kill, Delivery::Lines);
+        let mut scratch = Vec::new();
+        let mut events = VecDeque::new();
+        let mut lines = |events: &mut VecDeque<Event>| -> Vec<Vec<u8>> {
+            events
+                .drain(..)
+                .map(|e| match e {
+                    Event::Line { stream: Stream::Stderr, line, .. } => line,
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        wr.write_all(b"a\nb").unwrap();
+        let mut emit = Emit { id: MuxId(1), events: &mut events };
+        assert_eq!(sink.drain(&mut scratch, usize::MAX, &mut emit).unwrap(), Drained::Open);
+        assert_eq!(lines(&mut events), [b"a".to_vec()]);
+        wr.write_all(b"c\n\nde").unwrap();
+        drop(wr);
+        let mut emit = Emit { id: MuxId(1), events: &mut events };
+        while sink.drain(&mut scratch, usize::MAX, &mut emit).unwrap() == Drained::Open {}
+        assert_eq!(lines(&mut events), [b"bc".to_vec(), b"".to_vec(), b"de".to_vec()]);
+        assert_eq!(sink.seen, 8);
+    }
+
+    #[test]
+    fn a_kill_limit_on_lines_keeps_exactly_the_limit_and_drains_the_rest() {
+        use std::io::Write;
+        let (rd, wr) = crate::sys::pipe::pipe().unwrap();
+        crate::sys::pipe::set_nonblocking(&rd, true).unwrap();
+        std::fs::File::from(wr).write_all(b"0123\n5678\nabc\n").unwrap();
+        let mut sink =
+            Sink::new(Some(rd), Stream::Stdout, Some(7), Overflow::Kill, Delivery::Lines);
+        let mut scratch = Vec::new();
+        let mut events = VecDeque::new();
+        let mut emit = Emit { id: MuxId(1), events: &mut events };
+        assert_eq!(sink.drain(&mut scratch, usize::MAX, &mut emit).unwrap(), Drained::Over);
+        // Still open: the rest is read and dropped, so the child never meets a closed pipe.
+        assert!(sink.fd.is_some());
+        while sink.drain(&mut scratch, usize::MAX, &mut emit).unwrap() != Drained::Eof {}
+        let kept: Vec<_> = events
+            .iter()
+            .map(|e| match e {
+                Event::Line { line, .. } => line.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(kept, [b"0123".to_vec(), b"56".to_vec()]);
+        assert_eq!(sink.seen, 14);
+    }
 }
