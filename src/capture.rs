@@ -1650,7 +1650,7 @@ mod tests {
             Sink::new(Some(rd), Stream::Stderr, Some(9), Overflow::Kill, Delivery::Lines);
         let mut scratch = Vec::new();
         let mut events = VecDeque::new();
-        let mut lines = |events: &mut VecDeque<Event>| -> Vec<Vec<u8>> {
+        let lines = |events: &mut VecDeque<Event>| -> Vec<Vec<u8>> {
             events
                 .drain(..)
                 .map(|e| match e {
