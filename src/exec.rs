@@ -762,10 +762,57 @@ impl Command {
     fn conflict(&self, what: &str) -> Error {
         Error::invalid_input(what.to_owned()).with_argv(self.argv_for_errors())
     }
+
+    /// Spawns the child of a capture that someone else drives (a [`Mux`](crate::Mux)): the
+    /// child and its pipes, its input (copied), and its capture policy.
+    pub(crate) fn spawn_for_mux(&mut self) -> Result<MuxParts> {
+        let argv = self.argv_for_errors();
+        self.check_method(Method::Capture)?;
+        if self.run.cancel.as_ref().is_some_and(CancelHandle::is_canceled) {
+            return Err(Error::new(ErrorKind::Canceled, Stage::Run, "canceled before start")
+                .with_argv(argv));
+        }
+        let mut defaults = Defaults::capture();
+        defaults.new_group = self.run.may_stop() && crate::stop::new_group_by_default();
+        let (mut child, merged) = self.spawn_for_run(defaults, self.run.merge)?;
+        let stdin = child.stdin.take();
+        let stdout = merged.or_else(|| child.stdout.take().map(OwnedFd::from));
+        let stderr = child.stderr.take().map(OwnedFd::from);
+        let input = match &self.run.input {
+            Some(Input::Bytes(b)) => b.clone(),
+            _ => Vec::new(),
+        };
+        Ok(MuxParts {
+            spawned: Spawned { child, stdin, stdout, stderr },
+            input,
+            policy: self.run.policy(),
+            merged: self.run.merge,
+            cancel: self.run.cancel.clone(),
+            argv,
+        })
+    }
+}
+
+/// A child spawned for a capture, with the parent's ends of its pipes.
+pub(crate) struct Spawned {
+    pub(crate) child: crate::child::Child,
+    pub(crate) stdin: Option<crate::stdio::ChildStdin>,
+    pub(crate) stdout: Option<OwnedFd>,
+    pub(crate) stderr: Option<OwnedFd>,
+}
+
+/// What a [`Mux`](crate::Mux) needs to drive a child spawned from a [`Command`].
+pub(crate) struct MuxParts {
+    pub(crate) spawned: Spawned,
+    pub(crate) input: Vec<u8>,
+    pub(crate) policy: Policy,
+    pub(crate) merged: bool,
+    pub(crate) cancel: Option<CancelHandle>,
+    pub(crate) argv: Vec<std::ffi::OsString>,
 }
 
 /// Turns a finished capture into the runner's result.
-fn judge(
+pub(crate) fn judge(
     fin: Finished,
     checked: bool,
     merged: bool,

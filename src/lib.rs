@@ -357,6 +357,52 @@
 //! # Ok::<(), offspring::Error>(())
 //! ```
 //!
+//! # Many children at once
+//!
+//! A [`Mux`] runs any number of children on the calling thread and hands out what happens to
+//! them as [`Event`]s, in order: each line (or chunk) of stdout and stderr tagged with the
+//! child's [`MuxId`], each exit with what [`Command::output`] would have returned, and I/O
+//! errors. Every child keeps its own capture options (input, timeout with kill signal and
+//! grace, output limits, `stderr_to_stdout`), children can be added while others run, and
+//! [`Mux::shutdown`] stops them all within one grace period and says which needed `SIGKILL`.
+//! It is the same `poll()` loop that serves a single child's `output()`, with no thread per
+//! child or pipe; [`Mux::into_channel`] moves it to a thread of its own and gives its events
+//! as a [`crossbeam_channel::Receiver`] for `select!`.
+//!
+//! ```
+//! use offspring::{exec, Event, Mux};
+//! let mut mux = Mux::new();
+//! let a = mux.spawn(&mut exec("echo one; echo two"))?;
+//! let b = mux.spawn(&mut exec("echo three >&2; exit 2"))?;
+//! let (mut lines, mut codes) = (0, Vec::new());
+//! for event in &mut mux {
+//!     match event? {
+//!         Event::Line { .. } => lines += 1,
+//!         Event::Exit { id, result } => codes.push((id, result?.status.code())),
+//!         _ => {}
+//!     }
+//! }
+//! codes.sort();
+//! assert_eq!((lines, codes), (3, vec![(a, Some(0)), (b, Some(2))]));
+//! # Ok::<(), offspring::Error>(())
+//! ```
+//!
+//! A [`Pipeline`] connects children as the shell's `a | b | c` does, with real pipes and no
+//! shell: `cmd!("a") | cmd!("b")`. It gives every stage's status (with `pipefail` by default),
+//! takes the capture options as a whole, stops all stages together, and a stage that fails to
+//! spawn leaves nothing running. [`Jobs`] runs a queue of commands with at most N alive at once
+//! (`xargs -P`), hands out each result as it finishes, and stops early on the first failure or
+//! a [`CancelHandle`].
+//!
+//! ```
+//! use offspring::{cmd, Jobs};
+//! let n = (cmd!("printf", "b\na\nb\n") | cmd!("sort", "-u") | cmd!("wc", "-l")).read()?;
+//! assert_eq!(n.trim(), "2");
+//! let ok = Jobs::new(4).run((0..8).map(|i| cmd!("test", i.to_string(), "-lt", "8")));
+//! assert!(ok.into_iter().all(|(_, r)| r.is_ok_and(|o| o.status.success())));
+//! # Ok::<(), offspring::Error>(())
+//! ```
+//!
 //! # Zombies and the reaper thread
 //!
 //! A child that exits stays a zombie until its parent collects its status. `std::process`
@@ -462,8 +508,11 @@ mod command;
 mod error;
 mod exec;
 mod exit_status;
+mod jobs;
 #[doc(hidden)]
 pub mod macros;
+mod mux;
+mod pipeline;
 pub mod quote;
 mod reader;
 mod reaper;
@@ -475,12 +524,15 @@ mod tree;
 pub mod validate;
 
 pub use crate::cancel::CancelHandle;
-pub use crate::capture::{Communication, Output, Overflow, Stop, Stream};
+pub use crate::capture::{Communication, Delivery, Output, Overflow, Stop, Stream};
 pub use crate::child::{Child, Exit, Termination};
 pub use crate::command::{which, ChildFd, Command, ProcessGroup, Resource};
 pub use crate::error::{Error, ErrorKind, Result, Stage};
 pub use crate::exec::{exec, exec_file};
 pub use crate::exit_status::{ExitStatus, ResourceUsage};
+pub use crate::jobs::{JobResults, Jobs};
+pub use crate::mux::{Event, Mux, MuxId, MuxSender, Shutdown};
+pub use crate::pipeline::{Pipeline, PipelineChild, PipelineOutput};
 pub use crate::quote::QuoteError;
 pub use crate::reader::OutputReader;
 pub use crate::signal::Signal;
