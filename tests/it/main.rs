@@ -15,6 +15,8 @@ mod capture;
 mod errors;
 /// The buffered runners and their options: exec/exec_file, run/read, input, 2>&1, cancel.
 mod exec;
+/// Fault injection: full fd and process tables, panicking hooks, ptrace, recycled pids.
+mod faults;
 /// The child's fd table and signal state, including under concurrent spawning.
 mod fds;
 /// `cmd!` and `sh!`: one value, one argument or one shell word.
