@@ -353,7 +353,7 @@ fn a_ptraced_exited_child_is_waited_for_without_spinning() {
                 .spawn()
                 .unwrap();
             let mut tracer = std::process::Command::new(env!("CARGO_BIN_EXE_offspring-fixture"))
-                .args(["ptrace-hold", &child.id().to_string(), "1500"])
+                .args(["ptrace-hold", &child.id().to_string(), "2000"])
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap();
@@ -383,8 +383,9 @@ fn a_ptraced_exited_child_is_waited_for_without_spinning() {
             let cpu = cpu_time() - cpu0;
             let wall = t0.elapsed();
             tracer.wait().unwrap();
-            assert!(wall >= ms(1000), "{path:?} {how}: collected while the tracer held it");
-            assert!(cpu < ms(400), "{path:?} {how}: {cpu:?} of CPU in {wall:?}: a loop spins");
+            eprintln!("{path:?} {how}: {cpu:?} of CPU in {wall:?}");
+            assert!(wall >= ms(1500), "{path:?} {how}: collected while the tracer held it");
+            assert!(cpu < ms(150), "{path:?} {how}: {cpu:?} of CPU in {wall:?}: a loop spins");
             assert!(child.try_wait().unwrap().is_some());
         }
     }
