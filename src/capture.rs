@@ -759,7 +759,14 @@ impl<'a> Session<'a> {
                         self.begin_stop(Stop::Limit(Stream::from_index(i)), now)?;
                     }
                 }
-                Tag::Pidfd => self.check_exit(now)?,
+                Tag::Pidfd => {
+                    self.check_exit(now)?;
+                    if self.status.is_none() {
+                        // Readable yet nothing to reap: a ptracer holds the exited child.
+                        // Look at it on the fallback's timer from now on, not spin on it.
+                        self.child.mark_held();
+                    }
+                }
                 Tag::Cancel => {
                     if self.stop.is_none() {
                         self.begin_stop(Stop::Canceled, now)?;

@@ -427,7 +427,8 @@ fn fork_exec(
         unsafe {
             let mut byte = 0u8;
             while libc::read(go_fd, (&mut byte as *mut u8).cast(), 1) < 0 && errno() == libc::EINTR
-            {}
+            {
+            }
             let (errno, stage) = child_setup(req);
             child_fail(err_fd, errno, stage)
         }
