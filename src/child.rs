@@ -317,6 +317,12 @@ impl Child {
     /// [`ProcessGroup::New`](crate::ProcessGroup::New) or
     /// [`new_session`](crate::Command::new_session)); `ESRCH` as an `Io` error is not
     /// returned for an empty group, which is treated as success.
+    ///
+    /// The group is never confused with a later one that got the same number: the signal
+    /// is sent while the leader is unreaped (its pid, the group's number, cannot be reused
+    /// meanwhile), or after that only while no other process holds the leader's pid (a
+    /// group with members keeps its number out of use). If another process has it, the
+    /// group emptied and nothing is sent.
     #[doc(alias = "killpg")]
     pub fn signal_group(&self, signal: Signal) -> Result<()> {
         let Some(pgid) = self.group else {

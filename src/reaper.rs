@@ -31,9 +31,21 @@
 //! If other code reaps one of our children anyway (a stray `waitpid(-1)`, or `SIGCHLD` set to
 //! `SIG_IGN`), `waitid` fails with `ECHILD`. The reaper then asks the pidfd for the status
 //! (`PIDFD_INFO_EXIT`, Linux ≥ 6.15) and otherwise publishes "status unavailable": it never
-//! panics and never hangs. Signals go through the pidfd, which cannot reach a recycled pid;
-//! without pidfds a signal is sent only after `wait4(pid, WNOHANG)` has shown, under the
-//! child's state lock, that the pid is still our unreaped child.
+//! panics and never hangs. Signals go through the pidfd, which cannot reach a recycled pid
+//! (on the fallback path too, where the kernel has `pidfd_open`). Without any pidfd a signal
+//! is refused: `wait4(pid, WNOHANG)` showing a running child proves nothing once someone else
+//! may have reaped ours and the pid gone to another child of this process.
+//!
+//! A pidfd that is not produced atomically by the spawn (`posix_spawn`) is checked with
+//! `waitid(WNOWAIT)` to be of an unreaped child of ours; the fork path opens it while the
+//! child still waits for a go-ahead byte, so its pid cannot have been recycled.
+//!
+//! # Faults
+//!
+//! A start that fails (no fd for the probe, the epoll set or the self-pipe; no task for the
+//! thread under `RLIMIT_NPROC`) is not kept: the next spawn tries again. A child whose
+//! pidfd is readable while `waitid` has nothing (a ptracer holds the zombie) leaves the
+//! epoll set and is looked at every 25 ms until it can be reaped, so nothing spins.
 
 use std::collections::HashMap;
 use std::io;

@@ -25,9 +25,12 @@
 //! # Errors
 //!
 //! `posix_spawn` reports the child's `execve` (or `chdir`) errno itself and reaps the failed
-//! child. On the fork path the child writes `errno` and the failing stage over a `CLOEXEC`
-//! pipe and exits with 127; the parent reads 0 bytes (exec succeeded) or 8 bytes (failure),
-//! and on failure reaps the child before returning the error, so no zombie is left behind.
+//! child; it does not say which step failed (the caller works that out). On the fork path the
+//! child writes `errno` and the failing stage over a `CLOEXEC` pipe and exits with 127; the
+//! parent reads 0 bytes (exec succeeded) or 8 bytes (failure), and on failure reaps the
+//! child before returning the error, so no zombie is left behind. The pipe's write end is
+//! moved above every target fd, so the fd plan can neither close nor overwrite it. A hook
+//! that panics is reported over the same pipe, then the child aborts.
 
 #![allow(unsafe_code)]
 
