@@ -36,6 +36,13 @@ fn fresh(name: &str, envs: &[Vec<(&str, String)>]) -> bool {
     false
 }
 
+/// A pause for events no fd reports: a signal landing (or not), the kernel reaping, a
+/// handler running.
+#[allow(clippy::disallowed_methods)] // reason: nothing to poll for these
+fn pause(d: Duration) {
+    std::thread::sleep(d);
+}
+
 fn env_var(name: &str) -> String {
     std::env::var(name).unwrap_or_default()
 }
@@ -290,7 +297,7 @@ fn a_panicking_pre_exec_hook_aborts_the_child_and_fails_the_spawn() {
     let e = result.expect("the panic reached the parent").unwrap_err();
     assert_eq!(e.stage(), Stage::ChildSetup, "{e}");
     assert!(e.to_string().contains("panicked"), "{e}");
-    std::thread::sleep(ms(200));
+    pause(ms(200));
     assert_eq!(std::fs::read(&marker).unwrap(), b"", "a copy of the test ran on in the child");
     assert!(children().is_empty(), "children left: {:?}", children());
     std::fs::remove_file(&marker).unwrap();
@@ -321,7 +328,7 @@ fn terminate_on_drop_lets_go_of_an_exited_child_at_once() {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !children().is_empty() {
         assert!(Instant::now() < deadline, "children left: {:?}", children());
-        std::thread::sleep(ms(10));
+        pause(ms(10));
     }
     assert_no_new_fds(&before, Duration::from_secs(10));
 }
@@ -463,7 +470,7 @@ fn an_auto_reaped_child_never_leads_to_signalling_its_recycled_pid() {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !gone(pid) {
             assert!(Instant::now() < deadline, "the kernel did not reap {pid}");
-            std::thread::sleep(ms(10));
+            pause(ms(10));
         }
         let mut b = stranger_at(pid, false);
         if !no_pidfds {
@@ -476,7 +483,7 @@ fn an_auto_reaped_child_never_leads_to_signalling_its_recycled_pid() {
             let e = sent.unwrap_err();
             assert!(e.to_string().contains("pidfd"), "{e}");
         }
-        std::thread::sleep(ms(100));
+        pause(ms(100));
         assert!(!gone(pid), "{path:?}: the signal reached the pid's new owner");
         b.kill().unwrap();
         let _ = b.wait();
@@ -498,7 +505,7 @@ fn signal_group_never_reaches_a_recycled_group() {
         let pgid = leader.id();
         let mut stranger = stranger_at(pgid, true);
         leader.signal_group(Signal::KILL).unwrap();
-        std::thread::sleep(ms(100));
+        pause(ms(100));
         assert!(
             stranger.try_wait().unwrap().is_none(),
             "{path:?}: the stranger's group was signalled"
@@ -550,7 +557,7 @@ fn a_chained_sigchld_handler_still_sees_stopped_children() {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !STOPPED.load(std::sync::atomic::Ordering::SeqCst) {
             assert!(Instant::now() < deadline, "{path:?}: no CLD_STOPPED reached the old handler");
-            std::thread::sleep(ms(5));
+            pause(ms(5));
         }
         child.kill().unwrap();
         child.wait().unwrap();
