@@ -352,6 +352,7 @@ fn a_ptraced_exited_child_is_waited_for_without_spinning() {
     if !fresh(NAME, &envs) {
         return;
     }
+    let mut spins = Vec::new();
     for path in PATHS {
         for how in ["wait_timeout", "communicate", "reaper"] {
             let mut child = fixture(path, ["sleep", "300"])
@@ -392,10 +393,13 @@ fn a_ptraced_exited_child_is_waited_for_without_spinning() {
             tracer.wait().unwrap();
             eprintln!("{path:?} {how}: {cpu:?} of CPU in {wall:?}");
             assert!(wall >= ms(1500), "{path:?} {how}: collected while the tracer held it");
-            assert!(cpu < ms(150), "{path:?} {how}: {cpu:?} of CPU in {wall:?}: a loop spins");
+            if cpu >= ms(150) {
+                spins.push(format!("{path:?} {how}: {cpu:?} of CPU in {wall:?}"));
+            }
             assert!(child.try_wait().unwrap().is_some());
         }
     }
+    assert!(spins.is_empty(), "loops spin: {spins:#?}");
 }
 
 /// Writes `pid - 1` to `ns_last_pid`, so the next process created gets `pid` (if free).
@@ -605,4 +609,70 @@ fn a_pre_exec_hook_runs_with_the_parents_handlers_reset() {
     let out = cmd.output().unwrap();
     assert!(out.status.success());
     assert!(!HANDLED.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+/// Defect 12: every path names the stage that failed. A missing or unusable working
+/// directory is `Chdir`, a file that is not executable is `Exec`, whatever the path.
+#[test]
+fn every_path_names_the_stage_that_failed() {
+    let file = tempfile("stage");
+    for path in PATHS {
+        let e = fixture(path, ["exit", "0"]).current_dir("/no/such/dir").status().unwrap_err();
+        assert_eq!((e.kind(), e.stage()), (ErrorKind::NotFound, Stage::Chdir), "{path:?}: {e}");
+        let e = fixture(path, ["exit", "0"]).current_dir(&file).status().unwrap_err();
+        assert_eq!(e.stage(), Stage::Chdir, "{path:?}: {e}");
+        let mut cmd = Command::new(&file);
+        let e = cmd.force_spawn_path(path.name()).status().unwrap_err();
+        assert_eq!(
+            (e.kind(), e.stage()),
+            (ErrorKind::PermissionDenied, Stage::Exec),
+            "{path:?}: {e}"
+        );
+    }
+    std::fs::remove_file(&file).unwrap();
+}
+
+/// Defect 12, with `clone3` refused by a seccomp filter (`EPERM`, as container runtimes
+/// do): glibc's `posix_spawn` fails with that `EPERM` too, which is not "the program is not
+/// executable". Each path either starts the child or says the start failed.
+#[test]
+#[allow(unsafe_code)] // installing a seccomp filter
+fn clone3_refused_by_seccomp_is_a_start_failure_not_an_exec_one() {
+    const NAME: &str = "faults::clone3_refused_by_seccomp_is_a_start_failure_not_an_exec_one";
+    if !cfg!(target_arch = "x86_64") {
+        eprintln!("skipped: the filter below is written for x86_64");
+        return;
+    }
+    if !fresh(NAME, &[vec![]]) {
+        return;
+    }
+    // glibc creates threads with clone3 too, so under this filter no thread can start: start
+    // the reaper's before installing it.
+    Command::new("true").status().unwrap();
+    const SYS_CLONE3: u32 = 435;
+    let filter = [
+        // Load the syscall number, refuse clone3 with EPERM, allow everything else.
+        libc::sock_filter { code: 0x20, jt: 0, jf: 0, k: 0 }, // ld [0] (seccomp_data.nr)
+        libc::sock_filter { code: 0x15, jt: 0, jf: 1, k: SYS_CLONE3 }, // jeq clone3
+        libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x0005_0000 | libc::EPERM as u32 },
+        libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x7fff_0000 }, // ret ALLOW
+    ];
+    let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr().cast_mut() };
+    // SAFETY: prctl with a valid filter program that outlives the call.
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        assert_eq!(
+            libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const _),
+            0
+        );
+    }
+    for path in PATHS {
+        match fixture(path, ["exit", "5"]).status() {
+            Ok(st) => assert_eq!(st.code(), Some(5), "{path:?}"),
+            Err(e) => {
+                assert_eq!(e.stage(), Stage::Setup, "{path:?}: {e}");
+                assert!(e.to_string().contains("starting the child"), "{path:?}: {e}");
+            }
+        }
+    }
 }
