@@ -65,7 +65,16 @@ fn detach_leaves_no_zombie() {
 #[test]
 fn sigchld_fallback_passes_the_same_suite() {
     crate::support::rerun_on_sigchld_fallback(
-        &["spawn::", "wait::", "signal::", "reaper::", "errors::"],
+        &[
+            "spawn::",
+            "wait::",
+            "signal::",
+            "reaper::",
+            "errors::",
+            // The fault tests that do not pick their reaper paths themselves.
+            "faults::exec_failure",
+            "faults::every_path",
+        ],
         &[("OFFSPRING_REAPER_CHILDREN", "2000")],
         20,
     );
