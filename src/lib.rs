@@ -313,10 +313,12 @@
 //! `SIGKILL` and reports whether it had to. [`Child::signal_group`] reaches the child's whole
 //! process group, grandchildren included, when it leads one.
 //!
-//! A signal can never reach a stranger that inherited the child's pid after it was reaped: on
-//! Linux it goes through the pidfd (`pidfd_send_signal`); without pidfds it is sent only while
-//! the child is known, under the lock that guards its reaping, to be unreaped. Signalling a
-//! child that has already been collected is a no-op.
+//! A signal can never reach a stranger that inherited the child's pid after it was reaped: it
+//! goes through the child's pidfd (`pidfd_send_signal`). Without pidfds (Linux before 5.3) a
+//! pid cannot be told apart from a recycled one, so [`Child::signal`] refuses with an error
+//! saying so. A group signal is sent while the leader is unreaped (its pid, the group's
+//! number, cannot be reused meanwhile), or after that only while no other process has taken
+//! the leader's pid. Signalling a child that has already been collected is a no-op.
 //!
 //! # Process trees
 //!
@@ -418,7 +420,9 @@
 //! - Elsewhere (or with `OFFSPRING_REAPER=sigchld` in the environment, which the test suite
 //!   uses) it installs a `SIGCHLD` handler, once, chained to the handler that was there
 //!   before, which writes to a self-pipe; the reaper then checks each of *its own* children
-//!   with `waitpid(pid, WNOHANG)`, and rescans once a second as a safety net.
+//!   with `waitpid(pid, WNOHANG)`, and rescans once a second as a safety net. Where the
+//!   kernel has `pidfd_open` (5.3) each child still gets a pidfd, to be signalled through and
+//!   to check that its pid is still its own before `waitpid` looks at it.
 //!
 //! The reaper never waits for "any child" (`waitpid(-1)`), so children that
 //! `std::process::Command` or other libraries spawn in the same program keep their exit
@@ -432,6 +436,35 @@
 //! asked for that with [`Command::kill_on_drop`] or [`Command::terminate_on_drop`] (SIGTERM,
 //! then SIGKILL from the reaper after a grace period). [`Child::detach`] says "let it run" out
 //! loud.
+//!
+//! # Under faults
+//!
+//! A hostile environment does not leave the engine in a worse state than it found it, and
+//! never makes a transient failure permanent:
+//!
+//! - A spawn that meets a full fd table (`EMFILE`) or process table (`EAGAIN` under
+//!   `RLIMIT_NPROC`) fails with [`ErrorKind::ResourceExhausted`] and leaks nothing. If it
+//!   was the first spawn, the reaper's start (its probe, its epoll set or self-pipe, its
+//!   thread) is simply tried again by the next spawn; a resource error is never read as
+//!   "this kernel lacks pidfds".
+//! - Every spawn path says where a spawn failed: [`Stage::Setup`] "starting the child" for
+//!   process creation (`posix_spawn` included), [`Stage::Chdir`], [`Stage::ChildSetup`],
+//!   [`Stage::Exec`], whatever fds the child is given.
+//! - A `pre_exec` hook runs with every caught signal reset to `SIG_DFL` (no handler of the
+//!   parent runs in the child); if it panics, the child aborts and the spawn fails (see
+//!   [`Command::pre_exec`]).
+//! - A child held by a ptracer after it exited is waited for without spinning; a child
+//!   that exits during `terminate_on_drop`'s grace period is let go of at once.
+//! - A `SIGCHLD` handler that was installed before offspring's keeps its flags (it still
+//!   sees stopped children if it asked for them).
+//!
+//! ```
+//! use offspring::{Command, ErrorKind, Stage};
+//!
+//! // A directory is not a program: the exec fails, on whichever path the spawn takes.
+//! let e = Command::new("/tmp").status().unwrap_err();
+//! assert_eq!((e.kind(), e.stage()), (ErrorKind::PermissionDenied, Stage::Exec));
+//! ```
 //!
 //! # Shell quoting
 //!

@@ -15,6 +15,8 @@ mod capture;
 mod errors;
 /// The buffered runners and their options: exec/exec_file, run/read, input, 2>&1, cancel.
 mod exec;
+/// Fault injection: full fd and process tables, panicking hooks, ptrace, recycled pids.
+mod faults;
 /// Fault injection for the runners: reusable commands, bounded and complete errors.
 mod faults_run;
 /// Fault injection for the capture loop: zero deadlines, maximum sizes, limit stops.
