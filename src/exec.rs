@@ -85,7 +85,7 @@ where
 
 /// What to write to the child's stdin.
 #[derive(Debug)]
-enum Input {
+pub(crate) enum Input {
     Bytes(Vec<u8>),
     File(PathBuf),
 }
@@ -106,7 +106,7 @@ pub(crate) struct RunOptions {
 }
 
 impl RunOptions {
-    fn policy(&self) -> Policy {
+    pub(crate) fn policy(&self) -> Policy {
         let d = Policy::default();
         Policy {
             timeout: self.timeout,
@@ -116,6 +116,28 @@ impl RunOptions {
             limits: self.limits,
             overflow: self.overflow,
         }
+    }
+}
+
+/// The options the mapped runner (`src/mapped.rs`) shares with the others.
+impl RunOptions {
+    pub(crate) fn take_input(&mut self) -> Option<Input> {
+        self.input.take()
+    }
+    pub(crate) fn restore_input(&mut self, input: Option<Input>) {
+        self.input = input;
+    }
+    pub(crate) fn has_limits(&self) -> bool {
+        self.limits.iter().any(Option::is_some)
+    }
+    pub(crate) fn merge(&self) -> bool {
+        self.merge
+    }
+    pub(crate) fn unchecked(&self) -> bool {
+        self.unchecked
+    }
+    pub(crate) fn cancel(&self) -> Option<&CancelHandle> {
+        self.cancel.as_ref()
     }
 }
 
@@ -618,7 +640,7 @@ impl Command {
 }
 
 /// Turns a finished capture into the runner's result.
-fn judge(
+pub(crate) fn judge(
     fin: Finished,
     checked: bool,
     merged: bool,

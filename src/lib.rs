@@ -291,6 +291,7 @@ mod exec;
 mod exit_status;
 #[doc(hidden)]
 pub mod macros;
+mod mapped;
 pub mod quote;
 mod reader;
 mod reaper;
@@ -306,6 +307,7 @@ pub use crate::command::{which, ChildFd, Command, ProcessGroup, Resource};
 pub use crate::error::{Error, ErrorKind, Result, Stage};
 pub use crate::exec::{exec, exec_file};
 pub use crate::exit_status::{ExitStatus, ResourceUsage};
+pub use crate::mapped::{MappedBytes, MappedOutput};
 pub use crate::quote::QuoteError;
 pub use crate::reader::OutputReader;
 pub use crate::signal::Signal;
