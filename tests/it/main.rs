@@ -19,6 +19,8 @@ mod exec;
 mod fds;
 /// `cmd!` and `sh!`: one value, one argument or one shell word.
 mod macros;
+/// The mapped capture: 1 GiB exact, sealing against grandchildren, limits, no leaks.
+mod mapped;
 /// Shell quoting against real dash and bash; the fuzz corpus replayed on stable.
 mod quote;
 /// The reaper: no zombies after drop, the SIGCHLD fallback runs the same suite.
