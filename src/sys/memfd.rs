@@ -55,10 +55,14 @@ pub(crate) fn size(fd: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(rustix::fs::fstat(fd)?.st_size as u64)
 }
 
-/// A read-only shared mapping of a sealed memory file; unmapped on drop.
+/// A read-only mapping of a sealed memory file (shared, or private and never written, which
+/// maps the same pages); unmapped on drop.
 pub(crate) struct Mapping {
     ptr: NonNull<u8>,
+    /// The bytes of the file, all inside the file's size.
     len: usize,
+    /// The length of the address range to unmap: `len`, or a whole reservation (`Growing`).
+    span: usize,
 }
 
 // SAFETY: the mapping is read-only and its file is sealed against writes and size changes
@@ -85,10 +89,10 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: `ptr` and `len` are exactly what `mmap` returned and was given; no slice
-        // borrowed from `self` can outlive it.
+        // SAFETY: `ptr..ptr + span` is the address range this mapping owns (one `mmap`, or a
+        // reservation that `Growing` handed over); no slice borrowed from `self` can outlive it.
         unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+            libc::munmap(self.ptr.as_ptr().cast(), self.span);
         }
     }
 }
@@ -115,8 +119,7 @@ pub(crate) enum NotMapped {
 /// # References
 ///  - [`mmap(2)`](https://man7.org/linux/man-pages/man2/mmap.2.html)
 pub(crate) fn map_sealed(fd: BorrowedFd<'_>, populate: bool) -> Result<Mapping, NotMapped> {
-    let seals = rustix::fs::fcntl_get_seals(fd).map_err(|e| NotMapped::Os(e.into()))?;
-    if !seals.contains(FROZEN) {
+    if !is_frozen(fd).map_err(NotMapped::Os)? {
         return Err(NotMapped::NotSealed);
     }
     let size = size(fd).map_err(NotMapped::Os)?;
@@ -125,13 +128,7 @@ pub(crate) fn map_sealed(fd: BorrowedFd<'_>, populate: bool) -> Result<Mapping, 
     if len == 0 {
         return Err(NotMapped::Empty);
     }
-    let mut flags = libc::MAP_SHARED;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    if populate {
-        flags |= libc::MAP_POPULATE;
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = populate;
+    let flags = libc::MAP_SHARED | if populate { populate_flag() } else { 0 };
     // SAFETY: a fresh mapping chosen by the kernel (NULL hint, no MAP_FIXED) cannot overlap
     // any existing memory; `fd` is a live fd borrowed for the call; the result is checked.
     let ptr =
@@ -141,7 +138,160 @@ pub(crate) fn map_sealed(fd: BorrowedFd<'_>, populate: bool) -> Result<Mapping, 
     }
     let ptr = NonNull::new(ptr.cast::<u8>())
         .ok_or(NotMapped::Os(io::Error::from_raw_os_error(libc::EINVAL)))?;
-    Ok(Mapping { ptr, len })
+    Ok(Mapping { ptr, len, span: len })
+}
+
+/// Whether the file's seals make it immutable (see [`seal`]).
+fn is_frozen(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    Ok(rustix::fs::fcntl_get_seals(fd)?.contains(FROZEN))
+}
+
+/// A memory file mapped while it is still being written, a chunk at a time, so that filling
+/// the page tables (`MAP_POPULATE`) overlaps the writer's work instead of following it.
+///
+/// The mappings live inside one address range reserved up front (`PROT_NONE`, no memory
+/// committed), each placed with `MAP_FIXED` at its file offset, so that the whole is one
+/// contiguous view. Nothing is read through them until the file is sealed and [`finish`]
+/// turns them into a [`Mapping`]: before that a writer could still change or truncate the
+/// file (a truncation only unmaps pages; nothing touches them, so nothing faults).
+///
+/// [`finish`]: Growing::finish
+#[derive(Debug)]
+pub(crate) struct Growing {
+    base: NonNull<u8>,
+    reserved: usize,
+    mapped: usize,
+}
+
+// SAFETY: `Growing` owns its address range and reads nothing through it; it is `Send` so that
+// a value holding it can move between threads (it is never shared).
+unsafe impl Send for Growing {}
+
+impl Growing {
+    /// `mmap(NULL, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)`—
+    /// Reserves `reserve` bytes of address space (no memory), or `None` if refused (an address
+    /// space limit).
+    pub(crate) fn reserve(reserve: usize) -> Option<Growing> {
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+        // SAFETY: a fresh anonymous mapping chosen by the kernel overlaps nothing; the result
+        // is checked.
+        let ptr =
+            unsafe { libc::mmap(std::ptr::null_mut(), reserve, libc::PROT_NONE, flags, -1, 0) };
+        if ptr == libc::MAP_FAILED {
+            return None;
+        }
+        Some(Growing { base: NonNull::new(ptr.cast())?, reserved: reserve, mapped: 0 })
+    }
+
+    /// `mmap(base + from, len, PROT_READ, MAP_PRIVATE | MAP_FIXED | MAP_POPULATE, fd, from)`
+    /// for the part of the file from `from` to `to`, inside the reservation.
+    fn map_range(&mut self, fd: BorrowedFd<'_>, to: usize) -> io::Result<()> {
+        let from = self.mapped;
+        debug_assert!(from <= to && to <= self.reserved && from % page_size() == 0);
+        if to == from {
+            return Ok(());
+        }
+        // MAP_PRIVATE, not MAP_SHARED: a shared mapping of an `O_RDWR` fd counts as writable
+        // (it could be `mprotect`ed so) and would make `F_SEAL_WRITE` fail with `EBUSY`. A
+        // private, read-only mapping that is never written maps the file's own pages all the
+        // same (no copy is made until a write, and there is none).
+        let flags = libc::MAP_PRIVATE | libc::MAP_FIXED | populate_flag();
+        // SAFETY: `base + from .. base + to` lies inside the range this `Growing` reserved and
+        // owns, and nothing holds a reference into it, so replacing what is mapped there with
+        // MAP_FIXED cannot invalidate anything; `fd` is live for the call; `from` is
+        // page-aligned, as the file offset must be.
+        let ptr = unsafe {
+            libc::mmap(
+                self.base.as_ptr().add(from).cast(),
+                to - from,
+                libc::PROT_READ,
+                flags,
+                fd.as_raw_fd(),
+                from as libc::off_t,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        self.mapped = to;
+        Ok(())
+    }
+
+    /// Maps what the file holds now, in whole chunks of `chunk` bytes (a multiple of the page
+    /// size): returns whether anything new was mapped.
+    pub(crate) fn advance(&mut self, fd: BorrowedFd<'_>, chunk: usize) -> io::Result<bool> {
+        let size = usize::try_from(size(fd)?).unwrap_or(usize::MAX);
+        let to = (size / chunk * chunk).min(self.reserved / chunk * chunk);
+        if to <= self.mapped {
+            return Ok(false);
+        }
+        self.map_range(fd, to)?;
+        Ok(true)
+    }
+
+    /// Maps the rest of the now sealed file and hands the whole over as one [`Mapping`]. Fails
+    /// with `NotSealed` if the seals are missing, and gives the reservation back (`Err` with
+    /// `self`) when the file outgrew it.
+    pub(crate) fn finish(
+        mut self,
+        fd: BorrowedFd<'_>,
+    ) -> Result<Mapping, (NotMapped, Option<Growing>)> {
+        match is_frozen(fd) {
+            Ok(true) => {}
+            Ok(false) => return Err((NotMapped::NotSealed, None)),
+            Err(e) => return Err((NotMapped::Os(e), None)),
+        }
+        let size = size(fd).map_err(|e| (NotMapped::Os(e), None))?;
+        let len = match usize::try_from(size) {
+            Ok(len) if len <= self.reserved => len,
+            _ => {
+                return Err((NotMapped::Os(io::Error::from_raw_os_error(libc::EFBIG)), Some(self)))
+            }
+        };
+        if len == 0 {
+            return Err((NotMapped::Empty, None));
+        }
+        // The file may have shrunk before it was sealed: then `mapped` is past its end, and
+        // the pages there (past the end of the file: reading them would fault) are never
+        // exposed, since `len` ends before them. Otherwise map the rest, to the last page.
+        let end = len.div_ceil(page_size()) * page_size();
+        if end > self.mapped {
+            self.map_range(fd, end.min(self.reserved)).map_err(|e| (NotMapped::Os(e), None))?;
+        }
+        let map = Mapping { ptr: self.base, len, span: self.reserved };
+        std::mem::forget(self);
+        Ok(map)
+    }
+}
+
+impl Drop for Growing {
+    fn drop(&mut self) {
+        // SAFETY: the reservation is owned by this value and nothing references it.
+        unsafe {
+            libc::munmap(self.base.as_ptr().cast(), self.reserved);
+        }
+    }
+}
+
+/// `sysconf(_SC_PAGESIZE)`.
+fn page_size() -> usize {
+    // SAFETY: `sysconf` has no preconditions; `_SC_PAGESIZE` is always supported.
+    let raw = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if raw > 0 && (raw as usize).is_power_of_two() {
+        raw as usize
+    } else {
+        4096
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn populate_flag() -> libc::c_int {
+    libc::MAP_POPULATE
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn populate_flag() -> libc::c_int {
+    0
 }
 
 #[cfg(test)]
@@ -164,6 +314,51 @@ mod tests {
         drop(fd);
         // The mapping keeps the file alive.
         assert_eq!(map.as_slice(), b"hello");
+    }
+
+    fn pattern(from: usize, len: usize) -> Vec<u8> {
+        (from..from + len).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn growing_mapping_follows_the_writer_and_survives_a_shrink() {
+        const MIB: usize = 1 << 20;
+        let fd = create(c"offspring-test").unwrap();
+        let mut g = Growing::reserve(64 * MIB).unwrap();
+        assert!(!g.advance(fd.as_fd(), 8 * MIB).unwrap(), "nothing to map yet");
+        rustix::io::write(&fd, &pattern(0, 20 * MIB)).unwrap();
+        assert!(g.advance(fd.as_fd(), 8 * MIB).unwrap());
+        assert_eq!(g.mapped, 16 * MIB);
+        rustix::io::write(&fd, &pattern(20 * MIB, 3 * MIB + 5)).unwrap();
+        // Not sealed: refused, and the reservation is not handed back.
+        assert!(matches!(g.finish(fd.as_fd()), Err((NotMapped::NotSealed, None))));
+
+        // Mapped up to 16 MiB, then the file shrinks to 5 MiB + 3 before the seal.
+        let fd = create(c"offspring-test").unwrap();
+        let mut g = Growing::reserve(64 * MIB).unwrap();
+        rustix::io::write(&fd, &pattern(0, 20 * MIB)).unwrap();
+        assert!(g.advance(fd.as_fd(), 8 * MIB).unwrap());
+        rustix::fs::ftruncate(&fd, 5 * MIB as u64 + 3).unwrap();
+        seal(fd.as_fd()).unwrap();
+        let map = g.finish(fd.as_fd()).unwrap();
+        assert!(map.as_slice() == &pattern(0, 5 * MIB + 3)[..]);
+
+        // Grows past the mapped part: the rest is mapped at the end.
+        let fd = create(c"offspring-test").unwrap();
+        let mut g = Growing::reserve(64 * MIB).unwrap();
+        rustix::io::write(&fd, &pattern(0, 9 * MIB)).unwrap();
+        assert!(g.advance(fd.as_fd(), 8 * MIB).unwrap());
+        rustix::io::write(&fd, &pattern(9 * MIB, 30 * MIB + 1)).unwrap();
+        seal(fd.as_fd()).unwrap();
+        let map = g.finish(fd.as_fd()).unwrap();
+        assert!(map.as_slice() == &pattern(0, 39 * MIB + 1)[..]);
+
+        // Outgrows the reservation: handed back.
+        let fd = create(c"offspring-test").unwrap();
+        let g = Growing::reserve(MIB).unwrap();
+        rustix::io::write(&fd, &pattern(0, 2 * MIB)).unwrap();
+        seal(fd.as_fd()).unwrap();
+        assert!(matches!(g.finish(fd.as_fd()), Err((NotMapped::Os(_), Some(_)))));
     }
 
     #[test]
