@@ -1,6 +1,6 @@
 //! The mapped capture: the child writes its output into a memory file (`memfd_create`) given
-//! to it as stdout and/or stderr; once it has exited, the file is sealed and mapped read-only
-//! into the parent, which never copies a byte through a pipe.
+//! to it as stdout and/or stderr; the parent maps the file read-only as it grows, and once the
+//! child has exited seals it and maps the rest. It never copies a byte through a pipe.
 //!
 //! The run itself is the ordinary capture session (`src/capture.rs`) with no output pipes:
 //! it feeds stdin, watches the clock, the cancel handle and the child's exit, and stops the
@@ -197,10 +197,12 @@ impl Command {
     /// # When to use it
     ///
     /// For large outputs kept whole in memory: a child that writes hundreds of megabytes,
-    /// where [`output`](Command::output) spends most of its time copying out of a pipe and
-    /// faulting in fresh pages. Measured on 1 GiB (`benches/mapped.rs`), the run is bound by
-    /// the child's own writes, and the parent's CPU time is a small fraction of
-    /// `output()`'s. For small outputs both are fast; `output` returns a plain `Vec`.
+    /// where [`output`](Command::output) spends its time copying out of a pipe and faulting in
+    /// fresh pages. Here the parent copies nothing: it fills page tables for the child's pages
+    /// (in 8 MiB chunks while the child writes, so that work overlaps the child's) and the
+    /// run ends when the child does. Measured on 1 GiB (`benches/mapped.rs`): about half of
+    /// `output()`'s CPU time in the parent, the same peak memory. For small outputs both are
+    /// fast; `output` returns a plain `Vec`.
     ///
     /// Not for streaming (nothing is seen before the child exits: use
     /// [`Child::stdout_reader`](crate::Child::stdout_reader)), and not for children that need a
@@ -261,8 +263,9 @@ impl Command {
     /// Where `memfd_create` does not exist (kernels before 3.17, Unix systems other than Linux,
     /// Android and FreeBSD) or is refused (`EPERM`/`EACCES` from a seccomp filter, `EINVAL`
     /// without sealing support), the run uses the pipe capture of [`output`](Command::output)
-    /// and returns heap buffers; everything else is the same. (An unlinked temporary file is no
-    /// faster than the pipes: it lives on a disk file system, or on the same tmpfs as a memfd.)
+    /// and returns heap buffers; everything else is the same. (An unlinked temporary file is
+    /// not used instead: it would sit on a disk file system, whose writes cost more than a
+    /// pipe's, or on a tmpfs, which is where a memfd lives anyway.)
     ///
     /// # Errors
     ///

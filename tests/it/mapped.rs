@@ -261,6 +261,15 @@ fn a_grandchild_that_keeps_writing_changes_nothing() {
 }
 
 #[test]
+fn a_grandchild_holding_a_writable_mapping_gets_a_copy() {
+    // The seal is refused (EBUSY) while a writable shared mapping exists: the bytes are copied.
+    let out = fixture(SpawnPath::PosixSpawn, ["map-after", "3000"]).output_mapped().unwrap();
+    assert!(out.status.success(), "{}", out.status);
+    assert!(!out.stdout.is_mapped());
+    assert_eq!(&out.stdout[..], b"child\n");
+}
+
+#[test]
 fn no_fd_or_mapping_leaks_after_1000_captures() {
     if !isolated("mapped::no_fd_or_mapping_leaks_after_1000_captures") {
         return;
