@@ -156,6 +156,19 @@ fn timeout_keeps_the_partial_output() {
 }
 
 #[test]
+fn timeout_keeps_a_large_partial_output_mapped_as_it_grew() {
+    const N: usize = 50_000_000;
+    let err = sh(&format!(r#""$0" write {N}; exec "$0" sleep-forever"#))
+        .timeout(Duration::from_secs(5))
+        .output_mapped()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    let (pat, tail) = err.stdout().split_at(N);
+    assert_pattern(pat, N, "partial");
+    assert_eq!(tail, b"ready\n");
+}
+
+#[test]
 fn timeout_escalates_to_sigkill_after_the_grace_period() {
     let err = sh(r#"echo before; exec "$0" ignore TERM"#)
         .timeout(ms(200))
@@ -283,6 +296,12 @@ fn no_fd_or_mapping_leaks_after_1000_captures() {
     };
     let all_maps = || std::fs::read_to_string("/proc/self/maps").unwrap().lines().count();
     let run = |i: usize| {
+        if i % 100 == 50 {
+            // Large enough to be mapped as it grows.
+            let out = exec("head -c 20000000 /dev/zero").output_mapped().unwrap();
+            assert!(out.stdout.is_mapped() && out.stdout.len() == 20_000_000);
+            return;
+        }
         let out = if i % 2 == 0 {
             offspring::Command::new("echo").arg("x").output_mapped().unwrap()
         } else {
