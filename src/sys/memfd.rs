@@ -14,9 +14,11 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
 use rustix::fs::SealFlags;
 
 /// The seals that make a memory file immutable: no shrinking, no growing, no writing.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
 const FROZEN: SealFlags = SealFlags::SHRINK.union(SealFlags::GROW).union(SealFlags::WRITE);
 
 /// `memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)`—Creates an anonymous memory file,
@@ -46,8 +48,15 @@ pub(crate) fn create(_name: &CStr) -> io::Result<OwnedFd> {
 /// # References
 ///  - [`memfd_create(2)`, "File sealing"](https://man7.org/linux/man-pages/man2/memfd_create.2.html)
 ///  - [`fcntl(2)`, "File Sealing"](https://man7.org/linux/man-pages/man2/fcntl.2.html)
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
 pub(crate) fn seal(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(rustix::fs::fcntl_add_seals(fd, FROZEN)?)
+}
+
+/// No seals on this system (nor memory files to seal): `ENOSYS`.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+pub(crate) fn seal(_fd: BorrowedFd<'_>) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
 }
 
 /// The size of the file, from `fstat`.
@@ -142,8 +151,15 @@ pub(crate) fn map_sealed(fd: BorrowedFd<'_>, populate: bool) -> Result<Mapping, 
 }
 
 /// Whether the file's seals make it immutable (see [`seal`]).
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
 fn is_frozen(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(rustix::fs::fcntl_get_seals(fd)?.contains(FROZEN))
+}
+
+/// No seals on this system: nothing is ever frozen.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn is_frozen(_fd: BorrowedFd<'_>) -> io::Result<bool> {
+    Ok(false)
 }
 
 /// A memory file mapped while it is still being written, a chunk at a time, so that filling
