@@ -324,3 +324,63 @@ fn no_fd_or_mapping_leaks_after_1000_captures() {
     let now = all_maps();
     assert!(now <= maps + 4, "mappings grew from {maps} to {now}");
 }
+
+/// Installs a seccomp filter on the calling thread that fails `memfd_create` with `errno`.
+#[allow(unsafe_code)] // reason: installing a seccomp filter takes two raw prctl calls
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn refuse_memfd_create(errno: u32) {
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    let stmt = |code: u16, k: u32| libc::sock_filter { code, jt: 0, jf: 0, k };
+    let jump = |code: u16, k: u32, jt: u8, jf: u8| libc::sock_filter { code, jt, jf, k };
+    let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    let jeq = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    let ret = (libc::BPF_RET | libc::BPF_K) as u16;
+    let filter = [
+        stmt(ld, 4), // seccomp_data.arch
+        jump(jeq, AUDIT_ARCH_X86_64, 0, 3),
+        stmt(ld, 0), // seccomp_data.nr
+        jump(jeq, libc::SYS_memfd_create as u32, 0, 1),
+        stmt(ret, libc::SECCOMP_RET_ERRNO | errno),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+    ];
+    let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut _ };
+    // SAFETY: plain prctl calls; `prog` and `filter` outlive the call, which copies them.
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        let r = libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog);
+        assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    }
+}
+
+#[test]
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn refused_memfd_create_falls_back_to_pipes() {
+    if !isolated("mapped::refused_memfd_create_falls_back_to_pipes") {
+        return;
+    }
+    let before = exec("printf abc").output_mapped().unwrap();
+    assert!(before.stdout.is_mapped());
+    // Refused as a seccomp filter would (EPERM), and as an old kernel would (ENOSYS): pipes.
+    // The filter stays on this thread, so refuse ENOSYS on a thread of its own.
+    let t = std::thread::spawn(|| {
+        refuse_memfd_create(libc::ENOSYS as u32);
+        let out = exec("printf abc; printf def >&2").output_mapped().unwrap();
+        assert!(!out.stdout.is_mapped());
+        assert_eq!((&out.stdout[..], &out.stderr[..]), (&b"abc"[..], &b"def"[..]));
+    });
+    t.join().unwrap();
+    refuse_memfd_create(libc::EPERM as u32);
+    let out = exec("printf abc").timeout(Duration::from_secs(60)).output_mapped().unwrap();
+    assert!(!out.stdout.is_mapped());
+    assert_eq!(&out.stdout[..], b"abc");
+    // A transient failure is not a refusal: it is reported.
+    let err = {
+        let t = std::thread::spawn(|| {
+            refuse_memfd_create(libc::EMFILE as u32);
+            exec("printf abc").output_mapped().unwrap_err()
+        });
+        t.join().unwrap()
+    };
+    assert_eq!(err.stage(), offspring::Stage::Setup, "{err}");
+    assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err}");
+}
