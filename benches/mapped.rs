@@ -19,7 +19,8 @@
 //! measurement runs in a fresh copy of this program (`--one METHOD`), so that its peak RSS
 //! (`ru_maxrss`, which does not count the child) and its CPU time (`getrusage(RUSAGE_SELF)`,
 //! user + system, all threads, from just before the spawn to the end of the read) belong to
-//! that method alone. A round runs every method once, in an order that rotates from round to
+//! that method alone; the child's CPU time (`RUSAGE_CHILDREN`) is shown too, since writing
+//! into a memory file costs the child more than writing into a pipe. A round runs every method once, in an order that rotates from round to
 //! round; the table gives medians, and ratios of medians against `std-output` and
 //! `pipe-floor`. Absolute figures drift 20-40 % between runs on a shared VM; compare ratios.
 
@@ -56,11 +57,12 @@ impl Method {
 }
 
 /// One measurement: wall seconds from spawn to the end of the page read, the peak RSS in
-/// bytes, and the parent's CPU seconds over the same span.
+/// bytes, and the parent's and the child's CPU seconds.
 struct Sample {
     secs: f64,
     rss: u64,
     cpu: f64,
+    child_cpu: f64,
 }
 
 fn head_args(bytes: u64) -> [String; 3] {
@@ -149,12 +151,12 @@ fn run_one(method: Method, bytes: u64) -> f64 {
     secs
 }
 
-/// `getrusage(RUSAGE_SELF)`: (peak RSS in bytes, user + system CPU seconds).
-fn usage() -> (u64, f64) {
+/// `getrusage(who)`: (peak RSS in bytes, user + system CPU seconds).
+fn usage(who: libc::c_int) -> (u64, f64) {
     // SAFETY: `getrusage` only writes the `rusage` it is given, which is zeroed and live.
     let u = unsafe {
         let mut u: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut u), 0);
+        assert_eq!(libc::getrusage(who, &mut u), 0);
         u
     };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
@@ -175,7 +177,8 @@ fn measure(method: Method, bytes: u64) -> Sample {
     let secs: f64 = words.next().unwrap().parse().unwrap();
     let rss: u64 = words.next().unwrap().parse().unwrap();
     let cpu: f64 = words.next().unwrap().parse().unwrap();
-    Sample { secs, rss, cpu }
+    let child_cpu: f64 = words.next().unwrap().parse().unwrap();
+    Sample { secs, rss, cpu, child_cpu }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -217,10 +220,11 @@ fn main() {
     }
 
     if let Some(m) = one {
-        let (_, cpu0) = usage();
+        let (_, cpu0) = usage(libc::RUSAGE_SELF);
         let secs = run_one(m, bytes);
-        let (rss, cpu1) = usage();
-        println!("{secs} {rss} {}", cpu1 - cpu0);
+        let (rss, cpu1) = usage(libc::RUSAGE_SELF);
+        let (_, child_cpu) = usage(libc::RUSAGE_CHILDREN);
+        println!("{secs} {rss} {} {child_cpu}", cpu1 - cpu0);
         return;
     }
 
@@ -240,11 +244,20 @@ fn main() {
     let med = |j: usize, f: fn(&Sample) -> f64| median(samples[j].iter().map(f).collect());
     let secs: Vec<f64> = (0..methods.len()).map(|j| med(j, |s| s.secs)).collect();
     let cpu: Vec<f64> = (0..methods.len()).map(|j| med(j, |s| s.cpu)).collect();
+    let child_cpu: Vec<f64> = (0..methods.len()).map(|j| med(j, |s| s.child_cpu)).collect();
     let find = |m: Method| methods.iter().position(|&x| x == m);
     let (std_j, floor_j) = (find(Method::StdOutput), find(Method::PipeFloor));
     println!(
-        "{:<22} {:>7} {:>13} {:>9} {:>9} {:>17} {:>9} {:>11}",
-        "method", "GB/s", "min-max", "x std", "x floor", "peak RSS", "CPU ms", "CPU / std"
+        "{:<22} {:>7} {:>13} {:>9} {:>9} {:>17} {:>9} {:>11} {:>12}",
+        "method",
+        "GB/s",
+        "min-max",
+        "x std",
+        "x floor",
+        "peak RSS",
+        "CPU ms",
+        "CPU / std",
+        "child CPU ms"
     );
     for (j, m) in methods.iter().enumerate() {
         let rates: Vec<f64> = samples[j].iter().map(|s| gbps(s.secs)).collect();
@@ -256,7 +269,7 @@ fn main() {
         let rss = med(j, |s| s.rss as f64);
         let cpu_ratio = std_j.map_or("-".to_owned(), |b| format!("{:.3}", cpu[j] / cpu[b]));
         println!(
-            "{:<22} {:>7.3} {:>13} {:>9} {:>9} {:>7.0} MiB ({:.2}x) {:>9.0} {:>11}",
+            "{:<22} {:>7.3} {:>13} {:>9} {:>9} {:>7.0} MiB ({:.2}x) {:>9.0} {:>11} {:>12.0}",
             format!("{} {}", m.letter(), m.name()),
             gbps(secs[j]),
             format!("{lo:.3}-{hi:.3}"),
@@ -266,6 +279,7 @@ fn main() {
             rss / bytes as f64,
             cpu[j] * 1e3,
             cpu_ratio,
+            child_cpu[j] * 1e3,
         );
     }
 }
