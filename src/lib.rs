@@ -144,7 +144,8 @@
 //! shrinking, no growing: a grandchild that kept the fd gets `EPERM`) and hands out a
 //! read-only [`MappedBytes`] that derefs to `[u8]`, is `Send + Sync`, and unmaps on drop. The
 //! parent spends about half the CPU time of `output()` on 1 GiB (page tables instead of
-//! copies), and the run ends when the child does.
+//! copies; the child pays for allocating the pages instead), and the run ends when the child
+//! does.
 //!
 //! The same options apply (input, timeout and kill signal with the partial output kept,
 //! cancel, checked exit, `2>&1`); with [`max_buffer`](Command::max_buffer) the run takes the

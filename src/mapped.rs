@@ -201,8 +201,10 @@ impl Command {
     /// fresh pages. Here the parent copies nothing: it fills page tables for the child's pages
     /// (in 8 MiB chunks while the child writes, so that work overlaps the child's) and the
     /// run ends when the child does. Measured on 1 GiB (`benches/mapped.rs`): about half of
-    /// `output()`'s CPU time in the parent, the same peak memory. For small outputs both are
-    /// fast; `output` returns a plain `Vec`.
+    /// `output()`'s CPU time in the parent and the same peak memory, while the child spends
+    /// about twice as long in its writes (it now allocates the pages the parent would have
+    /// faulted in), so the run gains where a second core is free and breaks even on a
+    /// saturated machine. For small outputs both are fast; `output` returns a plain `Vec`.
     ///
     /// Not for streaming (nothing is seen before the child exits: use
     /// [`Child::stdout_reader`](crate::Child::stdout_reader)), and not for children that need a
