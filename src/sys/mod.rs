@@ -61,6 +61,7 @@ pub(crate) fn errno_name(errno: i32) -> &'static str {
 
 pub(crate) mod buf;
 pub(crate) mod cstr;
+pub(crate) mod memfd;
 pub(crate) mod pipe;
 mod pre_exec;
 pub(crate) mod sigchld;

@@ -25,6 +25,8 @@ mod faults_capture;
 mod fds;
 /// `cmd!` and `sh!`: one value, one argument or one shell word.
 mod macros;
+/// The mapped capture: 1 GiB exact, sealing against grandchildren, limits, no leaks.
+mod mapped;
 /// What a new user hits: stops reach the whole command, options honoured or refused, std's
 /// shapes, lossless error conversion, one result shape.
 mod newuser;
