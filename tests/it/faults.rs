@@ -409,8 +409,17 @@ fn aim_next_pid(pid: u32) -> bool {
 
 /// A std child (not offspring's) running `sleep-forever`, with pid `pid`; `group` makes it
 /// lead a process group of its own.
+///
+/// The number may still be taken for a while after its process has left `/proc`: since Linux
+/// 6.15 an exiting task unhashes itself (no `/proc` entry, `kill` gives `ESRCH`, a waiter
+/// under `SIG_IGN` gets `ECHILD`) and frees its number only afterwards, outside
+/// `tasklist_lock`. With `SIGCHLD` ignored the dying child does that itself, so on a loaded
+/// machine it may be preempted in between for a long time. Retrying at once only competes
+/// with it for the CPU; pause between tries and give up only after a generous deadline.
 fn stranger_at(pid: u32, group: bool) -> std::process::Child {
-    for _ in 0..200 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut tries = 0;
+    loop {
         assert!(aim_next_pid(pid), "cannot write ns_last_pid");
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_offspring-fixture"));
         cmd.arg("sleep-forever").stdout(std::process::Stdio::null());
@@ -418,13 +427,15 @@ fn stranger_at(pid: u32, group: bool) -> std::process::Child {
             cmd.process_group(0);
         }
         let mut c = cmd.spawn().unwrap();
+        tries += 1;
         if c.id() == pid {
             return c;
         }
         c.kill().unwrap();
         let _ = c.wait();
+        assert!(Instant::now() < deadline, "could not get pid {pid} reused in {tries} tries");
+        pause(ms(20));
     }
-    panic!("could not get pid {pid} reused");
 }
 
 fn gone(pid: u32) -> bool {
