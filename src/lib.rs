@@ -297,6 +297,7 @@ mod reaper;
 mod shutdown;
 mod signal;
 mod stdio;
+mod supervisor;
 mod sys;
 pub mod validate;
 
@@ -312,6 +313,9 @@ pub use crate::reader::OutputReader;
 pub use crate::shutdown::{exit_by_signal, shutdown_signals};
 pub use crate::signal::Signal;
 pub use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
+pub use crate::supervisor::{
+    Backoff, Event, Next, ReadyLine, Restart, Run, StopReason, Supervisor, WorkerId, Workers,
+};
 pub use crate::validate::Operand;
 /// A process id: never zero, never negative (rustix's type).
 pub use rustix::process::Pid;

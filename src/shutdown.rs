@@ -23,7 +23,7 @@ static INSTALL: Mutex<()> = Mutex::new(());
 /// `offspring-signals`, that reads the handler's self-pipe and hands each signal to the
 /// receivers. From then on these signals no longer end the process by default: the program
 /// decides, typically by stopping its children within a deadline (as
-/// [`RunningSupervisor::shutdown`](crate::RunningSupervisor::shutdown) does) and then
+/// [`Supervisor::shutdown`](crate::Supervisor::shutdown) does) and then
 /// calling [`exit_by_signal`], so that its own parent sees the signal it was sent.
 ///
 /// The receiver is a [`crossbeam_channel::Receiver`]: `recv`, `try_recv`, `recv_timeout` and
