@@ -27,6 +27,9 @@ mod reaper;
 mod signal;
 /// Spawning: argv, env, cwd, stdio, exit statuses, on both spawn paths.
 mod spawn;
+/// The supervisor: backoff and giving up, a cluster on one socket, rolling restarts,
+/// shutdown, rlimits; socket activation.
+mod supervisor;
 /// Policy: no `unsafe` outside `src/sys/`, SAFETY comments, CHANGELOG and README current.
 mod tidy;
 /// The validators agree with spawning; the `Operand` guard against option injection.
