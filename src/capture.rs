@@ -138,9 +138,23 @@ pub struct Output {
     pub stderr: Vec<u8>,
     seen: [u64; 2],
     drain_expired: bool,
+    usage: Option<crate::exit_status::ResourceUsage>,
 }
 
 impl Output {
+    /// What the child used (CPU time, peak RSS and more), as the kernel reported when it
+    /// was reaped. The same figures are on an [`Error`] of a stopped run
+    /// ([`Error::resource_usage`]).
+    ///
+    /// ```
+    /// let out = offspring::exec("true").output()?;
+    /// assert!(out.resource_usage().is_some());
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn resource_usage(&self) -> Option<crate::exit_status::ResourceUsage> {
+        self.usage
+    }
+
     /// How many bytes the child wrote to `stream`, counting those that a
     /// [`Truncate`](Overflow::Truncate) limit dropped.
     ///
@@ -895,6 +909,7 @@ impl<'a> Session<'a> {
                 stderr: self.sinks[1].take(),
                 seen: [self.sinks[0].seen, self.sinks[1].seen],
                 drain_expired: self.drain_expired,
+                usage: self.child.resource_usage(),
             },
             stop: self.stop,
             needed_kill: self.needed_kill,

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::capture::Stream;
-use crate::exit_status::ExitStatus;
+use crate::exit_status::{ExitStatus, ResourceUsage};
 use crate::signal::Signal;
 
 /// `Result` with [`Error`] as the default error type.
@@ -191,6 +191,7 @@ struct Inner {
     stderr: Vec<u8>,
     limit: Option<(Stream, usize)>,
     merged: bool,
+    usage: Option<ResourceUsage>,
 }
 
 /// How many bytes of stderr a message quotes.
@@ -214,6 +215,7 @@ impl Error {
                 stderr: Vec::new(),
                 limit: None,
                 merged: false,
+                usage: None,
             }),
         }
     }
@@ -293,6 +295,11 @@ impl Error {
         self
     }
 
+    pub(crate) fn with_usage(mut self, usage: Option<ResourceUsage>) -> Error {
+        self.inner.usage = usage;
+        self
+    }
+
     /// Records that `stream` went over its limit of `limit` bytes.
     pub(crate) fn with_limit(mut self, stream: Stream, limit: usize) -> Error {
         self.inner.limit = Some((stream, limit));
@@ -334,6 +341,12 @@ impl Error {
     /// the resolved program for an exec failure), if any.
     pub fn path(&self) -> Option<&std::path::Path> {
         self.inner.path.as_deref()
+    }
+
+    /// What the child used (CPU time, peak RSS), for errors raised after the child
+    /// finished (checked runs, timeouts, limits, cancels).
+    pub fn resource_usage(&self) -> Option<ResourceUsage> {
+        self.inner.usage
     }
 
     /// The exit status, for errors raised after the child finished (checked runs, timeouts).

@@ -672,5 +672,6 @@ fn judge(
         .with_argv(argv)
         .with_status(status)
         .with_merged_output(merged)
+        .with_usage(output.resource_usage())
         .with_output(output.stdout, output.stderr))
 }
