@@ -11,6 +11,9 @@ mod support;
 /// The capture loop: no deadlock at any size, exact limits, timeouts, grandchildren,
 /// `communicate` and `OutputReader`.
 mod capture;
+/// The `offspring` command-line tool, end to end (built with `--features cli`).
+#[cfg(feature = "cli")]
+mod cli;
 /// Every bad input and failed exec gets its own clear error, and leaks nothing.
 mod errors;
 /// The buffered runners and their options: exec/exec_file, run/read, input, 2>&1, cancel.
