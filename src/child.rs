@@ -368,8 +368,13 @@ impl Child {
 
     /// Declares that the calling code polls [`pidfd`](Child::pidfd) and reaps the child itself
     /// (with `try_wait`) until the guard is dropped; the reaper stays out of the way meanwhile.
-    pub(crate) fn self_wait(&self) -> crate::reaper::SelfWait<'_> {
+    pub(crate) fn self_wait(&self) -> crate::reaper::SelfWait<&Proc> {
         crate::reaper::SelfWait::new(&self.proc)
+    }
+
+    /// As [`self_wait`](Child::self_wait), for a loop that keeps the child past this borrow.
+    pub(crate) fn self_wait_owned(&self) -> crate::reaper::SelfWait<Arc<Proc>> {
+        crate::reaper::SelfWait::new(Arc::clone(&self.proc))
     }
 
     /// The child's pidfd, when the reaper tracks it with one: readable once the child exits.

@@ -307,6 +307,17 @@ impl Error {
     }
 
     /// Records that stderr was merged into stdout, so the message quotes the tail of stdout.
+    /// Puts `context` in front of the message (`"context: message"`).
+    pub(crate) fn with_context(mut self, context: impl Into<String>) -> Error {
+        let mut m = context.into();
+        if !self.inner.message.is_empty() {
+            m.push_str(": ");
+            m.push_str(&self.inner.message);
+        }
+        self.inner.message = m;
+        self
+    }
+
     pub(crate) fn with_merged_output(mut self, merged: bool) -> Error {
         self.inner.merged = merged;
         self

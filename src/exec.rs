@@ -547,45 +547,7 @@ impl Command {
         input: Option<&Input>,
         argv: &[std::ffi::OsString],
     ) -> Result<Finished> {
-        let conflict = |what: &str| Error::invalid_input(what.to_owned()).with_argv(argv);
-        let mut defaults = Defaults::capture();
-        match input {
-            Some(_) if self.stdin.is_some() => {
-                return Err(conflict("both stdin and input are set; use one"));
-            }
-            Some(Input::Bytes(_)) => defaults.stdin = DefaultIo::Piped,
-            Some(Input::File(path)) => {
-                let file = File::open(path).map_err(|e| {
-                    Error::os(Stage::Setup, e, "cannot open the input file")
-                        .with_argv(argv)
-                        .with_path(path)
-                })?;
-                self.stdin = Some(Stdio::from(file));
-            }
-            None => {}
-        }
-        let mut merged: Option<OwnedFd> = None;
-        if self.run.merge {
-            if self.stderr.is_some() {
-                return Err(conflict("stderr_to_stdout(true) and stderr(..) are both set"));
-            }
-            if !matches!(self.stdout.as_ref().map(|s| &s.0), None | Some(StdioKind::Piped)) {
-                return Err(conflict("stderr_to_stdout(true) needs stdout to be captured"));
-            }
-            let setup = |e: std::io::Error| {
-                Error::os(Stage::Setup, e, "creating the merged output pipe").with_argv(argv)
-            };
-            let (rd, wr) = crate::sys::pipe::pipe().map_err(setup)?;
-            let wr2 = wr.try_clone().map_err(setup)?;
-            self.stdout = Some(Stdio::from(wr));
-            self.stderr = Some(Stdio::from(wr2));
-            merged = Some(rd);
-        }
-
-        let mut child = self.spawn_with_defaults(defaults)?;
-        let stdin = child.stdin.take();
-        let stdout = merged.or_else(|| child.stdout.take().map(OwnedFd::from));
-        let stderr = child.stderr.take().map(OwnedFd::from);
+        let Spawned { child, stdin, stdout, stderr } = self.spawn_captured(input, argv)?;
         let data: &[u8] = match input {
             Some(Input::Bytes(b)) => b,
             _ => &[],
@@ -615,10 +577,112 @@ impl Command {
             }
         }
     }
+
+    /// Spawns the child of a capture: stdio as `output()` sets it up, the input file or a
+    /// stdin pipe for the input bytes, one pipe for both streams with `stderr_to_stdout`.
+    /// The command keeps no fd of the run afterwards.
+    fn spawn_captured(
+        &mut self,
+        input: Option<&Input>,
+        argv: &[std::ffi::OsString],
+    ) -> Result<Spawned> {
+        let conflict = |what: &str| Error::invalid_input(what.to_owned()).with_argv(argv);
+        let mut defaults = Defaults::capture();
+        let mut own_stdin = false;
+        match input {
+            Some(_) if self.stdin.is_some() => {
+                return Err(conflict("both stdin and input are set; use one"));
+            }
+            Some(Input::Bytes(_)) => defaults.stdin = DefaultIo::Piped,
+            Some(Input::File(path)) => {
+                let file = File::open(path).map_err(|e| {
+                    Error::os(Stage::Setup, e, "cannot open the input file")
+                        .with_argv(argv)
+                        .with_path(path)
+                })?;
+                self.stdin = Some(Stdio::from(file));
+                own_stdin = true;
+            }
+            None => {}
+        }
+        let mut merged: Option<OwnedFd> = None;
+        if self.run.merge {
+            if self.stderr.is_some() {
+                return Err(conflict("stderr_to_stdout(true) and stderr(..) are both set"));
+            }
+            if !matches!(self.stdout.as_ref().map(|s| &s.0), None | Some(StdioKind::Piped)) {
+                return Err(conflict("stderr_to_stdout(true) needs stdout to be captured"));
+            }
+            let setup = |e: std::io::Error| {
+                Error::os(Stage::Setup, e, "creating the merged output pipe").with_argv(argv)
+            };
+            let (rd, wr) = crate::sys::pipe::pipe().map_err(setup)?;
+            let wr2 = wr.try_clone().map_err(setup)?;
+            self.stdout = Some(Stdio::from(wr));
+            self.stderr = Some(Stdio::from(wr2));
+            merged = Some(rd);
+        }
+
+        let spawned = self.spawn_with_defaults(defaults);
+        // The run's own fds leave the command with the spawn: the child has its copies.
+        if merged.is_some() {
+            self.stdout = None;
+            self.stderr = None;
+        }
+        if own_stdin {
+            self.stdin = None;
+        }
+        let mut child = spawned?;
+        let stdin = child.stdin.take();
+        let stdout = merged.or_else(|| child.stdout.take().map(OwnedFd::from));
+        let stderr = child.stderr.take().map(OwnedFd::from);
+        Ok(Spawned { child, stdin, stdout, stderr })
+    }
+
+    /// Spawns the child of a capture that someone else drives (a [`Mux`](crate::Mux)): the
+    /// child and its pipes, its input (copied), and its capture policy.
+    pub(crate) fn spawn_for_mux(&mut self) -> Result<MuxParts> {
+        let argv = self.argv_for_errors();
+        if self.run.cancel.as_ref().is_some_and(CancelHandle::is_canceled) {
+            return Err(Error::new(ErrorKind::Canceled, Stage::Run, "canceled before start")
+                .with_argv(argv));
+        }
+        let input = self.run.input.take();
+        let result = self.spawn_captured(input.as_ref(), &argv);
+        let data = match &input {
+            Some(Input::Bytes(b)) => b.clone(),
+            _ => Vec::new(),
+        };
+        self.run.input = input;
+        Ok(MuxParts {
+            spawned: result?,
+            input: data,
+            policy: self.run.policy(),
+            merged: self.run.merge,
+            argv,
+        })
+    }
+}
+
+/// A child spawned for a capture, with the parent's ends of its pipes.
+pub(crate) struct Spawned {
+    pub(crate) child: crate::child::Child,
+    pub(crate) stdin: Option<crate::stdio::ChildStdin>,
+    pub(crate) stdout: Option<OwnedFd>,
+    pub(crate) stderr: Option<OwnedFd>,
+}
+
+/// What a [`Mux`](crate::Mux) needs to drive a child spawned from a [`Command`].
+pub(crate) struct MuxParts {
+    pub(crate) spawned: Spawned,
+    pub(crate) input: Vec<u8>,
+    pub(crate) policy: Policy,
+    pub(crate) merged: bool,
+    pub(crate) argv: Vec<std::ffi::OsString>,
 }
 
 /// Turns a finished capture into the runner's result.
-fn judge(
+pub(crate) fn judge(
     fin: Finished,
     checked: bool,
     merged: bool,

@@ -289,8 +289,11 @@ mod command;
 mod error;
 mod exec;
 mod exit_status;
+mod jobs;
 #[doc(hidden)]
 pub mod macros;
+mod mux;
+mod pipeline;
 pub mod quote;
 mod reader;
 mod reaper;
@@ -302,12 +305,15 @@ mod sys;
 pub mod validate;
 
 pub use crate::cancel::CancelHandle;
-pub use crate::capture::{Communication, Output, Overflow, Stream};
+pub use crate::capture::{Communication, Delivery, Output, Overflow, Stream};
 pub use crate::child::{Child, Exit, Termination};
 pub use crate::command::{which, ChildFd, Command, ProcessGroup, Resource};
 pub use crate::error::{Error, ErrorKind, Result, Stage};
 pub use crate::exec::{exec, exec_file};
 pub use crate::exit_status::{ExitStatus, ResourceUsage};
+pub use crate::jobs::{JobResults, Jobs};
+pub use crate::mux::{Event, Mux, MuxId, MuxSender, Shutdown};
+pub use crate::pipeline::{Pipeline, PipelineChild, PipelineOutput};
 pub use crate::quote::QuoteError;
 pub use crate::reader::OutputReader;
 pub use crate::shutdown::{exit_by_signal, shutdown_signals};

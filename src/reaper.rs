@@ -274,24 +274,27 @@ impl Proc {
 /// reaper's epoll set, so the exit wakes one thread, not two racing for the same status. The
 /// last one to leave puts the pidfd back if the child is still running, or drops the child
 /// from the reaper's table if it was collected.
-pub(crate) struct SelfWait<'a>(&'a Proc);
+///
+/// `P` is how the guard holds the child: `&Proc` for a wait, `Arc<Proc>` for a multiplexer
+/// that owns its children.
+pub(crate) struct SelfWait<P: std::ops::Deref<Target = Proc>>(P);
 
-impl<'a> SelfWait<'a> {
-    pub(crate) fn new(proc: &'a Proc) -> SelfWait<'a> {
+impl<P: std::ops::Deref<Target = Proc>> SelfWait<P> {
+    pub(crate) fn new(proc: P) -> SelfWait<P> {
         if proc.pidfd.is_some() {
             let mut st = proc.lock();
             st.waiters += 1;
             if st.waiters == 1 && st.outcome.is_none() {
-                disarm(proc);
+                disarm(&proc);
             }
         }
         SelfWait(proc)
     }
 }
 
-impl Drop for SelfWait<'_> {
+impl<P: std::ops::Deref<Target = Proc>> Drop for SelfWait<P> {
     fn drop(&mut self) {
-        let proc = self.0;
+        let proc: &Proc = &self.0;
         if proc.pidfd.is_none() {
             return;
         }
@@ -308,7 +311,7 @@ impl Drop for SelfWait<'_> {
     }
 }
 
-impl std::fmt::Debug for SelfWait<'_> {
+impl<P: std::ops::Deref<Target = Proc>> std::fmt::Debug for SelfWait<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("SelfWait").field(&self.0.pid).finish()
     }

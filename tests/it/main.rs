@@ -18,6 +18,8 @@ mod cli;
 mod errors;
 /// The buffered runners and their options: exec/exec_file, run/read, input, 2>&1, cancel.
 mod exec;
+/// Fault injection for the capture loop: zero deadlines, maximum sizes, limit stops.
+mod faults_capture;
 /// The child's fd table and signal state, including under concurrent spawning.
 mod fds;
 /// `cmd!` and `sh!`: one value, one argument or one shell word.
