@@ -1012,7 +1012,7 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
                 stderr: self.sinks[1].take(),
                 seen: [self.sinks[0].seen, self.sinks[1].seen],
                 drain_expired: self.drain_expired,
-                usage: self.child.resource_usage(),
+                usage: self.child.borrow().resource_usage(),
             },
             stop: self.stop,
             needed_kill: self.needed_kill,

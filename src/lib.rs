@@ -320,7 +320,8 @@ pub use crate::shutdown::{exit_by_signal, shutdown_signals};
 pub use crate::signal::Signal;
 pub use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
 pub use crate::supervisor::{
-    Backoff, Event, Next, ReadyLine, Restart, Run, StopReason, Supervisor, WorkerId, Workers,
+    Backoff, Next, ReadyLine, Restart, Run, StopReason, Supervisor, SupervisorEvent, WorkerId,
+    Workers,
 };
 pub use crate::validate::Operand;
 /// A process id: never zero, never negative (rustix's type).

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use offspring::{
-    Backoff, Command, ErrorKind, Event, ExitStatus, Next, ResourceUsage, Restart, Signal, Stage,
-    Stdio, Stream, Supervisor, Workers,
+    Backoff, Command, ErrorKind, ExitStatus, Next, ResourceUsage, Restart, Signal, Stage, Stdio,
+    Stream, Supervisor, SupervisorEvent, Workers,
 };
 
 const USAGE: &str = "\
@@ -431,7 +431,7 @@ fn supervise(args: Vec<OsString>) -> Result<u8, String> {
             recv(sup.events()) -> ev => {
                 let Ok(ev) = ev else { return Err("the supervisor stopped".into()) };
                 match ev {
-                    Event::Line { worker, stream, line } => {
+                    SupervisorEvent::Line { worker, stream, line } => {
                         if stream == Stream::Stdout {
                             let mut out = std::io::stdout().lock();
                             let _ = writeln!(out, "[{worker}] {line}");
@@ -440,13 +440,13 @@ fn supervise(args: Vec<OsString>) -> Result<u8, String> {
                             log(format!("[{worker}] {line}"));
                         }
                     }
-                    Event::Started { worker, pid } => {
+                    SupervisorEvent::Started { worker, pid } => {
                         log(format!("[offspring] {worker} started (pid {})", pid.as_raw_nonzero()));
                     }
-                    Event::Ready { worker, after } if ready.is_some() => {
+                    SupervisorEvent::Ready { worker, after } if ready.is_some() => {
                         log(format!("[offspring] {worker} ready after {after:.3?}"));
                     }
-                    Event::Exited { worker, run } => {
+                    SupervisorEvent::Exited { worker, run } => {
                         if run.error.is_some() || !run.status.is_some_and(|s| s.success()) {
                             all_ok = false;
                         }
@@ -455,10 +455,10 @@ fn supervise(args: Vec<OsString>) -> Result<u8, String> {
                         }
                         log(format!("[offspring] {worker} {}", run.summary()));
                     }
-                    Event::GaveUp { worker, restarts } => {
+                    SupervisorEvent::GaveUp { worker, restarts } => {
                         log(format!("[offspring] {worker}: {restarts} restarts within {:?}, giving up", limit.1));
                     }
-                    Event::AllDown => {
+                    SupervisorEvent::AllDown => {
                         log("[offspring] no worker left running".to_string());
                         sup.shutdown(grace).map_err(|e| e.to_string())?;
                         return Ok(if all_ok { 0 } else { 1 });

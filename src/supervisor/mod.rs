@@ -100,7 +100,7 @@ impl Workers {
     }
 
     /// Gives up on a worker that needs more than `limit` restarts within `window`: it stays
-    /// down and an [`Event::GaveUp`] says so.
+    /// down and an [`SupervisorEvent::GaveUp`] says so.
     pub fn max_restarts(mut self, limit: u32, window: Duration) -> Workers {
         self.max_restarts = limit;
         self.window = window;
@@ -246,7 +246,7 @@ impl Run {
 /// What happens in a [`Supervisor`], in order, on [`Supervisor::events`].
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
-pub enum Event {
+pub enum SupervisorEvent {
     /// A worker was started.
     Started {
         /// Which.
@@ -302,12 +302,12 @@ enum Control {
 ///
 /// One thread (`offspring-supervisor`) serves every worker: it waits in one `poll()` for
 /// their output, their pidfds (exits), its control pipe and the next timer. There is no
-/// thread per worker. What happens comes out as [`Event`]s on a
+/// thread per worker. What happens comes out as [`SupervisorEvent`]s on a
 /// [`crossbeam_channel::Receiver`], to read or `select!` over, for example together with
 /// [`shutdown_signals`](crate::shutdown_signals).
 ///
 /// ```
-/// use offspring::{Command, Event, Supervisor, Workers};
+/// use offspring::{Command, SupervisorEvent, Supervisor, Workers};
 /// use std::time::Duration;
 ///
 /// let mut cmd = Command::new("sh");
@@ -315,7 +315,7 @@ enum Control {
 /// let sup = Supervisor::start(vec![Workers::new("web", cmd).count(2).ready_line("up", Duration::from_secs(5))])?;
 /// let mut ready = 0;
 /// while ready < 2 {
-///     if let Event::Ready { .. } = sup.events().recv().unwrap() { ready += 1 }
+///     if let SupervisorEvent::Ready { .. } = sup.events().recv().unwrap() { ready += 1 }
 /// }
 /// sup.rolling_restart()?; // one at a time, each waiting for the new one's "up"
 /// let killed = sup.shutdown(Duration::from_secs(5))?;
@@ -330,7 +330,7 @@ enum Control {
 pub struct Supervisor {
     control: Sender<Control>,
     wake: OwnedFd,
-    events: Receiver<Event>,
+    events: Receiver<SupervisorEvent>,
     history: Arc<Mutex<Vec<(WorkerId, Vec<Run>)>>>,
     thread: Option<std::thread::JoinHandle<()>>,
     default_grace: Duration,
@@ -388,7 +388,7 @@ impl Supervisor {
     /// The events. Every clone of the receiver takes from the same queue, which is
     /// unbounded: a program that starts a supervisor should read it (the output lines are
     /// events too).
-    pub fn events(&self) -> &Receiver<Event> {
+    pub fn events(&self) -> &Receiver<SupervisorEvent> {
         &self.events
     }
 
@@ -518,7 +518,7 @@ struct Rolling {
 struct Engine {
     groups: Vec<Workers>,
     slots: Vec<Slot>,
-    events: Sender<Event>,
+    events: Sender<SupervisorEvent>,
     history: Arc<Mutex<Vec<(WorkerId, Vec<Run>)>>>,
     wake: OwnedFd,
     rolling: Option<Rolling>,
@@ -530,7 +530,7 @@ struct Engine {
 impl Engine {
     fn new(
         mut groups: Vec<Workers>,
-        events: Sender<Event>,
+        events: Sender<SupervisorEvent>,
         history: Arc<Mutex<Vec<(WorkerId, Vec<Run>)>>>,
         wake: OwnedFd,
     ) -> Engine {
@@ -572,7 +572,7 @@ impl Engine {
         }
     }
 
-    fn emit(&self, ev: Event) {
+    fn emit(&self, ev: SupervisorEvent) {
         let _ = self.events.send(ev);
     }
 
@@ -596,7 +596,7 @@ impl Engine {
                 && self.slots.iter().all(|s| matches!(s.state, State::Down))
             {
                 self.all_down_sent = true;
-                self.emit(Event::AllDown);
+                self.emit(SupervisorEvent::AllDown);
             }
             self.wait_and_handle(now);
         }
@@ -722,7 +722,7 @@ impl Engine {
         let now = Instant::now();
         let slot = &self.slots[si];
         let worker = slot.id.clone();
-        self.emit(Event::Line {
+        self.emit(SupervisorEvent::Line {
             worker: worker.clone(),
             stream,
             line: String::from_utf8_lossy(line).into_owned(),
@@ -741,7 +741,7 @@ impl Engine {
         slot.state = State::Ready;
         slot.ready_after = Some(after);
         let worker = slot.id.clone();
-        self.emit(Event::Ready { worker, after });
+        self.emit(SupervisorEvent::Ready { worker, after });
         if let Some(r) = &mut self.rolling {
             if r.current == Some(si) {
                 r.current = None;
@@ -835,9 +835,9 @@ impl Engine {
                 runs.push(run.clone());
             }
         }
-        self.emit(Event::Exited { worker: worker.clone(), run });
+        self.emit(SupervisorEvent::Exited { worker: worker.clone(), run });
         if next == Next::GaveUp {
-            self.emit(Event::GaveUp { worker, restarts });
+            self.emit(SupervisorEvent::GaveUp { worker, restarts });
         }
         if let Some(r) = &mut self.rolling {
             if r.current == Some(si) && stopped != Some(StopReason::Rolling) {
@@ -887,7 +887,7 @@ impl Engine {
                 let has_check = g.ready.is_some();
                 slot.state = State::Starting { deadline: now.checked_add(g.ready_timeout) };
                 let worker = slot.id.clone();
-                self.emit(Event::Started { worker, pid });
+                self.emit(SupervisorEvent::Started { worker, pid });
                 if !has_check {
                     self.mark_ready(si, now);
                 }

@@ -3,8 +3,8 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use offspring::{
-    Backoff, Command, Event, Next, Resource, Restart, Signal, StopReason, Supervisor, WorkerId,
-    Workers,
+    Backoff, Command, Next, Resource, Restart, Signal, StopReason, Supervisor, SupervisorEvent,
+    WorkerId, Workers,
 };
 
 use crate::support::{fixture, ms, SpawnPath};
@@ -13,8 +13,8 @@ use crate::support::{fixture, ms, SpawnPath};
 fn events_until(
     sup: &Supervisor,
     within: Duration,
-    mut done: impl FnMut(&Event) -> bool,
-) -> Vec<Event> {
+    mut done: impl FnMut(&SupervisorEvent) -> bool,
+) -> Vec<SupervisorEvent> {
     let deadline = Instant::now() + within;
     let mut seen = Vec::new();
     loop {
@@ -64,9 +64,11 @@ fn crashing_worker_backs_off_then_gives_up_with_history() {
         .max_restarts(4, Duration::from_secs(120))
         .min_uptime(Duration::from_secs(60))])
     .unwrap();
-    let seen = events_until(&sup, Duration::from_secs(60), |e| matches!(e, Event::GaveUp { .. }));
+    let seen = events_until(&sup, Duration::from_secs(60), |e| {
+        matches!(e, SupervisorEvent::GaveUp { .. })
+    });
     assert!(
-        matches!(seen.last(), Some(Event::GaveUp { worker, restarts: 4 }) if *worker == worker_id()),
+        matches!(seen.last(), Some(SupervisorEvent::GaveUp { worker, restarts: 4 }) if *worker == worker_id()),
         "{seen:#?}"
     );
     let runs = sup.history(&worker_id());
@@ -93,7 +95,7 @@ fn crashing_worker_backs_off_then_gives_up_with_history() {
         assert!(gap >= *d, "run {} started {gap:?} after run {i} ended, delay {d:?}", i + 1);
     }
     // The worker stays down: nothing more happens.
-    assert!(matches!(sup.events().recv_timeout(ms(1000)), Ok(Event::AllDown) | Err(_)));
+    assert!(matches!(sup.events().recv_timeout(ms(1000)), Ok(SupervisorEvent::AllDown) | Err(_)));
     assert_eq!(sup.history(&worker_id()).len(), 5);
     assert!(sup.shutdown(ms(100)).unwrap().is_empty());
 
@@ -144,7 +146,7 @@ fn cluster_of_four_shares_one_port_and_refuses_nothing_while_restarting() {
     .unwrap();
     let mut ready = 0;
     events_until(&sup, Duration::from_secs(60), |e| {
-        ready += matches!(e, Event::Ready { .. }) as usize;
+        ready += matches!(e, SupervisorEvent::Ready { .. }) as usize;
         ready == 4
     });
 
@@ -205,23 +207,23 @@ fn rolling_restart_goes_one_at_a_time_waiting_for_readiness() {
     .unwrap();
     let mut ready = 0;
     events_until(&sup, Duration::from_secs(60), |e| {
-        ready += matches!(e, Event::Ready { .. }) as usize;
+        ready += matches!(e, SupervisorEvent::Ready { .. }) as usize;
         ready == 3
     });
     // Healthy workers are not restarted on their own.
     assert!(sup.events().recv_timeout(ms(500)).is_err());
     sup.rolling_restart().unwrap();
-    let seen: Vec<Event> = sup.events().try_iter().collect();
+    let seen: Vec<SupervisorEvent> = sup.events().try_iter().collect();
     // Exactly: stop i, start i, ready i, then the next; never two at once.
     let steps: Vec<(char, usize)> = seen
         .iter()
         .filter_map(|e| match e {
-            Event::Exited { worker, run } => {
+            SupervisorEvent::Exited { worker, run } => {
                 assert_eq!(run.stopped, Some(StopReason::Rolling));
                 Some(('x', worker.index))
             }
-            Event::Started { worker, .. } => Some(('s', worker.index)),
-            Event::Ready { worker, after } => {
+            SupervisorEvent::Started { worker, .. } => Some(('s', worker.index)),
+            SupervisorEvent::Ready { worker, after } => {
                 assert!(*after >= ms(300), "ready after {after:?}");
                 Some(('r', worker.index))
             }
@@ -252,10 +254,10 @@ fn shutdown_stops_all_within_grace_and_kills_the_one_ignoring_sigterm() {
     let mut pids = Vec::new();
     let mut ready = 0;
     events_until(&sup, Duration::from_secs(60), |e| {
-        if let Event::Started { pid, .. } = e {
+        if let SupervisorEvent::Started { pid, .. } = e {
             pids.push(pid.as_raw_nonzero().get() as u32);
         }
-        ready += matches!(e, Event::Ready { .. }) as usize;
+        ready += matches!(e, SupervisorEvent::Ready { .. }) as usize;
         ready == 4
     });
     // Give the stubborn one time to install its SIG_IGN (it is "ready" at once).
@@ -279,8 +281,10 @@ fn cpu_rlimit_kill_is_in_the_history() {
     let mut cmd = fixture(SpawnPath::Vfork, ["burn", "600000"]);
     cmd.rlimit(Resource::CpuTime, 1, 2);
     let sup = Supervisor::start(vec![Workers::new("burn", cmd).restart(Restart::Never)]).unwrap();
-    let seen = events_until(&sup, Duration::from_secs(120), |e| matches!(e, Event::Exited { .. }));
-    let Some(Event::Exited { run, .. }) = seen.last() else { unreachable!() };
+    let seen = events_until(&sup, Duration::from_secs(120), |e| {
+        matches!(e, SupervisorEvent::Exited { .. })
+    });
+    let Some(SupervisorEvent::Exited { run, .. }) = seen.last() else { unreachable!() };
     assert_eq!(run.status.and_then(|s| s.signal()), Some(Signal::XCPU), "{run:#?}");
     assert_eq!(run.next, Next::Stay);
     let usage = run.usage.expect("resource usage");
@@ -310,7 +314,7 @@ fn spawn_failure_is_a_failed_run() {
         .backoff(Backoff { min: ms(10), max: ms(20), jitter: 0.0 })
         .max_restarts(1, Duration::from_secs(60))])
     .unwrap();
-    events_until(&sup, Duration::from_secs(30), |e| matches!(e, Event::GaveUp { .. }));
+    events_until(&sup, Duration::from_secs(30), |e| matches!(e, SupervisorEvent::GaveUp { .. }));
     let runs = sup.history(&worker("missing", 0));
     assert_eq!(runs.len(), 2);
     assert!(runs[0].error.as_deref().is_some_and(|e| e.contains("/no/such/program")), "{runs:#?}");
