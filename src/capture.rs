@@ -1057,11 +1057,17 @@ impl Core {
         let now = Instant::now();
         let mut wake = give_up;
         let mut live = 0;
+        // A run that is done (its timers finished it just now) must be handed back before any
+        // poll: with a wake fd in the set and no other timer, that poll could sleep forever.
+        let mut done = false;
         for (k, slot) in runs.iter_mut().enumerate() {
             let Some(run) = slot else { continue };
             let mut emit = Emit { id: run.id, events };
             match run.tick(now, canceled, &mut emit) {
-                Ok(true) => continue,
+                Ok(true) => {
+                    done = true;
+                    continue;
+                }
                 Ok(false) => {}
                 Err(e) => {
                     run.abandon(&mut emit);
@@ -1074,7 +1080,7 @@ impl Core {
                 wake = Some(wake.map_or(t, |w| w.min(t)));
             }
         }
-        if (live == 0 && wake_fds.iter().all(Option::is_none)) || !failed.is_empty() {
+        if done || (live == 0 && wake_fds.iter().all(Option::is_none)) || !failed.is_empty() {
             return Ok(Round { progress: true, woken: [false; 2] });
         }
         let timeout = wake.map(|w| crate::reaper::timespec(w.saturating_duration_since(now)));

@@ -5,27 +5,22 @@ mod policy;
 pub use policy::{Backoff, ReadyLine, Restart};
 
 use std::fmt;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
-use rustix::event::{PollFd, PollFlags};
 
 use crate::capture::Stream;
 use crate::child::Child;
 use crate::command::{Command, ProcessGroup};
 use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::exit_status::{ExitStatus, ResourceUsage};
+use crate::mux::{Event as MuxEvent, Mux, MuxId};
 use crate::signal::Signal;
 use crate::stdio::Stdio;
 use crate::Pid;
 use policy::{failed, random_unit, RestartWindow};
-
-/// The longest line passed on whole; a longer one is cut into pieces of this size.
-const MAX_LINE: usize = 64 * 1024;
-/// Without a pidfd (old kernels), how often the loop asks whether a worker has exited.
-const FALLBACK_EXIT_CHECK: Duration = Duration::from_millis(50);
 
 /// One group of identical workers: a command, how many copies, and its policies. Given to
 /// [`Supervisor::start`].
@@ -208,7 +203,8 @@ pub struct Run {
     pub stopped: Option<StopReason>,
     /// `true` if stopping it needed `SIGKILL`.
     pub killed: bool,
-    /// The spawn error, for a run that never started.
+    /// The spawn error, for a run that never started; or the I/O error on its pipes that
+    /// made the supervisor kill it.
     pub error: Option<String>,
     /// What the supervisor did next.
     pub next: Next,
@@ -300,9 +296,9 @@ enum Control {
 /// ready checks, rolling restarts, tagged line-by-line output, a history of every run, and a
 /// shutdown within one deadline.
 ///
-/// One thread (`offspring-supervisor`) serves every worker: it waits in one `poll()` for
-/// their output, their pidfds (exits), its control pipe and the next timer. There is no
-/// thread per worker. What happens comes out as [`SupervisorEvent`]s on a
+/// One thread (`offspring-supervisor`) serves every worker: it drives one [`Mux`] (the
+/// multiplexer that runs many children's pipes, exits and stops from one `poll()`), woken
+/// also by its control pipe and its next timer. There is no thread per worker. What happens comes out as [`SupervisorEvent`]s on a
 /// [`crossbeam_channel::Receiver`], to read or `select!` over, for example together with
 /// [`shutdown_signals`](crate::shutdown_signals).
 ///
@@ -473,10 +469,9 @@ enum State {
         deadline: Option<Instant>,
     },
     Ready,
-    /// Asked to stop; `SIGKILL` at `kill_at`.
+    /// Asked to stop (its stop signal; the mux sends `SIGKILL` after the grace period).
     Stopping {
         reason: StopReason,
-        kill_at: Option<Instant>,
     },
     /// Down, to be started again at this time.
     Waiting {
@@ -486,25 +481,18 @@ enum State {
     Down,
 }
 
-/// A pipe being read line by line.
-#[derive(Debug)]
-struct LinePipe {
-    fd: OwnedFd,
-    stream: Stream,
-    partial: Vec<u8>,
-}
-
 #[derive(Debug)]
 struct Slot {
     id: WorkerId,
     group: usize,
-    child: Option<Child>,
-    pipes: Vec<LinePipe>,
+    /// The running child, in the mux.
+    child: Option<MuxId>,
+    pid: Option<Pid>,
     state: State,
     started: Instant,
     started_at: SystemTime,
     ready_after: Option<Duration>,
-    killed: bool,
+    io_error: Option<String>,
     attempt: u32,
     window: RestartWindow,
 }
@@ -518,12 +506,11 @@ struct Rolling {
 struct Engine {
     groups: Vec<Workers>,
     slots: Vec<Slot>,
+    mux: Mux,
     events: Sender<SupervisorEvent>,
     history: Arc<Mutex<Vec<(WorkerId, Vec<Run>)>>>,
-    wake: OwnedFd,
     rolling: Option<Rolling>,
-    shutdown: Option<Sender<Vec<WorkerId>>>,
-    killed: Vec<WorkerId>,
+    shutting_down: bool,
     all_down_sent: bool,
 }
 
@@ -540,6 +527,9 @@ impl Engine {
             g.cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
             g.cmd.process_group(ProcessGroup::New);
             g.cmd.parent_death_signal(Signal::KILL);
+            // What the mux's stop does: this signal to the worker's group, SIGKILL after
+            // the grace period.
+            g.cmd.kill_signal(g.stop_signal).force_kill_after(g.grace);
             let name: Arc<str> = Arc::from(g.name.as_str());
             for index in 0..g.count {
                 let id = WorkerId { group: name.clone(), index };
@@ -548,26 +538,27 @@ impl Engine {
                     id,
                     group: gi,
                     child: None,
-                    pipes: Vec::new(),
+                    pid: None,
                     state: State::Waiting { until: now },
                     started: now,
                     started_at: SystemTime::now(),
                     ready_after: None,
-                    killed: false,
+                    io_error: None,
                     attempt: 0,
                     window: RestartWindow::new(g.max_restarts, g.window),
                 });
             }
         }
+        let mut mux = Mux::new();
+        mux.wake_on(wake);
         Engine {
             groups,
             slots,
+            mux,
             events,
             history,
-            wake,
             rolling: None,
-            shutdown: None,
-            killed: Vec::new(),
+            shutting_down: false,
             all_down_sent: false,
         }
     }
@@ -581,24 +572,33 @@ impl Engine {
             let now = Instant::now();
             self.timers(now);
             while let Ok(msg) = control.try_recv() {
-                self.control(msg, now);
-            }
-            self.step_rolling(now);
-            if self.shutdown.is_some() && self.slots.iter().all(|s| s.child.is_none()) {
-                let killed = std::mem::take(&mut self.killed);
-                if let Some(reply) = self.shutdown.take() {
+                if let Control::Shutdown(grace, reply) = msg {
+                    let killed = self.shutdown(grace);
                     let _ = reply.send(killed);
+                    return;
                 }
-                return;
+                self.control(msg);
             }
-            if self.shutdown.is_none()
-                && !self.all_down_sent
-                && self.slots.iter().all(|s| matches!(s.state, State::Down))
-            {
+            self.step_rolling();
+            if !self.all_down_sent && self.slots.iter().all(|s| matches!(s.state, State::Down)) {
                 self.all_down_sent = true;
                 self.emit(SupervisorEvent::AllDown);
             }
-            self.wait_and_handle(now);
+            self.mux.rearm();
+            let next = match self.next_timer() {
+                Some(t) => self.mux.next_event_deadline(t),
+                None => self.mux.next_event(),
+            };
+            match next {
+                Ok(Some(ev)) => self.handle(ev),
+                // A timer, or the control pipe.
+                Ok(None) => {}
+                Err(e) => {
+                    // poll() itself failed: nothing sensible to do but retry shortly.
+                    debug_assert!(false, "supervisor: the mux failed: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
         }
     }
 
@@ -608,122 +608,39 @@ impl Engine {
             .iter()
             .filter_map(|s| match s.state {
                 State::Starting { deadline } => deadline,
-                State::Stopping { kill_at, .. } => kill_at,
                 State::Waiting { until } => Some(until),
-                State::Ready | State::Down => None,
+                State::Ready | State::Stopping { .. } | State::Down => None,
             })
             .min()
     }
 
-    fn wait_and_handle(&mut self, now: Instant) {
-        let mut timeout = self.next_timer().map(|t| t.saturating_duration_since(now));
-        if self.slots.iter().any(|s| s.child.as_ref().is_some_and(|c| c.pidfd().is_none())) {
-            timeout = Some(timeout.map_or(FALLBACK_EXIT_CHECK, |t| t.min(FALLBACK_EXIT_CHECK)));
-        }
-        // Which slot and pipe each poll entry belongs to: (slot, Some(pipe) or None for the
-        // pidfd).
-        let mut owners: Vec<(usize, Option<usize>)> = Vec::new();
-        let ready: Vec<(usize, Option<usize>, bool)> = {
-            let mut set: Vec<PollFd<'_>> = vec![PollFd::new(&self.wake, PollFlags::IN)];
-            for (si, slot) in self.slots.iter().enumerate() {
-                for (pi, p) in slot.pipes.iter().enumerate() {
-                    set.push(PollFd::new(&p.fd, PollFlags::IN));
-                    owners.push((si, Some(pi)));
-                }
-                if let Some(fd) = slot.child.as_ref().and_then(|c| c.pidfd()) {
-                    set.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
-                    owners.push((si, None));
-                }
-            }
-            let ts = timeout.map(crate::reaper::timespec);
-            match rustix::event::poll(&mut set, ts.as_ref()) {
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => return,
-                Err(e) => {
-                    // Nothing sensible to do but wait a little and try again.
-                    debug_assert!(false, "supervisor poll failed: {e}");
-                    std::thread::sleep(FALLBACK_EXIT_CHECK);
-                    return;
-                }
-            }
-            let mut r = Vec::new();
-            if !set[0].revents().is_empty() {
-                let mut buf = [0u8; 64];
-                while matches!(rustix::io::read(&self.wake, &mut buf), Ok(n) if n > 0) {}
-            }
-            for (entry, owner) in set[1..].iter().zip(&owners) {
-                if !entry.revents().is_empty() {
-                    r.push((owner.0, owner.1, true));
-                }
-            }
-            r
-        };
-        for (si, pipe, _) in ready.iter().rev() {
-            if let Some(pi) = pipe {
-                self.read_pipe(*si, *pi, false);
-            }
-        }
+    fn slot_of(&self, id: MuxId) -> Option<usize> {
+        self.slots.iter().position(|s| s.child == Some(id))
+    }
+
+    fn handle(&mut self, ev: MuxEvent) {
         let now = Instant::now();
-        for si in 0..self.slots.len() {
-            let pidfd_ready = ready.iter().any(|(s, p, _)| *s == si && p.is_none());
-            let no_pidfd = self.slots[si].child.as_ref().is_some_and(|c| c.pidfd().is_none());
-            if pidfd_ready || no_pidfd {
-                self.check_exit(si, pidfd_ready, now);
+        let Some(si) = self.slot_of(ev.id()) else { return };
+        match ev {
+            MuxEvent::Line { stream, line, .. } => self.line(si, stream, &line, now),
+            MuxEvent::Output { stream, data, .. } => self.line(si, stream, &data, now),
+            MuxEvent::Error { error, .. } => self.slots[si].io_error = Some(error.to_string()),
+            MuxEvent::Exit { result, .. } => {
+                let (status, usage, killed) = match &result {
+                    Ok(out) => (Some(out.status), out.resource_usage(), false),
+                    Err(e) => (e.exit_status(), e.resource_usage(), e.needed_kill()),
+                };
+                self.slots[si].child = None;
+                let error = self.slots[si].io_error.take();
+                self.finish_run(si, status, usage, killed, error, now);
             }
         }
     }
 
-    /// Reads what a pipe holds and emits its complete lines; at EOF (or `last`), the
-    /// partial line too, and closes it.
-    fn read_pipe(&mut self, si: usize, pi: usize, last: bool) {
-        let mut buf = [0u8; 16 * 1024];
-        let mut eof = false;
-        let mut lines: Vec<(Stream, Vec<u8>)> = Vec::new();
-        {
-            let p = &mut self.slots[si].pipes[pi];
-            for _ in 0..16 {
-                match rustix::io::read(&p.fd, &mut buf) {
-                    Ok(0) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(n) => p.partial.extend_from_slice(&buf[..n]),
-                    Err(rustix::io::Errno::INTR) => continue,
-                    Err(rustix::io::Errno::AGAIN) => break,
-                    Err(_) => {
-                        eof = true;
-                        break;
-                    }
-                }
-            }
-            while let Some(nl) = p.partial.iter().position(|&b| b == b'\n') {
-                let rest = p.partial.split_off(nl + 1);
-                let mut line = std::mem::replace(&mut p.partial, rest);
-                line.pop();
-                lines.push((p.stream, line));
-            }
-            while p.partial.len() >= MAX_LINE {
-                let rest = p.partial.split_off(MAX_LINE);
-                lines.push((p.stream, std::mem::replace(&mut p.partial, rest)));
-            }
-            if (eof || last) && !p.partial.is_empty() {
-                lines.push((p.stream, std::mem::take(&mut p.partial)));
-            }
-        }
-        for (stream, line) in lines {
-            self.line(si, stream, &line);
-        }
-        if eof || last {
-            self.slots[si].pipes.remove(pi);
-        }
-    }
-
-    fn line(&mut self, si: usize, stream: Stream, line: &[u8]) {
-        let now = Instant::now();
+    fn line(&mut self, si: usize, stream: Stream, line: &[u8], now: Instant) {
         let slot = &self.slots[si];
-        let worker = slot.id.clone();
         self.emit(SupervisorEvent::Line {
-            worker: worker.clone(),
+            worker: slot.id.clone(),
             stream,
             line: String::from_utf8_lossy(line).into_owned(),
         });
@@ -749,40 +666,18 @@ impl Engine {
         }
     }
 
-    fn check_exit(&mut self, si: usize, pidfd_ready: bool, now: Instant) {
-        let Some(child) = &self.slots[si].child else { return };
-        // The pidfd says it exited; the reaper may be collecting it right now.
-        let status =
-            if pidfd_ready { child.wait_timeout(Duration::from_secs(1)) } else { child.try_wait() };
-        let status = match status {
-            Ok(Some(s)) => Some(s),
-            Ok(None) => return,
-            Err(e) if e.kind() == ErrorKind::StatusUnavailable => None,
-            Err(_) => return,
-        };
-        let usage = child.resource_usage();
-        let pid = child.pid();
-        // What is left in the pipes now; a grandchild that keeps them open does not hold
-        // the worker's exit back.
-        for pi in (0..self.slots[si].pipes.len()).rev() {
-            self.read_pipe(si, pi, true);
-        }
-        self.slots[si].child = None;
-        self.finish_run(si, Some(pid), status, usage, None, now);
-    }
-
     /// Records a run that ended (or never started: `error`) and decides what comes next.
     fn finish_run(
         &mut self,
         si: usize,
-        pid: Option<Pid>,
         status: Option<ExitStatus>,
         usage: Option<ResourceUsage>,
+        killed: bool,
         error: Option<String>,
         now: Instant,
     ) {
         let stopped = match self.slots[si].state {
-            State::Stopping { reason, .. } => Some(reason),
+            State::Stopping { reason } => Some(reason),
             _ => None,
         };
         let g = &self.groups[self.slots[si].group];
@@ -791,8 +686,10 @@ impl Engine {
         if duration >= g.min_uptime {
             slot.attempt = 0;
         }
-        let is_failure = stopped == Some(StopReason::NotReady) || failed(status, &g.success_codes);
-        let next = if self.shutdown.is_some() || stopped == Some(StopReason::Shutdown) {
+        let is_failure = stopped == Some(StopReason::NotReady)
+            || error.is_some()
+            || failed(status, &g.success_codes);
+        let next = if self.shutting_down || stopped == Some(StopReason::Shutdown) {
             Next::Stay
         } else if stopped == Some(StopReason::Rolling) {
             Next::Restart(Duration::ZERO)
@@ -806,7 +703,7 @@ impl Engine {
             Next::Restart(d)
         };
         let run = Run {
-            pid,
+            pid: slot.pid.take(),
             started_at: slot.started_at,
             started: slot.started,
             ready_after: slot.ready_after,
@@ -814,21 +711,20 @@ impl Engine {
             status,
             usage,
             stopped,
-            killed: slot.killed,
+            killed,
             error,
             next,
         };
         slot.state = match next {
-            Next::Restart(d) => State::Waiting {
-                until: now.checked_add(d).unwrap_or(now + Duration::from_secs(86400 * 365)),
+            // A delay too far to represent is "never".
+            Next::Restart(d) => match now.checked_add(d) {
+                Some(until) => State::Waiting { until },
+                None => State::Down,
             },
             Next::GaveUp | Next::Stay => State::Down,
         };
         let worker = slot.id.clone();
         let restarts = slot.window.count();
-        if slot.killed {
-            self.killed.push(worker.clone());
-        }
         {
             let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((_, runs)) = h.iter_mut().find(|(w, _)| *w == worker) {
@@ -837,26 +733,23 @@ impl Engine {
         }
         self.emit(SupervisorEvent::Exited { worker: worker.clone(), run });
         if next == Next::GaveUp {
-            self.emit(SupervisorEvent::GaveUp { worker, restarts });
+            self.emit(SupervisorEvent::GaveUp { worker: worker.clone(), restarts });
         }
-        if let Some(r) = &mut self.rolling {
-            if r.current == Some(si) && stopped != Some(StopReason::Rolling) {
-                // The replacement died before it was ready.
-                let err = Error::new(
+        let replacement_failed = self
+            .rolling
+            .as_ref()
+            .is_some_and(|r| r.current == Some(si) && stopped != Some(StopReason::Rolling));
+        if replacement_failed {
+            if let Some(r) = self.rolling.take() {
+                let _ = r.reply.send(Err(Error::new(
                     ErrorKind::Io,
                     Stage::Run,
-                    format!(
-                        "rolling restart stopped: {} exited before it was ready",
-                        self.slots[si].id
-                    ),
-                );
-                if let Some(r) = self.rolling.take() {
-                    let _ = r.reply.send(Err(err));
-                }
+                    format!("rolling restart stopped: {worker} exited before it was ready"),
+                )));
             }
         }
         // A rolling restart starts the replacement at once.
-        if next == Next::Restart(Duration::ZERO) {
+        if next == Next::Restart(Duration::ZERO) && !self.shutting_down {
             self.start_worker(si, now);
         }
     }
@@ -868,43 +761,37 @@ impl Engine {
         slot.started = now;
         slot.started_at = SystemTime::now();
         slot.ready_after = None;
-        slot.killed = false;
-        match g.cmd.spawn() {
-            Ok(mut child) => {
-                let pid = child.pid();
-                let mut pipes = Vec::new();
-                for (fd, stream) in [
-                    (child.stdout.take().map(OwnedFd::from), Stream::Stdout),
-                    (child.stderr.take().map(OwnedFd::from), Stream::Stderr),
-                ] {
-                    if let Some(fd) = fd {
-                        let _ = crate::sys::pipe::set_nonblocking(fd.as_fd(), true);
-                        pipes.push(LinePipe { fd, stream, partial: Vec::new() });
-                    }
-                }
-                slot.pipes = pipes;
-                slot.child = Some(child);
-                let has_check = g.ready.is_some();
+        slot.io_error = None;
+        match self.mux.spawn(&mut g.cmd) {
+            Ok(id) => {
+                let pid = self.mux.child(id).map(Child::pid);
+                slot.child = Some(id);
+                slot.pid = pid;
                 slot.state = State::Starting { deadline: now.checked_add(g.ready_timeout) };
+                let has_check = g.ready.is_some();
                 let worker = slot.id.clone();
-                self.emit(SupervisorEvent::Started { worker, pid });
+                if let Some(pid) = pid {
+                    self.emit(SupervisorEvent::Started { worker, pid });
+                }
                 if !has_check {
                     self.mark_ready(si, now);
                 }
             }
             Err(e) => {
                 slot.state = State::Starting { deadline: None };
-                self.finish_run(si, None, None, None, Some(e.to_string()), now);
+                self.finish_run(si, None, None, false, Some(e.to_string()), now);
             }
         }
     }
 
-    fn stop_worker(&mut self, si: usize, reason: StopReason, grace: Duration, now: Instant) {
+    fn stop_worker(&mut self, si: usize, reason: StopReason) {
         let slot = &mut self.slots[si];
-        match &slot.child {
-            Some(child) => {
-                let _ = child.signal_group(self.groups[slot.group].stop_signal);
-                slot.state = State::Stopping { reason, kill_at: now.checked_add(grace) };
+        match slot.child {
+            Some(id) => {
+                if let Err(e) = self.mux.stop(id) {
+                    slot.io_error = Some(e.to_string());
+                }
+                slot.state = State::Stopping { reason };
             }
             None => slot.state = State::Down,
         }
@@ -913,75 +800,66 @@ impl Engine {
     fn timers(&mut self, now: Instant) {
         for si in 0..self.slots.len() {
             match self.slots[si].state {
-                State::Waiting { until } if now >= until => {
-                    if self.shutdown.is_some() {
-                        self.slots[si].state = State::Down;
-                    } else {
-                        self.start_worker(si, now);
-                    }
-                }
+                State::Waiting { until } if now >= until => self.start_worker(si, now),
                 State::Starting { deadline: Some(d) } if now >= d => {
-                    let grace = self.groups[self.slots[si].group].grace;
-                    self.stop_worker(si, StopReason::NotReady, grace, now);
-                }
-                State::Stopping { reason, kill_at: Some(k) } if now >= k => {
-                    let slot = &mut self.slots[si];
-                    if let Some(c) = &slot.child {
-                        let _ = c.signal_group(Signal::KILL);
-                        let _ = c.kill();
-                        slot.killed = true;
-                    }
-                    slot.state = State::Stopping { reason, kill_at: None };
+                    self.stop_worker(si, StopReason::NotReady)
                 }
                 _ => {}
             }
         }
     }
 
-    fn control(&mut self, msg: Control, now: Instant) {
+    fn control(&mut self, msg: Control) {
         match msg {
             Control::Rolling(reply) => {
-                if self.shutdown.is_some() || self.rolling.is_some() {
+                if self.rolling.is_some() {
                     let _ = reply.send(Err(Error::new(
                         ErrorKind::Io,
                         Stage::Run,
-                        "a rolling restart or a shutdown is already under way",
+                        "a rolling restart is already under way",
                     )));
                     return;
                 }
                 let queue = (0..self.slots.len()).collect();
                 self.rolling = Some(Rolling { queue, current: None, reply });
             }
-            Control::Shutdown(deadline, reply) => {
-                if let Some(r) = self.rolling.take() {
-                    let _ = r.reply.send(Err(Error::new(
-                        ErrorKind::Canceled,
-                        Stage::Run,
-                        "rolling restart interrupted by shutdown",
-                    )));
-                }
-                self.shutdown = Some(reply);
-                for si in 0..self.slots.len() {
-                    match self.slots[si].state {
-                        State::Stopping { reason, kill_at } => {
-                            let cap = now.checked_add(deadline);
-                            let kill_at = match (kill_at, cap) {
-                                (Some(a), Some(b)) => Some(a.min(b)),
-                                (a, b) => a.or(b),
-                            };
-                            self.slots[si].state = State::Stopping { reason, kill_at };
-                        }
-                        _ if self.slots[si].child.is_some() => {
-                            self.stop_worker(si, StopReason::Shutdown, deadline, now)
-                        }
-                        _ => self.slots[si].state = State::Down,
-                    }
-                }
-            }
+            Control::Shutdown(..) => unreachable!("handled in run"),
         }
     }
 
-    fn step_rolling(&mut self, now: Instant) {
+    /// Stops every worker through the mux (one grace period for all), records their last
+    /// runs, and returns those that needed `SIGKILL`.
+    fn shutdown(&mut self, grace: Duration) -> Vec<WorkerId> {
+        self.shutting_down = true;
+        if let Some(r) = self.rolling.take() {
+            let _ = r.reply.send(Err(Error::new(
+                ErrorKind::Canceled,
+                Stage::Run,
+                "rolling restart interrupted by shutdown",
+            )));
+        }
+        for slot in &mut self.slots {
+            slot.state = match slot.state {
+                State::Stopping { reason } => State::Stopping { reason },
+                _ if slot.child.is_some() => State::Stopping { reason: StopReason::Shutdown },
+                _ => State::Down,
+            };
+        }
+        let ids: Vec<(MuxId, WorkerId)> =
+            self.slots.iter().filter_map(|s| Some((s.child?, s.id.clone()))).collect();
+        let report = self.mux.shutdown(grace);
+        // Their exits (and last lines) are queued in the mux: record them.
+        while let Ok(Some(ev)) = self.mux.try_next_event() {
+            self.handle(ev);
+        }
+        let needed_kill = report.map(|r| r.needed_kill).unwrap_or_default();
+        needed_kill
+            .into_iter()
+            .filter_map(|id| ids.iter().find(|(m, _)| *m == id).map(|(_, w)| w.clone()))
+            .collect()
+    }
+
+    fn step_rolling(&mut self) {
         loop {
             let Some(r) = &mut self.rolling else { return };
             if r.current.is_some() {
@@ -998,8 +876,7 @@ impl Engine {
                 continue;
             }
             r.current = Some(si);
-            let grace = self.groups[self.slots[si].group].grace;
-            self.stop_worker(si, StopReason::Rolling, grace, now);
+            self.stop_worker(si, StopReason::Rolling);
         }
     }
 }

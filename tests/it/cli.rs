@@ -190,7 +190,8 @@ fn supervise_stops_everything_on_sigterm() {
     cmd.args(["supervise", "-n", "3", "--grace", "1s", "--ready-line", "^up", "--"])
         .args(["sh", "-c", &worker_script(&dir, false)])
         .stdout(offspring::Stdio::null())
-        .stderr(log);
+        .stderr(log)
+        .kill_on_drop(true);
     let sup = cmd.spawn().unwrap();
     wait_until(Duration::from_secs(60), "3 workers", || worker_pids(&dir).len() == 3);
     let pids = worker_pids(&dir);
@@ -214,7 +215,8 @@ fn supervise_kills_a_worker_that_ignores_sigterm() {
     cmd.args(["supervise", "--grace", "500ms", "--ready-line", "up", "--"])
         .args(["sh", "-c", &worker_script(&dir, true)])
         .stdout(offspring::Stdio::null())
-        .stderr(log);
+        .stderr(log)
+        .kill_on_drop(true);
     let sup = cmd.spawn().unwrap();
     wait_until(Duration::from_secs(60), "the worker", || worker_pids(&dir).len() == 1);
     std::thread::sleep(Duration::from_millis(200));
