@@ -286,6 +286,9 @@ pub enum SupervisorEvent {
     AllDown,
 }
 
+/// Every worker's finished runs, shared between the handle and the thread.
+type History = Arc<Mutex<Vec<(WorkerId, Vec<Run>)>>>;
+
 /// Sent from the handle to the supervisor's thread.
 enum Control {
     Rolling(Sender<Result<()>>),
@@ -327,7 +330,7 @@ pub struct Supervisor {
     control: Sender<Control>,
     wake: OwnedFd,
     events: Receiver<SupervisorEvent>,
-    history: Arc<Mutex<Vec<(WorkerId, Vec<Run>)>>>,
+    history: History,
     thread: Option<std::thread::JoinHandle<()>>,
     default_grace: Duration,
 }
@@ -508,7 +511,7 @@ struct Engine {
     slots: Vec<Slot>,
     mux: Mux,
     events: Sender<SupervisorEvent>,
-    history: Arc<Mutex<Vec<(WorkerId, Vec<Run>)>>>,
+    history: History,
     rolling: Option<Rolling>,
     shutting_down: bool,
     all_down_sent: bool,
@@ -518,7 +521,7 @@ impl Engine {
     fn new(
         mut groups: Vec<Workers>,
         events: Sender<SupervisorEvent>,
-        history: Arc<Mutex<Vec<(WorkerId, Vec<Run>)>>>,
+        history: History,
         wake: OwnedFd,
     ) -> Engine {
         let mut slots = Vec::new();
@@ -568,10 +571,11 @@ impl Engine {
     }
 
     fn run(&mut self, control: Receiver<Control>) {
+        let mut backlog: Option<Control> = None;
         loop {
             let now = Instant::now();
             self.timers(now);
-            while let Ok(msg) = control.try_recv() {
+            while let Some(msg) = backlog.take().or_else(|| control.try_recv().ok()) {
                 if let Control::Shutdown(grace, reply) = msg {
                     let killed = self.shutdown(grace);
                     let _ = reply.send(killed);
@@ -593,10 +597,10 @@ impl Engine {
                 Ok(Some(ev)) => self.handle(ev),
                 // A timer, or the control pipe.
                 Ok(None) => {}
-                Err(e) => {
-                    // poll() itself failed: nothing sensible to do but retry shortly.
-                    debug_assert!(false, "supervisor: the mux failed: {e}");
-                    std::thread::sleep(Duration::from_millis(50));
+                Err(_) => {
+                    // poll() itself failed (ENOMEM): retry shortly, serving the control
+                    // channel meanwhile.
+                    backlog = control.recv_timeout(Duration::from_millis(50)).ok();
                 }
             }
         }

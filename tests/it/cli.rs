@@ -29,6 +29,7 @@ fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        #[allow(clippy::disallowed_methods)] // reason: files and a tmux pane give no wake-up
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -218,8 +219,8 @@ fn supervise_kills_a_worker_that_ignores_sigterm() {
         .stderr(log)
         .kill_on_drop(true);
     let sup = cmd.spawn().unwrap();
+    // The script sets its trap before it writes its pid.
     wait_until(Duration::from_secs(60), "the worker", || worker_pids(&dir).len() == 1);
-    std::thread::sleep(Duration::from_millis(200));
     let pids = worker_pids(&dir);
     let t0 = Instant::now();
     sup.signal(Signal::TERM).unwrap();

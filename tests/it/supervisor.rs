@@ -171,6 +171,7 @@ fn cluster_of_four_shares_one_port_and_refuses_nothing_while_restarting() {
                     }
                     Err(e) => refused.push(e.to_string()),
                 }
+                #[allow(clippy::disallowed_methods)] // reason: paces the client's connects
                 std::thread::sleep(ms(5));
             }
             (ok, refused, served_by)
@@ -241,13 +242,14 @@ fn rolling_restart_goes_one_at_a_time_waiting_for_readiness() {
 #[test]
 fn shutdown_stops_all_within_grace_and_kills_the_one_ignoring_sigterm() {
     let polite = fixture(SpawnPath::Vfork, ["sleep-forever"]);
-    let stubborn = fixture(SpawnPath::Vfork, ["ignore", "TERM"]);
+    let mut stubborn = Command::new("sh");
+    stubborn.args(["-c", "trap '' TERM; echo ready; while :; do sleep 0.1; done"]);
     // A worker with a grandchild in its process group.
     let mut family = Command::new("sh");
     family.args(["-c", "sleep 600 & echo ready; wait"]);
     let sup = Supervisor::start(vec![
         Workers::new("polite", polite).count(2),
-        Workers::new("stubborn", stubborn),
+        Workers::new("stubborn", stubborn).ready_line("ready", Duration::from_secs(60)),
         Workers::new("family", family).ready_line("ready", Duration::from_secs(60)),
     ])
     .unwrap();
@@ -260,8 +262,6 @@ fn shutdown_stops_all_within_grace_and_kills_the_one_ignoring_sigterm() {
         ready += matches!(e, SupervisorEvent::Ready { .. }) as usize;
         ready == 4
     });
-    // Give the stubborn one time to install its SIG_IGN (it is "ready" at once).
-    std::thread::sleep(ms(300));
     let grace = ms(1500);
     let t0 = Instant::now();
     let killed = sup.shutdown(grace).unwrap();
