@@ -288,3 +288,28 @@ fn supervise_in_a_terminal_stops_cleanly_on_ctrl_c() {
         std::panic::resume_unwind(e);
     }
 }
+
+#[test]
+fn supervise_killed_with_sigkill_takes_its_workers_along() {
+    // No handler runs on SIGKILL: the workers' parent-death signal does the job.
+    let dir = scratch("sigkill");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["supervise", "-n", "2", "--"])
+        .args(["sh", "-c", &worker_script(&dir, true)])
+        .stdout(offspring::Stdio::null())
+        .stderr(offspring::Stdio::null())
+        .kill_on_drop(true);
+    let sup = cmd.spawn().unwrap();
+    wait_until(Duration::from_secs(60), "2 workers", || worker_pids(&dir).len() == 2);
+    let pids = worker_pids(&dir);
+    sup.kill().unwrap();
+    assert_eq!(sup.wait().unwrap().signal(), Some(Signal::KILL));
+    wait_until(Duration::from_secs(10), "the workers to die with it", || {
+        pids.iter().all(|p| {
+            // Gone, or a zombie waiting for init: dead either way.
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .map_or(true, |s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+        })
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -40,16 +40,21 @@ fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// The pids whose process group is `pgid`, from `/proc/*/stat`.
-fn group_members(pgid: u32) -> Vec<u32> {
+/// The live processes in process group `pgid`, from `/proc/*/stat`, as "pid state ppid".
+/// A zombie that was reparented (a grandchild killed with its group, now waiting for init to
+/// reap it) is dead and not ours to reap: it is left out; a zombie of ours would count.
+fn group_members(pgid: u32) -> Vec<String> {
+    let me = std::process::id();
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
         let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
         // state ppid pgrp
-        if rest.split(' ').nth(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) {
-            out.push(pid);
+        let f: Vec<&str> = rest.split(' ').take(3).collect();
+        let ppid: u32 = f[1].parse().unwrap_or(0);
+        if f[2].parse::<u32>().ok() == Some(pgid) && (f[0] != "Z" || ppid == me) {
+            out.push(format!("{pid} {} {ppid}", f[0]));
         }
     }
     out
