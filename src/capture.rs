@@ -1057,15 +1057,17 @@ impl Core {
         let now = Instant::now();
         let mut wake = give_up;
         let mut live = 0;
-        // A run that is done (its timers finished it just now) must be handed back before any
-        // poll: with a wake fd in the set and no other timer, that poll could sleep forever.
+        // A run that its timers finished just now must be handed back before any poll: the
+        // mux collects it after the round, and a poll on a wake fd with no other timer could
+        // sleep forever first. (Runs that were done before stay in a session's array.)
         let mut done = false;
         for (k, slot) in runs.iter_mut().enumerate() {
             let Some(run) = slot else { continue };
+            let was_done = run.is_done();
             let mut emit = Emit { id: run.id, events };
             match run.tick(now, canceled, &mut emit) {
                 Ok(true) => {
-                    done = true;
+                    done |= !was_done;
                     continue;
                 }
                 Ok(false) => {}
