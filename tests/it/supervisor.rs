@@ -353,3 +353,22 @@ fn listen_pid_is_the_childs_own_pid_on_every_path() {
     clash.fd(offspring::ChildFd::new(3).unwrap(), offspring::Stdio::null());
     assert!(clash.status().unwrap_err().to_string().contains("collides"));
 }
+
+#[test]
+fn shutdown_signals_arrive_as_a_channel() {
+    // Installs process-wide handlers: in a process of its own.
+    if !crate::support::isolated("supervisor::shutdown_signals_arrive_as_a_channel") {
+        return;
+    }
+    let rx = offspring::shutdown_signals().unwrap();
+    let second = offspring::shutdown_signals().unwrap();
+    let me = std::process::id().to_string();
+    for (name, sig) in [("-TERM", Signal::TERM), ("-INT", Signal::INT), ("-HUP", Signal::HUP)] {
+        let status = Command::new("kill").args([name, &me]).status().unwrap();
+        assert!(status.success());
+        // The process was not ended by it: the signal arrives as a message, to every receiver.
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(sig));
+        assert_eq!(second.recv_timeout(Duration::from_secs(10)), Ok(sig));
+    }
+    assert!(rx.try_recv().is_err());
+}
