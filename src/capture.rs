@@ -140,6 +140,7 @@ pub struct Output {
     pub stderr: Vec<u8>,
     seen: [u64; 2],
     drain_expired: bool,
+    stop: Option<Stop>,
     usage: Option<crate::exit_status::ResourceUsage>,
 }
 
@@ -157,6 +158,49 @@ impl Output {
         self.usage
     }
 
+    pub(crate) fn from_parts(
+        status: ExitStatus,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        seen: [u64; 2],
+        drain_expired: bool,
+        stop: Option<Stop>,
+        usage: Option<crate::exit_status::ResourceUsage>,
+    ) -> Output {
+        Output { status, stdout, stderr, seen, drain_expired, stop, usage }
+    }
+
+    /// Why the run stopped the child, if it did: `None` when the child ended on its own
+    /// (whatever its exit code). The runners return such a run as an error;
+    /// [`Error::into_run_output`] turns it back into this `Output`, so that one `match`
+    /// handles every finished run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{exec, Stop};
+    /// use std::time::Duration;
+    /// for (script, expect) in [("exit 3", "exit 3"), ("sleep 10", "timeout")] {
+    ///     let out = exec(script).timeout(Duration::from_millis(200)).output()
+    ///         .or_else(offspring::Error::into_run_output)?;
+    ///     let what = match (out.stopped_by(), out.status.code()) {
+    ///         (Some(Stop::Timeout), _) => "timeout".to_string(),
+    ///         (Some(_), _) => "stopped".to_string(),
+    ///         (None, Some(code)) => format!("exit {code}"),
+    ///         (None, None) => "signal".to_string(),
+    ///     };
+    ///     assert_eq!(what, expect);
+    /// }
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn stopped_by(&self) -> Option<Stop> {
+        self.stop
+    }
+
+    /// The bytes seen on each stream, for an error that keeps them.
+    pub(crate) fn seen(&self) -> [u64; 2] {
+        self.seen
+    }
     /// How many bytes the child wrote to `stream`, counting those that a
     /// [`Truncate`](Overflow::Truncate) limit dropped.
     ///
@@ -347,15 +391,33 @@ impl fmt::Debug for Output {
         if self.drain_expired {
             d.field("drain_expired", &true);
         }
+        if let Some(stop) = self.stop {
+            d.field("stopped_by", &stop);
+        }
         d.finish()
     }
 }
 
-/// Why a capture stopped its child early.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Stop {
+/// Why a run stopped its child before it ended on its own: [`Output::stopped_by`].
+///
+/// # Examples
+///
+/// ```
+/// use offspring::{Command, Stop};
+/// use std::time::Duration;
+/// let out = Command::new("sleep").arg("10").timeout(Duration::from_millis(50)).output()
+///     .or_else(offspring::Error::into_run_output)?;
+/// assert_eq!(out.stopped_by(), Some(Stop::Timeout));
+/// # Ok::<(), offspring::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Stop {
+    /// The run went past its [`timeout`](crate::Command::timeout).
     Timeout,
+    /// The run was cancelled through a [`CancelHandle`](crate::CancelHandle).
     Canceled,
+    /// This stream went over its [`max_buffer`](crate::Command::max_buffer) limit.
     Limit(Stream),
 }
 
@@ -522,11 +584,14 @@ impl Sink {
                 }
                 (Some(l), Overflow::Truncate) => l.checked_sub(self.kept()).filter(|&r| r > 0),
             };
-            // Reads go straight into a growing buffer once it holds something; a first read,
-            // and every read for events, goes through the loop's scratch buffer, so a child that
-            // prints one line costs its few bytes, not a 64 KiB buffer of its own.
-            let direct =
-                room.is_some() && self.delivery == Delivery::Buffered && !self.buf.is_empty();
+            // Reads go straight into a growing buffer once the stream has shown it is large;
+            // until then, and for every read for events, they go through the loop's scratch
+            // buffer and only the bytes read are kept, so a child that prints one line costs
+            // its few bytes, not a 64 KiB buffer of its own (with a thousand children, 4 MB of
+            // touched heap that is never given back).
+            let direct = room.is_some()
+                && self.delivery == Delivery::Buffered
+                && self.buf.len() >= READ_AGAIN;
             let res = if direct {
                 let max = room.unwrap_or(usize::MAX);
                 make_room(&mut self.buf, max);
@@ -676,6 +741,7 @@ enum Tag {
     Stdin,
     Sink(usize),
     Pidfd,
+    Cancel,
 }
 
 /// One child under capture: its pipes (sinks and feeder), its policy, its deadlines and where
@@ -698,6 +764,9 @@ pub(crate) struct Run<'a, C: Borrow<Child>> {
     drain_at: Option<Instant>,
     drain_expired: bool,
     next_exit_check: Option<Instant>,
+    /// This child's own cancel ([`Command::cancel_with`](crate::Command::cancel_with)), for a
+    /// run in a [`Mux`](crate::Mux); a [`Session`] cancels all its runs at once instead.
+    cancel: Option<CancelHandle>,
 }
 
 /// What a finished capture produced.
@@ -756,7 +825,21 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
             drain_at: None,
             drain_expired: false,
             next_exit_check: None,
+            cancel: None,
         })
+    }
+
+    /// Gives the run a cancel handle of its own, polled with its fds.
+    pub(crate) fn set_cancel(&mut self, cancel: Option<CancelHandle>) -> Result<()> {
+        if let Some(c) = &cancel {
+            // Made now, so that the poll set never lacks it.
+            c.wake_fd().map_err(|e| {
+                Error::os(Stage::Setup, e, "creating the cancel pipe")
+                    .with_argv(self.child().argv())
+            })?;
+        }
+        self.cancel = cancel;
+        Ok(())
     }
 
     pub(crate) fn child(&self) -> &Child {
@@ -785,7 +868,7 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
     /// a drain timeout that ran out cuts the drain. Returns `true` when the run is done.
     fn tick(&mut self, now: Instant, canceled: bool, emit: &mut Emit<'_>) -> Result<bool> {
         if self.status.is_none() && self.stop.is_none() {
-            if canceled {
+            if canceled || self.cancel.as_ref().is_some_and(CancelHandle::is_canceled) {
                 self.begin_stop(Stop::Canceled, now)?;
             } else if self.timeout_at.is_some_and(|t| now >= t) {
                 self.begin_stop(Stop::Timeout, now)?;
@@ -846,6 +929,12 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
                 set.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
             }
         }
+        if self.stop.is_none() {
+            if let Some(Ok(fd)) = self.cancel.as_ref().map(CancelHandle::wake_fd) {
+                tags.push((k, Tag::Cancel));
+                set.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+            }
+        }
     }
 
     /// One of this run's fds is ready.
@@ -868,6 +957,12 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
                 Ok(())
             }
             Tag::Pidfd => self.check_exit(now, emit),
+            Tag::Cancel => {
+                if self.stop.is_none() {
+                    self.begin_stop(Stop::Canceled, now)?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -920,7 +1015,10 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
         let drain =
             if self.stop == Some(Stop::Canceled) { Duration::ZERO } else { self.policy.drain };
         self.drain_at = Some(now.checked_add(drain).unwrap_or_else(|| deadline_after(drain)));
-        if self.kill_at.is_some() && self.child().process_group().is_none() {
+        if self.kill_at.is_some()
+            && !self.child().stops_together()
+            && !self.child().holds_descendants()
+        {
             // Nothing left to escalate against.
             self.kill_at = None;
         }
@@ -946,6 +1044,26 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
         Ok(())
     }
 
+    /// Stops the child with `grace` from `now` before `SIGKILL`: starts the stop if it has not
+    /// begun (`Ok(true)`), or brings an earlier stop's `SIGKILL` forward to `now + grace`.
+    pub(crate) fn stop_within(
+        &mut self,
+        stop: Stop,
+        now: Instant,
+        grace: Duration,
+    ) -> Result<bool> {
+        if self.stop.is_none() {
+            self.policy.grace = grace;
+            self.begin_stop(stop, now)?;
+            return Ok(true);
+        }
+        let at = now.checked_add(grace).unwrap_or_else(|| deadline_after(grace));
+        if let Some(k) = &mut self.kill_at {
+            *k = (*k).min(at);
+        }
+        Ok(false)
+    }
+
     /// The grace period is over: `SIGKILL` the child if it still runs, and the rest of its
     /// group if it leads one and someone still holds the pipes.
     fn escalate(&mut self) -> Result<()> {
@@ -953,22 +1071,23 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
         if self.status.is_none() {
             self.needed_kill = true;
             self.stop_child(Signal::KILL)
-        } else if self.child().process_group().is_some() && !self.reads_done() {
+        } else if self.child().stops_together() && !self.reads_done() {
             self.stop_child(Signal::KILL)
         } else {
+            // The descendants the stop found are held as pidfds: never a recycled pid.
+            self.child().signal_held(Signal::KILL);
             Ok(())
         }
     }
 
-    /// Sends `sig` to what "stopping this child" means: the child, or its whole process group
-    /// when it leads one.
+    /// Stops the command: its cgroup tree when it is contained; else the child, its group when
+    /// it leads one, and its descendants (`src/stop.rs` says which processes that reaches).
     fn stop_child(&self, sig: Signal) -> Result<()> {
         let child = self.child();
-        if child.process_group().is_some() {
-            child.signal_group(sig)
-        } else {
-            child.signal(sig)
+        if let Some(tree) = child.tree() {
+            return tree.signal(sig).map_err(|e| e.with_argv(child.argv()));
         }
+        crate::stop::stop_command(child, sig)
     }
 
     /// The drain timeout ran out (or the run was cancelled after the child exited): take
@@ -1012,6 +1131,7 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
                 stderr: self.sinks[1].take(),
                 seen: [self.sinks[0].seen, self.sinks[1].seen],
                 drain_expired: self.drain_expired,
+                stop: self.stop,
                 usage: self.child.borrow().resource_usage(),
             },
             stop: self.stop,
@@ -1463,6 +1583,28 @@ impl Communication<'_> {
         self.step(Some(deadline_after(timeout)))
     }
 
+    /// As [`wait`](Communication::wait), never blocking: one round of writing what the pipe
+    /// takes and reading what the pipes hold, then `Ok(None)` if the child has not finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// let mut child = Command::new("echo").arg("hi").stdout(Stdio::piped()).spawn()?;
+    /// let mut comm = child.communicate(b"")?;
+    /// let out = loop {
+    ///     if let Some(out) = comm.try_wait()? {
+    ///         break out;
+    ///     }
+    ///     std::thread::sleep(std::time::Duration::from_millis(5));
+    /// };
+    /// assert_eq!(out.stdout, b"hi\n");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn try_wait(&mut self) -> Result<Option<Output>> {
+        self.step(Some(Instant::now()))
+    }
+
     /// As [`wait`](Communication::wait), giving up at `deadline`: `Ok(None)` if the child has
     /// not finished by then. Nothing read so far is lost; call again to continue.
     ///
@@ -1608,5 +1750,62 @@ mod tests {
         {}
         assert_eq!(sink.buf, vec![7u8; 100]);
         assert_eq!(sink.seen, 5000);
+    }
+
+    #[test]
+    fn lines_are_cut_at_newlines_across_reads_and_the_last_comes_at_eof() {
+        use std::io::Write;
+        let (rd, wr) = crate::sys::pipe::pipe().unwrap();
+        crate::sys::pipe::set_nonblocking(&rd, true).unwrap();
+        let mut wr = std::fs::File::from(wr);
+        let mut sink =
+            Sink::new(Some(rd), Stream::Stderr, Some(9), Overflow::Kill, Delivery::Lines);
+        let mut scratch = Vec::new();
+        let mut events = VecDeque::new();
+        let lines = |events: &mut VecDeque<Event>| -> Vec<Vec<u8>> {
+            events
+                .drain(..)
+                .map(|e| match e {
+                    Event::Line { stream: Stream::Stderr, line, .. } => line,
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        wr.write_all(b"a\nb").unwrap();
+        let mut emit = Emit { id: MuxId(1), events: &mut events };
+        assert_eq!(sink.drain(&mut scratch, usize::MAX, &mut emit).unwrap(), Drained::Open);
+        assert_eq!(lines(&mut events), [b"a".to_vec()]);
+        wr.write_all(b"c\n\nde").unwrap();
+        drop(wr);
+        let mut emit = Emit { id: MuxId(1), events: &mut events };
+        while sink.drain(&mut scratch, usize::MAX, &mut emit).unwrap() == Drained::Open {}
+        assert_eq!(lines(&mut events), [b"bc".to_vec(), b"".to_vec(), b"de".to_vec()]);
+        assert_eq!(sink.seen, 8);
+    }
+
+    #[test]
+    fn a_kill_limit_on_lines_keeps_exactly_the_limit_and_drains_the_rest() {
+        use std::io::Write;
+        let (rd, wr) = crate::sys::pipe::pipe().unwrap();
+        crate::sys::pipe::set_nonblocking(&rd, true).unwrap();
+        std::fs::File::from(wr).write_all(b"0123\n5678\nabc\n").unwrap();
+        let mut sink =
+            Sink::new(Some(rd), Stream::Stdout, Some(7), Overflow::Kill, Delivery::Lines);
+        let mut scratch = Vec::new();
+        let mut events = VecDeque::new();
+        let mut emit = Emit { id: MuxId(1), events: &mut events };
+        assert_eq!(sink.drain(&mut scratch, usize::MAX, &mut emit).unwrap(), Drained::Over);
+        // Still open: the rest is read and dropped, so the child never meets a closed pipe.
+        assert!(sink.fd.is_some());
+        while sink.drain(&mut scratch, usize::MAX, &mut emit).unwrap() != Drained::Eof {}
+        let kept: Vec<_> = events
+            .iter()
+            .map(|e| match e {
+                Event::Line { line, .. } => line.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(kept, [b"0123".to_vec(), b"56".to_vec()]);
+        assert_eq!(sink.seen, 14);
     }
 }

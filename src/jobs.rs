@@ -187,7 +187,9 @@ impl<I: Iterator<Item = Command>> Iterator for JobResults<I> {
             if let Some(r) = self.ready.pop_front() {
                 return Some(r);
             }
-            if self.mux.is_empty() {
+            if self.running.is_empty() {
+                // Every started child's result is out (the mux may have queued several exits
+                // in one round: they are handed out before this).
                 return None;
             }
             match self.mux.next_event() {
@@ -208,7 +210,8 @@ impl<I: Iterator<Item = Command>> Iterator for JobResults<I> {
                         }
                     }
                 }
-                Ok(_) => {}
+                Ok(Some(_)) => {}
+                Ok(None) => self.running.clear(),
                 Err(e) => {
                     // The loop itself failed: stop everything, report it once.
                     let _ = self.mux.shutdown(std::time::Duration::ZERO);

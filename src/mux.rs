@@ -133,6 +133,13 @@ struct Meta {
     argv: Vec<std::ffi::OsString>,
 }
 
+/// Every this many spawns without a round of the loop in between, a spawn also collects what has finished (see
+/// [`Mux::insert`]).
+const HOUSEKEEPING_EVERY: usize = 32;
+
+/// How many events the channel of [`Mux::into_channel`] holds before its thread waits.
+const CHANNEL_EVENTS: usize = 4096;
+
 /// Ids are unique in the process, so that events of two muxes cannot be confused.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -204,6 +211,7 @@ pub struct Mux {
     waker: Option<Waker>,
     failed: Vec<(usize, Error)>,
     shutdown: Option<Vec<MuxId>>,
+    spawned_since_round: usize,
 }
 
 impl Default for Mux {
@@ -228,6 +236,7 @@ impl Mux {
             waker: None,
             failed: Vec::new(),
             shutdown: None,
+            spawned_since_round: 0,
         }
     }
 
@@ -264,7 +273,8 @@ impl Mux {
     /// Spawns `cmd` and adds it: its output and exit come as events from now on.
     ///
     /// The command's capture options apply to this child (see the type's docs). The command
-    /// can be spawned again.
+    /// can be spawned again. Its [`cancel_with`](Command::cancel_with) handle stops this child;
+    /// [`Mux::cancel_with`] stops them all.
     ///
     /// # Errors
     ///
@@ -282,10 +292,10 @@ impl Mux {
     }
 
     fn insert(&mut self, id: MuxId, parts: MuxParts, delivery: Delivery) -> Result<MuxId> {
-        let MuxParts { spawned, input, policy, merged, argv } = parts;
+        let MuxParts { spawned, input, policy, merged, cancel, argv } = parts;
         let child = spawned.child;
         let watch = child.self_wait_owned();
-        let run = Run::new(
+        let mut run = Run::new(
             id,
             child,
             spawned.stdin,
@@ -295,6 +305,10 @@ impl Mux {
             policy,
             delivery,
         )?;
+        if let Err(e) = run.set_cancel(cancel) {
+            let _ = run.child().kill();
+            return Err(e);
+        }
         let meta = Meta { _watch: watch, merged, argv };
         let k = match self.free.pop() {
             Some(k) => k,
@@ -307,6 +321,14 @@ impl Mux {
         self.runs[k] = Some(run);
         self.meta[k] = Some(meta);
         self.live += 1;
+        self.spawned_since_round += 1;
+        if self.spawned_since_round >= HOUSEKEEPING_EVERY {
+            // A caller that spawns many children before asking for events would otherwise keep
+            // every finished one (its pipes, its pidfd) until then, and each spawn copies a
+            // larger fd table. One non-blocking look collects what has finished; its events
+            // wait in the queue. A failure of poll itself shows again at the next event call.
+            let _ = self.round(Some(Instant::now()));
+        }
         Ok(id)
     }
 
@@ -347,6 +369,9 @@ impl Mux {
     /// [kill signal](Command::kill_signal) (`SIGTERM` by default), or its process group when
     /// it leads one.
     ///
+    /// A child already being stopped (its timeout, [`stop`](Mux::stop)) is not signalled again,
+    /// but gets `SIGKILL` at the end of this grace period if its own ends later.
+    ///
     /// Returns when every child has exited; their `Exit` events (with
     /// [`ErrorKind::Canceled`](crate::ErrorKind::Canceled)) and any output before them stay
     /// queued for [`next_event`](Mux::next_event).
@@ -380,12 +405,10 @@ impl Mux {
             if run.status().is_some() {
                 continue;
             }
-            run.policy.grace = grace;
-            if run.stop.is_none() {
-                signaled.push(run.id);
-                if let Err(e) = run.begin_stop(Stop::Canceled, now) {
-                    failed.push((run.id, e));
-                }
+            match run.stop_within(Stop::Canceled, now, grace) {
+                Ok(true) => signaled.push(run.id),
+                Ok(false) => {}
+                Err(e) => failed.push((run.id, e)),
             }
         }
         for (id, error) in failed {
@@ -462,6 +485,7 @@ impl Mux {
     /// One round of the loop, then the exits of the runs it finished. Returns whether any fd
     /// was ready.
     fn round(&mut self, give_up: Option<Instant>) -> Result<bool> {
+        self.spawned_since_round = 0;
         let canceled = !self.cancel_seen && self.cancel.as_ref().is_some_and(|c| c.is_canceled());
         let cancel_fd = match &self.cancel {
             Some(c) if !self.cancel_seen => Some(
@@ -543,7 +567,10 @@ impl Mux {
     /// while it runs.
     ///
     /// The events are produced by that thread, named `offspring-mux`, which runs this mux's
-    /// loop and sends each event as it happens. It ends once every [`MuxSender`] is gone and
+    /// loop and sends each event as it happens. The channel holds up to 4,096 events: while it
+    /// is full, the thread waits for the receiver, and children that keep writing wait on
+    /// their full pipes (back-pressure, as a pipe gives it; their timers are looked at again
+    /// once the thread can send). It ends once every [`MuxSender`] is gone and
     /// every child has exited (the channel then disconnects), or when the receiver is dropped
     /// (its children are then shut down with a one-second grace period).
     ///
@@ -581,7 +608,7 @@ impl Mux {
         crate::sys::pipe::set_nonblocking(&wr, true).map_err(setup)?;
         self.waker = Some(Waker { rd, woken: false });
         let (add_tx, add_rx) = crossbeam_channel::unbounded::<(MuxId, MuxParts, Delivery)>();
-        let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
+        let (ev_tx, ev_rx) = crossbeam_channel::bounded(CHANNEL_EVENTS);
         let delivery = self.delivery;
         std::thread::Builder::new()
             .name("offspring-mux".into())
@@ -672,13 +699,19 @@ impl Waker {
     }
 }
 
+/// The fields drop in order: the channel first, then the wake pipe's write end, whose closing
+/// wakes the thread (`POLLHUP`) to find the channel disconnected.
 struct SenderInner {
     tx: Sender<(MuxId, MuxParts, Delivery)>,
     wake: OwnedFd,
 }
 
-/// Adds children to a mux that runs on its own thread ([`Mux::into_channel`]). Cheap to clone;
-/// the thread ends once every clone is gone and every child has exited.
+/// Adds children to a mux that runs on its own thread ([`Mux::into_channel`]). Cheap to clone.
+///
+/// # Drop behavior
+///
+/// Once every clone is gone, the mux thread delivers the events of the children it has, and
+/// ends (disconnecting the event channel) when the last of them has exited.
 #[derive(Clone)]
 pub struct MuxSender {
     inner: Arc<SenderInner>,

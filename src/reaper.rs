@@ -340,13 +340,71 @@ struct Reaper {
     mode: Mode,
     procs: Mutex<HashMap<u64, Arc<Proc>>>,
     timers: Mutex<Vec<KillTimer>>,
+    /// Process trees whose handles are gone (`src/tree.rs`), with an optional kill time.
+    leftovers: Mutex<HashMap<u64, Adopted>>,
     next_key: AtomicU64,
 }
 
-/// A pending `SIGKILL` for a dropped child that was sent a gentler signal first.
+/// A leftover and when to kill it.
+type Adopted = (Box<dyn Leftover>, Option<Instant>);
+
+/// Work left over from a process tree whose handle is gone: the reaper calls
+/// [`kill`](Leftover::kill) at the time it was given, and [`finish`](Leftover::finish) when
+/// [`events`](Leftover::events) reports a change (`POLLPRI`) or on the fallback's rescan,
+/// until it returns `true`; then it drops it.
+pub(crate) trait Leftover: Send + Sync {
+    /// An fd whose `POLLPRI` means "look again" (a cgroup's `cgroup.events`).
+    fn events(&self) -> std::os::fd::BorrowedFd<'_>;
+    /// The grace period is over.
+    fn kill(&self);
+    /// Finishes if it can (the tree is empty); `true` when done.
+    fn finish(&self) -> bool;
+}
+
+/// Hands `leftover` to the reaper thread (see [`Leftover`]).
+pub(crate) fn adopt(leftover: Box<dyn Leftover>, kill_at: Option<Instant>) {
+    let Ok(r) = reaper() else { return };
+    let key = r.next_key.fetch_add(1, Ordering::Relaxed);
+    if let Mode::Pidfd { epoll, .. } = &r.mode {
+        let data = epoll::EventData::new_u64(key);
+        if epoll::add(epoll, leftover.events(), data, epoll::EventFlags::PRI).is_err() {
+            return;
+        }
+    }
+    lock(&r.leftovers).insert(key, (leftover, kill_at));
+    wake(r);
+}
+
+/// Calls `finish` on the leftovers `keys` names (all of them if `None`) and drops the done.
+fn finish_leftovers(r: &Reaper, keys: Option<&[u64]>) {
+    let done: Vec<Box<dyn Leftover>> = {
+        let mut left = lock(&r.leftovers);
+        let finished: Vec<u64> = left
+            .iter()
+            .filter(|(key, (l, _))| keys.map_or(true, |k| k.contains(key)) && l.finish())
+            .map(|(key, _)| *key)
+            .collect();
+        finished.iter().filter_map(|key| left.remove(key)).map(|(l, _)| l).collect()
+    };
+    for l in done {
+        if let Mode::Pidfd { epoll, .. } = &r.mode {
+            let _ = epoll::delete(epoll, l.events());
+        }
+        // Dropped outside the lock: dropping a tree may hand its cgroup back through `adopt`.
+        drop(l);
+    }
+}
+
+/// A pending signal: the `SIGKILL` for a dropped child that was sent a gentler signal first,
+/// or a spawned child's timeout.
 struct KillTimer {
     at: Instant,
     proc: Arc<Proc>,
+    sig: crate::signal::Signal,
+    /// The process group the child leads, signalled instead while the child is uncollected.
+    group: Option<Pid>,
+    /// For a gentler signal: `SIGKILL` follows after this grace period.
+    then_kill: Option<Duration>,
 }
 
 /// `true` unless the test switch `OFFSPRING_REAPER=sigchld` forces the fallback path.
@@ -408,8 +466,13 @@ fn start() -> io::Result<Reaper> {
         // periodic rescan reports such children as unavailable.
         Mode::Sigchld { pipe: crate::sys::sigchld::install().ok() }
     };
-    let reaper =
-        Reaper { mode, procs: Mutex::default(), timers: Mutex::default(), next_key: 1.into() };
+    let reaper = Reaper {
+        mode,
+        procs: Mutex::default(),
+        timers: Mutex::default(),
+        leftovers: Mutex::default(),
+        next_key: 1.into(),
+    };
     Ok(reaper)
 }
 
@@ -492,8 +555,21 @@ fn forget(proc: &Proc) {
 
 /// Arranges for `proc` to get `SIGKILL` at `at` unless it has exited by then.
 pub(crate) fn kill_later(proc: &Arc<Proc>, at: Instant) {
+    signal_later(proc, at, crate::signal::Signal::KILL, None, None);
+}
+
+/// Sends `sig` to the child (or to the `group` it leads) at `at` unless it has been
+/// collected by then, then `SIGKILL` after `then_kill` if it still runs: a spawned child's
+/// timeout.
+pub(crate) fn signal_later(
+    proc: &Arc<Proc>,
+    at: Instant,
+    sig: crate::signal::Signal,
+    group: Option<Pid>,
+    then_kill: Option<Duration>,
+) {
     if let Ok(r) = reaper() {
-        lock(&r.timers).push(KillTimer { at, proc: Arc::clone(proc) });
+        lock(&r.timers).push(KillTimer { at, proc: Arc::clone(proc), sig, group, then_kill });
         wake(r);
     }
 }
@@ -534,6 +610,9 @@ fn run(r: &'static Reaper) {
                         continue;
                     }
                     let proc = lock(&r.procs).get(&key).cloned();
+                    if proc.is_none() {
+                        finish_leftovers(r, Some(&[key]));
+                    }
                     if let Some(proc) = proc {
                         if proc.try_collect().is_some() {
                             if let Some(fd) = &proc.pidfd {
@@ -545,7 +624,7 @@ fn run(r: &'static Reaper) {
                 }
             }
             Mode::Sigchld { pipe } => {
-                let busy = !lock(&r.procs).is_empty();
+                let busy = !lock(&r.procs).is_empty() || !lock(&r.leftovers).is_empty();
                 let wait = match (timeout, busy) {
                     (Some(t), true) => Some(t.min(FALLBACK_RESCAN)),
                     (Some(t), false) => Some(t),
@@ -578,6 +657,7 @@ fn run(r: &'static Reaper) {
                         forget(&proc);
                     }
                 }
+                finish_leftovers(r, None);
             }
         }
     }
@@ -588,12 +668,45 @@ fn run(r: &'static Reaper) {
 fn fire_timers(r: &Reaper) -> Option<Duration> {
     let mut timers = lock(&r.timers);
     let now = Instant::now();
+    let mut follow = Vec::new();
     timers.retain(|t| {
+        if t.proc.outcome().is_some() {
+            // Collected: nothing to signal, and the pidfd need not be held any longer.
+            return false;
+        }
         if t.at > now {
             return true;
         }
-        let _ = t.proc.signal(crate::signal::Signal::KILL);
+        // A group is signalled only while its leader is uncollected, so its id cannot have
+        // been reused.
+        let _ = match t.group {
+            Some(pg) => sys_wait::kill_group(pg, t.sig.as_raw()),
+            None => t.proc.signal(t.sig),
+        };
+        if let Some(grace) = t.then_kill.filter(|_| t.sig != crate::signal::Signal::KILL) {
+            let at = now.checked_add(grace).unwrap_or_else(|| crate::child::deadline_after(grace));
+            let (proc, group) = (Arc::clone(&t.proc), t.group);
+            follow.push(KillTimer {
+                at,
+                proc,
+                sig: crate::signal::Signal::KILL,
+                group,
+                then_kill: None,
+            });
+        }
         false
     });
-    timers.iter().map(|t| t.at.saturating_duration_since(now)).min()
+    timers.extend(follow);
+    let mut next = timers.iter().map(|t| t.at.saturating_duration_since(now)).min();
+    for (l, at) in lock(&r.leftovers).values_mut() {
+        match *at {
+            Some(t) if t <= now => {
+                l.kill();
+                *at = None;
+            }
+            Some(t) => next = Some(next.map_or(t - now, |n| n.min(t - now))),
+            None => {}
+        }
+    }
+    next
 }

@@ -70,7 +70,7 @@ pub(crate) mod vfork;
 pub(crate) mod wait;
 
 mod fd;
-pub(crate) use fd::{dup_cloexec, executable_file, is_searchable_dir};
+pub(crate) use fd::{close_in_place, dup_cloexec, executable_file, is_searchable_dir};
 
 /// `EACCES`, for errors raised in the parent.
 pub(crate) const EACCES: i32 = libc::EACCES;

@@ -14,8 +14,8 @@
 //! slower with a 1 GiB heap, measured here), so `fork` serves only `pre_exec` hooks and what
 //! neither can do. [`posix_spawn_cannot`] is the one list of what `posix_spawn` cannot do:
 //! a user hook, credentials, umask, rlimits, a parent-death signal, a `LISTEN_PID` to fill
-//! in (socket activation), or a libc that lacks `posix_spawn_file_actions_addchdir_np` /
-//! `addclosefrom_np`.
+//! in (socket activation), a cgroup to start in (containment), or a libc that lacks
+//! `posix_spawn_file_actions_addchdir_np` / `addclosefrom_np`.
 //!
 //! # The child's signal state
 //!
@@ -88,6 +88,19 @@ pub(crate) struct SpawnRequest<'a> {
     pub(crate) pid_slot: Option<PidSlot>,
     /// The fork path's failure-report pipe, kept open in the child when closing fds; -1.
     pub(crate) report_fd: RawFd,
+    /// Containment: the child starts in this cgroup (see `src/tree.rs`).
+    pub(crate) cgroup: Option<CgroupFds<'a>>,
+    /// Set by the vfork path while `clone3` places the child (`CLONE_INTO_CGROUP`), so the
+    /// child does not join again.
+    pub(crate) cgroup_placed: bool,
+}
+
+/// The cgroup a contained child starts in: its directory (for `CLONE_INTO_CGROUP`) and its
+/// `cgroup.procs` open for writing (the fork path's child writes `0` there first).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CgroupFds<'a> {
+    pub(crate) dir: BorrowedFd<'a>,
+    pub(crate) procs: BorrowedFd<'a>,
 }
 
 /// Where in the child a spawn failed.
@@ -99,6 +112,8 @@ pub(crate) enum ChildStage {
     Chdir,
     /// `execve`.
     Exec,
+    /// Joining the child's cgroup (containment).
+    Cgroup,
 }
 
 /// A failed spawn: the errno, and the stage when known exactly.
@@ -149,6 +164,8 @@ pub(crate) fn posix_spawn_cannot(req: &SpawnRequest<'_>) -> Option<&'static str>
         Some("parent-death signal")
     } else if req.pid_slot.is_some() {
         Some("socket activation (LISTEN_PID is written in the child)")
+    } else if req.cgroup.is_some() {
+        Some("cgroup containment")
     } else if req.cwd.is_some() && libc_fns().addchdir.is_none() {
         Some("no posix_spawn_file_actions_addchdir_np")
     } else if req.close_fds && libc_fns().addclosefrom.is_none() {
@@ -365,6 +382,7 @@ fn encode_report(errno: c_int, stage: ChildStage) -> [u8; 8] {
         ChildStage::Setup => 1,
         ChildStage::Chdir => 2,
         ChildStage::Exec => 3,
+        ChildStage::Cgroup => 4,
     };
     [e[0], e[1], e[2], e[3], s, REPORT_TAG[0], REPORT_TAG[1], REPORT_TAG[2]]
 }
@@ -378,6 +396,7 @@ fn decode_report(buf: &[u8; 8]) -> Option<(c_int, ChildStage)> {
         1 => ChildStage::Setup,
         2 => ChildStage::Chdir,
         3 => ChildStage::Exec,
+        4 => ChildStage::Cgroup,
         _ => return None,
     };
     Some((errno, stage))
@@ -485,6 +504,14 @@ pub(crate) unsafe fn child_setup(req: &mut SpawnRequest<'_>) -> (c_int, ChildSta
     // SAFETY: the whole function body: see the function's contract above; every pointer
     // passed is to data owned by `req` or to locals, valid for the duration of each call.
     unsafe {
+        // First, so that nothing the child does runs outside its cgroup. "0" moves the
+        // writing process; the fd was opened by the parent.
+        if let Some(cg) = req.cgroup {
+            if !req.cgroup_placed && libc::write(cg.procs.as_raw_fd(), b"0".as_ptr().cast(), 1) < 0
+            {
+                return (errno(), ChildStage::Cgroup);
+            }
+        }
         if req.new_session && libc::setsid() < 0 {
             return (errno(), ChildStage::Setup);
         }
@@ -631,7 +658,7 @@ mod tests {
 
     #[test]
     fn report_round_trip() {
-        for stage in [ChildStage::Setup, ChildStage::Chdir, ChildStage::Exec] {
+        for stage in [ChildStage::Setup, ChildStage::Chdir, ChildStage::Exec, ChildStage::Cgroup] {
             let r = encode_report(libc::ENOENT, stage);
             assert_eq!(decode_report(&r), Some((libc::ENOENT, stage)));
         }

@@ -20,10 +20,17 @@ mod errors;
 mod exec;
 /// Fault injection for the capture loop: zero deadlines, maximum sizes, limit stops.
 mod faults_capture;
+/// Fault injection for the runners: reusable commands, bounded and complete errors.
+mod faults_run;
 /// The child's fd table and signal state, including under concurrent spawning.
 mod fds;
 /// `cmd!` and `sh!`: one value, one argument or one shell word.
 mod macros;
+/// Many children at once: the multiplexer, pipelines, the concurrency limit, shutdown.
+mod many;
+/// What a new user hits: stops reach the whole command, options honoured or refused, std's
+/// shapes, lossless error conversion, one result shape.
+mod newuser;
 /// Shell quoting against real dash and bash; the fuzz corpus replayed on stable.
 mod quote;
 /// The reaper: no zombies after drop, the SIGCHLD fallback runs the same suite.
@@ -37,6 +44,8 @@ mod spawn;
 mod supervisor;
 /// Policy: no `unsafe` outside `src/sys/`, SAFETY comments, CHANGELOG and README current.
 mod tidy;
+/// Process trees: containment in a cgroup v2, kill/freeze/wait for the tree, cleanup.
+mod tree;
 /// The validators agree with spawning; the `Operand` guard against option injection.
 mod validate;
 /// Waiting: deadlines, many waiters, exit channels, std children alongside ours.
