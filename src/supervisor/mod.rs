@@ -30,7 +30,9 @@ use policy::{failed, random_unit, RestartWindow};
 /// worker's index, in a process group of its own (so a stop signal reaches what the worker
 /// started), and with a parent-death signal (`SIGKILL`) so that workers die with the
 /// supervisor even when it is killed with `SIGKILL`. A socket given with
-/// [`Command::listen_fd`] is passed to every worker and every restart.
+/// [`Command::listen_fd`] is passed to every worker and every restart. A command with
+/// [`Command::contain`] runs each worker in a cgroup of its own, and stopping it then reaches
+/// its whole tree, also what left its process group (`setsid`, double forks).
 pub struct Workers {
     name: String,
     cmd: Command,

@@ -372,3 +372,35 @@ fn shutdown_signals_arrive_as_a_channel() {
     }
     assert!(rx.try_recv().is_err());
 }
+
+#[test]
+fn contained_workers_are_stopped_with_their_whole_tree() {
+    let mut probe = Command::new("true");
+    if let Err(e) = probe.contain(true).status() {
+        eprintln!("skipped: no cgroup containment here ({e})");
+        return;
+    }
+    // The grandchild leaves the worker's session and process group: only the cgroup holds it.
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "setsid sleep 600 & echo $!; wait"]).contain(true);
+    let sup = Supervisor::start(vec![Workers::new("tree", cmd)]).unwrap();
+    let mut escaped = 0u32;
+    events_until(&sup, Duration::from_secs(60), |e| match e {
+        SupervisorEvent::Line { line, .. } => {
+            escaped = line.trim().parse().unwrap();
+            true
+        }
+        _ => false,
+    });
+    assert!(alive(escaped));
+    assert!(sup.shutdown(Duration::from_secs(5)).unwrap().is_empty());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Killed with its cgroup; init may take a moment to reap it.
+    while alive(escaped)
+        && std::fs::read_to_string(format!("/proc/{escaped}/stat"))
+            .is_ok_and(|s| !s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+    {
+        assert!(Instant::now() < deadline, "the setsid grandchild {escaped} outlived the shutdown");
+        std::thread::yield_now();
+    }
+}
