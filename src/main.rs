@@ -421,7 +421,21 @@ fn supervise(args: Vec<OsString>) -> Result<u8, String> {
             recv(signals) -> sig => {
                 let sig = sig.map_err(|_| "the signal thread is gone".to_string())?;
                 log(format!("[offspring] {}: stopping {count} worker(s), grace {grace:?}", sig.name()));
+                let events = sup.events().clone();
                 let killed = sup.shutdown(grace).map_err(|e| e.to_string())?;
+                // The workers' last lines and exits.
+                for ev in events.try_iter() {
+                    match ev {
+                        SupervisorEvent::Line { worker, stream: Stream::Stdout, line } => {
+                            println!("[{worker}] {line}");
+                        }
+                        SupervisorEvent::Line { worker, line, .. } => log(format!("[{worker}] {line}")),
+                        SupervisorEvent::Exited { worker, run } => {
+                            log(format!("[offspring] {worker} {}", run.summary()))
+                        }
+                        _ => {}
+                    }
+                }
                 for w in killed {
                     log(format!("[offspring] {w} needed SIGKILL"));
                 }
