@@ -18,6 +18,8 @@ mod cli;
 mod errors;
 /// The buffered runners and their options: exec/exec_file, run/read, input, 2>&1, cancel.
 mod exec;
+/// Fault injection: full fd and process tables, panicking hooks, ptrace, recycled pids.
+mod faults;
 /// Fault injection for the capture loop: zero deadlines, maximum sizes, limit stops.
 mod faults_capture;
 /// Fault injection for the runners: reusable commands, bounded and complete errors.
@@ -28,6 +30,8 @@ mod fds;
 mod macros;
 /// Many children at once: the multiplexer, pipelines, the concurrency limit, shutdown.
 mod many;
+/// The mapped capture: 1 GiB exact, sealing against grandchildren, limits, no leaks.
+mod mapped;
 /// What a new user hits: stops reach the whole command, options honoured or refused, std's
 /// shapes, lossless error conversion, one result shape.
 mod newuser;
