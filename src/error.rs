@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::capture::{Output, Stop, Stream};
-use crate::exit_status::ExitStatus;
+use crate::exit_status::{ExitStatus, ResourceUsage};
 use crate::signal::Signal;
 
 /// `Result` with [`Error`] as the default error type.
@@ -191,6 +191,7 @@ struct Inner {
     stderr: Vec<u8>,
     limit: Option<(Stream, usize)>,
     merged: bool,
+    usage: Option<ResourceUsage>,
     seen: [u64; 2],
     drain_expired: bool,
     stop: Option<Stop>,
@@ -217,6 +218,7 @@ impl Error {
                 stderr: Vec::new(),
                 limit: None,
                 merged: false,
+                usage: None,
                 seen: [0, 0],
                 drain_expired: false,
                 stop: None,
@@ -299,6 +301,11 @@ impl Error {
         self
     }
 
+    pub(crate) fn with_usage(mut self, usage: Option<ResourceUsage>) -> Error {
+        self.inner.usage = usage;
+        self
+    }
+
     /// Records that `stream` went over its limit of `limit` bytes.
     pub(crate) fn with_limit(mut self, stream: Stream, limit: usize) -> Error {
         self.inner.limit = Some((stream, limit));
@@ -360,6 +367,12 @@ impl Error {
     /// the resolved program for an exec failure), if any.
     pub fn path(&self) -> Option<&std::path::Path> {
         self.inner.path.as_deref()
+    }
+
+    /// What the child used (CPU time, peak RSS), for errors raised after the child
+    /// finished (checked runs, timeouts, limits, cancels).
+    pub fn resource_usage(&self) -> Option<ResourceUsage> {
+        self.inner.usage
     }
 
     /// The exit status, for errors raised after the child finished (checked runs, timeouts).
@@ -442,7 +455,7 @@ impl Error {
     pub fn into_run_output(self) -> Result<Output> {
         let Some(status) = self.inner.status else { return Err(self) };
         let i = *self.inner;
-        Ok(Output::from_parts(status, i.stdout, i.stderr, i.seen, i.drain_expired, i.stop))
+        Ok(Output::from_parts(status, i.stdout, i.stderr, i.seen, i.drain_expired, i.stop, i.usage))
     }
 
     /// `true` if the child had exited but its pipes were still held open (by a process it

@@ -464,6 +464,64 @@
 //! then SIGKILL from the reaper after a grace period). [`Child::detach`] says "let it run" out
 //! loud.
 //!
+//! # Supervising workers, clusters and graceful shutdown
+//!
+//! A [`Supervisor`] keeps N workers of one or more commands ([`Workers`]) running, as PM2 or
+//! a hand-written Node `ProcessManager` would: a restart policy ([`Restart`]: always, on
+//! failure, never, with the exit codes that count as success), exponential [`Backoff`] with
+//! a cap and jitter, a limit of restarts within a window after which it gives up on that
+//! worker and says so, a minimum uptime that resets the backoff, a ready check (a line on
+//! stdout containing a pattern, [`ReadyLine`], within a deadline), a stop signal with a grace
+//! period then `SIGKILL` to the worker's process group, rolling restarts (one worker at a
+//! time, the next once the new one is ready), every output line tagged with its worker, and a
+//! [history](Supervisor::history) of each worker's runs ([`Run`]: start, ready, status,
+//! duration, CPU time and peak RSS). Everything that happens comes out as
+//! [`SupervisorEvent`]s on a `crossbeam_channel::Receiver`. One thread serves every worker,
+//! through one [`Mux`].
+//!
+//! A cluster, Node's `cluster` for any program: [`Command::listen_fd`] hands a listening
+//! socket to every worker in systemd's socket-activation convention (`LISTEN_FDS`,
+//! `LISTEN_FDNAMES`, and `LISTEN_PID` set to the worker's own pid by the child itself before
+//! exec), so N workers accept on one port and a restarted worker finds the same socket: no
+//! connection is refused while it restarts.
+//!
+//! ```no_run
+//! use offspring::{Command, Supervisor, SupervisorEvent, Workers};
+//! use std::time::Duration;
+//!
+//! let mut cmd = Command::new("./server"); // accepts on fd 3 (sd_listen_fds)
+//! cmd.listen_fd("http", std::net::TcpListener::bind("127.0.0.1:8080")?);
+//! let sup = Supervisor::start(vec![Workers::new("web", cmd)
+//!     .count(4)
+//!     .ready_line("listening", Duration::from_secs(10))])?;
+//! let signals = offspring::shutdown_signals()?; // SIGTERM, SIGINT, SIGHUP
+//! loop {
+//!     crossbeam_channel::select! {
+//!         recv(signals) -> sig => {
+//!             sup.shutdown(Duration::from_secs(5))?; // every worker, one deadline
+//!             offspring::exit_by_signal(sig.unwrap());
+//!         }
+//!         recv(sup.events()) -> ev => {
+//!             if let SupervisorEvent::Line { worker, line, .. } = ev.unwrap() {
+//!                 println!("[{worker}] {line}");
+//!             }
+//!         }
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! [`shutdown_signals`] is the graceful-shutdown half: this process's own `SIGTERM`,
+//! `SIGINT` and `SIGHUP` as a channel, through a self-pipe handler installed once and chained
+//! to any handler before it; [`exit_by_signal`] then ends the process with the status its
+//! parent expects. Children that must die with the parent even when it is killed with
+//! `SIGKILL` (when no handler runs) get [`Command::parent_death_signal`]; supervised workers
+//! have it.
+//!
+//! The same, as a command-line tool (`cargo install offspring --features cli`):
+//! `offspring supervise -n 4 --ready-line listening -- ./server` and
+//! `offspring run --timeout 10s --json -- make test` (timeout(1) and time(1) in one).
+//!
 //! # Under faults
 //!
 //! A hostile environment does not leave the engine in a worse state than it found it, and
@@ -537,8 +595,9 @@
 //!
 //! offspring owns exactly this, process-wide: the reaper thread and its `epoll` fd and
 //! `eventfd` (or, on the fallback path, its `SIGCHLD` handler and self-pipe). It never changes
-//! the parent's signal mask or dispositions except for the fallback's `SIGCHLD` handler, and
-//! never changes an fd it did not create.
+//! the parent's signal mask or dispositions except for the fallback's `SIGCHLD` handler (and,
+//! once [`shutdown_signals`] is called, the handler for `SIGTERM`, `SIGINT` and `SIGHUP` and
+//! its thread, `offspring-signals`), and never changes an fd it did not create.
 //!
 //! It reads the environment through [`std::env`](mod@std::env), except that a command which
 //! changes nothing in it hands the C runtime's `environ` to the child as it is, as std's
@@ -577,9 +636,11 @@ mod pipeline;
 pub mod quote;
 mod reader;
 mod reaper;
+mod shutdown;
 mod signal;
 mod stdio;
 mod stop;
+mod supervisor;
 mod sys;
 mod tree;
 pub mod validate;
@@ -597,8 +658,13 @@ pub use crate::mux::{Event, Mux, MuxId, MuxSender, Shutdown};
 pub use crate::pipeline::{Pipeline, PipelineChild, PipelineOutput};
 pub use crate::quote::QuoteError;
 pub use crate::reader::OutputReader;
+pub use crate::shutdown::{exit_by_signal, shutdown_signals};
 pub use crate::signal::Signal;
 pub use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
+pub use crate::supervisor::{
+    Backoff, Next, ReadyLine, Restart, Run, StopReason, Supervisor, SupervisorEvent, WorkerId,
+    Workers,
+};
 pub use crate::tree::{Containment, Tree, TreeCpuTime, TreeTermination};
 pub use crate::validate::Operand;
 /// A process id: never zero, never negative (rustix's type).

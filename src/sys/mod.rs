@@ -66,6 +66,7 @@ pub(crate) mod pipe;
 mod pre_exec;
 pub(crate) mod sigchld;
 pub(crate) mod spawn;
+pub(crate) mod termsig;
 pub(crate) mod vfork;
 pub(crate) mod wait;
 
