@@ -972,6 +972,43 @@ fn push_octal(out: &mut String, b: u8) {
     }
 }
 
+/// Text from a child (the stderr tail of an error message) made safe for a terminal, by the
+/// rule of [`display`]: newlines stay, and the bytes `display` would write through printf
+/// (control characters, escape sequences, invisible and bidi characters, bytes that are not
+/// UTF-8) become `\ooo` octal escapes, as they would appear inside its `printf '...'`; a
+/// backslash is written `\\`, so the text reads back unambiguously.
+pub(crate) fn display_text(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (valid, invalid) = match std::str::from_utf8(rest) {
+            Ok(text) => (text, &[][..]),
+            Err(e) => {
+                let (text, tail) = rest.split_at(e.valid_up_to());
+                let bad = e.error_len().unwrap_or(tail.len());
+                (std::str::from_utf8(text).unwrap_or_default(), &tail[..bad])
+            }
+        };
+        for c in valid.chars() {
+            if c == '\\' {
+                out.push_str("\\\\");
+            } else if is_hidden(c) {
+                let mut buf = [0; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    push_octal(&mut out, b);
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        for &b in invalid {
+            push_octal(&mut out, b);
+        }
+        rest = &rest[valid.len() + invalid.len()..];
+    }
+    out
+}
+
 /// An argv quoted for display (error messages, logs): see [`display`].
 pub(crate) fn display_argv(argv: &[OsString]) -> String {
     display(argv)
