@@ -186,16 +186,16 @@ macro_rules! __sh_values {
 /// A script being built from an `sh!` template that [`check_template`] accepted.
 #[doc(hidden)]
 #[derive(Debug)]
-pub struct Script {
-    template: &'static [u8],
+pub struct Script<'t> {
+    template: &'t [u8],
     /// How far into the template the script has been written.
     at: usize,
     script: Vec<u8>,
 }
 
-impl Script {
+impl<'t> Script<'t> {
     /// Starts a script from `template`.
-    pub fn new(template: &'static str) -> Script {
+    pub fn new(template: &'t str) -> Script<'t> {
         Script { template: template.as_bytes(), at: 0, script: Vec::with_capacity(template.len()) }
     }
 
@@ -300,7 +300,13 @@ const MAX_DEPTH: usize = 32;
 /// A placeholder, in the decoded template.
 const PLACEHOLDER: u16 = 0x100;
 
-/// The next decoded item of `t` at `i`: a byte, or [`PLACEHOLDER`], and its length in `t`.
+/// A `{` or `}` that is not part of `{}`, `{{` or `}}`, in the decoded template.
+const BAD_OPEN: u16 = 0x101;
+/// See [`BAD_OPEN`].
+const BAD_CLOSE: u16 = 0x102;
+
+/// The next decoded item of `t` at `i`: a byte, [`PLACEHOLDER`], [`BAD_OPEN`] or
+/// [`BAD_CLOSE`], and its length in `t`.
 const fn decode(t: &[u8], i: usize) -> (u16, usize) {
     let b = t[i];
     let next = if i + 1 < t.len() { t[i + 1] } else { 0 };
@@ -311,15 +317,13 @@ const fn decode(t: &[u8], i: usize) -> (u16, usize) {
         if next == b'{' {
             return (b'{' as u16, 2);
         }
-        panic!(
-            "sh!: a `{{` in the template must be `{{}}` (a placeholder) or `{{{{` (a literal `{{`)"
-        );
+        return (BAD_OPEN, 1);
     }
     if b == b'}' {
         if next == b'}' {
             return (b'}' as u16, 2);
         }
-        panic!("sh!: a `}}` in the template must be written `}}}}`");
+        return (BAD_CLOSE, 1);
     }
     (b as u16, 1)
 }
@@ -377,15 +381,23 @@ const fn ends_splat(c: u8, at: usize, len: usize) -> bool {
     at >= len || matches!(c, b' ' | b'\t' | b'\n' | b';' | b'|' | b'&' | b')')
 }
 
-/// Checks an `sh!` template against its values, at compile time: every `{` and `}` is part
+/// Checks an `sh!` template against its values, at compile time (see [`template_error`]).
+/// Panics (a compile error in a `const`) with the reason when the template is refused.
+#[doc(hidden)]
+pub const fn check_template(template: &str, splats: &[bool]) {
+    if let Some(reason) = template_error(template, splats) {
+        panic!("{}", reason);
+    }
+}
+
+/// Why an `sh!` template is refused for these values, or `None` when it is accepted: every `{` and `}` is part
 /// of `{}`, `{{` or `}}`; every `{}` stands where a quoted value stays one word, whatever
 /// shell runs it (dash, bash, bash in POSIX mode); a splat (`splats[k]` is true for the
-/// `k`th value) is a whole word of its own; and there are as many `{}` as values. Panics
-/// (a compile error in a `const`) otherwise.
+/// `k`th value) is a whole word of its own; and there are as many `{}` as values.
 ///
 /// Where the shells disagree about the template, it is refused: that is the safe answer.
 #[doc(hidden)]
-pub const fn check_template(template: &str, splats: &[bool]) {
+pub const fn template_error(template: &str, splats: &[bool]) -> Option<&'static str> {
     let t = template.as_bytes();
     let values = splats.len();
     let mut stack = [TOP; MAX_DEPTH];
@@ -416,47 +428,57 @@ pub const fn check_template(template: &str, splats: &[bool]) {
             continue;
         }
         let (item, len) = decode(t, i);
+        if item == BAD_OPEN {
+            return Some(
+                "sh!: a `{` in the template must be `{}` (a placeholder) or `{{` (a literal `{`)",
+            );
+        }
+        if item == BAD_CLOSE {
+            return Some("sh!: a `}` in the template must be written `}}`");
+        }
         if item == PLACEHOLDER {
             if top == SQ || top == DQ || top == DSQ {
-                panic!("sh!: a `{{}}` placeholder inside quotes: values are quoted for you, so remove the quotes around it");
+                return Some("sh!: a `{}` placeholder inside quotes: values are quoted for you, so remove the quotes around it");
             }
             if escaped {
-                panic!("sh!: a `{{}}` placeholder right after a backslash");
+                return Some("sh!: a `{}` placeholder right after a backslash");
             }
             if after_dollar {
-                panic!("sh!: a `{{}}` placeholder right after `$` (it would read as `$'...'`); write `${{{{NAME}}}}` to expand a variable");
+                return Some("sh!: a `{}` placeholder right after `$` (it would read as `$'...'`); write `${{NAME}}` to expand a variable");
             }
             if after_param {
-                panic!("sh!: a `{{}}` placeholder right after a parameter such as `$NAME` or `$$`: a value could extend its name; write `${{{{NAME}}}}`");
+                return Some("sh!: a `{}` placeholder right after a parameter such as `$NAME` or `$$`: a value could extend its name; write `${{NAME}}`");
             }
             if comment {
-                panic!("sh!: a `{{}}` placeholder inside a `#` comment");
+                return Some("sh!: a `{}` placeholder inside a `#` comment");
             }
             if heredoc {
-                panic!("sh!: a `{{}}` placeholder after a here-document `<<`, whose body is not quoted");
+                return Some(
+                    "sh!: a `{}` placeholder after a here-document `<<`, whose body is not quoted",
+                );
             }
             if dollar_quote {
-                panic!("sh!: a `{{}}` placeholder after `$'...'`: dash 0.5.12 has no `$'...'` and reads the rest of the template differently from bash");
+                return Some("sh!: a `{}` placeholder after `$'...'`: dash 0.5.12 has no `$'...'` and reads the rest of the template differently from bash");
             }
             if top == BQ {
-                panic!("sh!: a `{{}}` placeholder inside backquotes; use `$(...)` instead");
+                return Some("sh!: a `{}` placeholder inside backquotes; use `$(...)` instead");
             }
             if top == BRACE {
-                panic!("sh!: a `{{}}` placeholder inside `${{{{...}}}}`");
+                return Some("sh!: a `{}` placeholder inside `${{...}}`");
             }
             if top == ARITH || top == ARITH_PAREN {
-                panic!("sh!: a `{{}}` placeholder inside `$((...))` or `((...))`, whose arithmetic runs `$(...)` even from a quoted value");
+                return Some("sh!: a `{}` placeholder inside `$((...))` or `((...))`, whose arithmetic runs `$(...)` even from a quoted value");
             }
             let (next, at) = peek(t, i + len);
             if at < t.len() && (next == b'<' || next == b'>') {
-                panic!("sh!: a `{{}}` placeholder right before `<` or `>`: a number would be read as a file descriptor; put a space between");
+                return Some("sh!: a `{}` placeholder right before `<` or `>`: a number would be read as a file descriptor; put a space between");
             }
             if placeholders < values && splats[placeholders] {
                 if !after_blank {
-                    panic!("sh!: a splat `{{}}` (`..values`) glued to what comes before it: it must be a whole word, with a blank before it");
+                    return Some("sh!: a splat `{}` (`..values`) glued to what comes before it: it must be a whole word, with a blank before it");
                 }
                 if !ends_splat(next, at, t.len()) {
-                    panic!("sh!: a splat `{{}}` (`..values`) glued to what comes after it: it must be a whole word, with a blank or `;`, `|`, `&`, `)` after it");
+                    return Some("sh!: a splat `{}` (`..values`) glued to what comes after it: it must be a whole word, with a blank or `;`, `|`, `&`, `)` after it");
                 }
             }
             placeholders += 1;
@@ -488,7 +510,7 @@ pub const fn check_template(template: &str, splats: &[bool]) {
             continue;
         }
         if depth == MAX_DEPTH {
-            panic!("sh!: the template nests too deeply");
+            return Some("sh!: the template nests too deeply");
         }
         if top == SQ {
             if c == b'\'' {
@@ -512,7 +534,7 @@ pub const fn check_template(template: &str, splats: &[bool]) {
                 if top == ARITH {
                     // dash ends `$((` only at `))`; bash may read `$((a) ...)` as `$( (a) ...)`.
                     if next != b')' || next_at >= t.len() {
-                        panic!("sh!: a `$((` or `((` that does not end with `))`: dash and bash read it differently; write `$( (` for a subshell");
+                        return Some("sh!: a `$((` or `((` that does not end with `))`: dash and bash read it differently; write `$( (` for a subshell");
                     }
                     i = next_at + 1;
                     word_start = false;
@@ -529,7 +551,7 @@ pub const fn check_template(template: &str, splats: &[bool]) {
             b'}' if top == BRACE => depth -= 1,
             b'\'' if top != DQ => {
                 if top == BRACE && brace_in_double_quotes(&stack, depth) {
-                    panic!("sh!: a `'` inside `\"${{{{...}}}}\"`: dash and bash in POSIX mode read it as a literal, bash as a quote");
+                    return Some("sh!: a `'` inside `\"${{...}}\"`: dash and bash in POSIX mode read it as a literal, bash as a quote");
                 }
                 stack[depth] = if was_after_dollar { DSQ } else { SQ };
                 if was_after_dollar {
@@ -559,7 +581,7 @@ pub const fn check_template(template: &str, splats: &[bool]) {
                     stack[depth] = BRACE;
                     i = next_at + 2;
                 } else if next == b'[' {
-                    panic!("sh!: `$[` is bash's old arithmetic expansion (dash reads it as text): write `$((...))`");
+                    return Some("sh!: `$[` is bash's old arithmetic expansion (dash reads it as text): write `$((...))`");
                 } else if next_at < t.len()
                     && (next == b'$'
                         || next.is_ascii_digit()
@@ -610,10 +632,10 @@ pub const fn check_template(template: &str, splats: &[bool]) {
             b'#' if code && word_start => comment = true,
             b'<' if code && next == b'<' => heredoc = true,
             b'=' if code && placeholder_in_word => {
-                panic!("sh!: a `{{}}` placeholder before `=` in the same word: a value such as `PATH` would make the word an assignment")
+                return Some("sh!: a `{}` placeholder before `=` in the same word: a value such as `PATH` would make the word an assignment")
             }
             b'c' if code && word_start && depth > 1 && is_case(t, i - 1) => {
-                panic!("sh!: `case` inside `$(...)` or `(...)` is not supported by the template checker")
+                return Some("sh!: `case` inside `$(...)` or `(...)` is not supported by the template checker")
             }
             _ => {}
         }
@@ -629,14 +651,15 @@ pub const fn check_template(template: &str, splats: &[bool]) {
         }
     }
     if depth != 1 || escaped {
-        panic!("sh!: the template has an unterminated quote, `$(`, `${{{{`, backquote or trailing backslash");
+        return Some("sh!: the template has an unterminated quote, `$(`, `${{`, backquote or trailing backslash");
     }
     if placeholders < values {
-        panic!("sh!: more values than `{{}}` placeholders in the template");
+        return Some("sh!: more values than `{}` placeholders in the template");
     }
     if placeholders > values {
-        panic!("sh!: more `{{}}` placeholders in the template than values");
+        return Some("sh!: more `{}` placeholders in the template than values");
     }
+    None
 }
 
 #[cfg(test)]
