@@ -13,11 +13,11 @@ use offspring::QuoteError;
 
 #[allow(dead_code)]
 #[path = "../../fuzz/src/shell.rs"]
-mod shell;
+pub mod shell;
 
 #[allow(dead_code)]
 #[path = "../../fuzz/src/props.rs"]
-mod props;
+pub mod props;
 
 use props::ShellCases;
 use shell::Shells;
