@@ -273,6 +273,198 @@ fn push_value(script: &mut Vec<u8>, value: &OsStr) {
     }
 }
 
+/// Every template shape `sh!` must refuse, as compile-fail tests (issue 16): each block
+/// below does not compile.
+///
+/// a `$'...'` anywhere before a placeholder (class 1):
+///
+/// ```compile_fail
+/// offspring::sh!("printf $'%s\n' {}", "x");
+/// ```
+///
+/// a continuation hiding a comment (class 2):
+///
+/// ```compile_fail
+/// offspring::sh!("echo \\\n#x {}", "x");
+/// ```
+///
+/// a continuation hiding a here-document (class 2):
+///
+/// ```compile_fail
+/// offspring::sh!("cat <\\\n<EOF\n{}\nEOF", "x");
+/// ```
+///
+/// a continuation hiding `$((` (class 2):
+///
+/// ```compile_fail
+/// offspring::sh!("echo $\\\n((1 + {}))", "1");
+/// ```
+///
+/// a continuation hiding `case` (class 2):
+///
+/// ```compile_fail
+/// offspring::sh!("echo $(ca\\\nse x in x) {};; esac)", "x");
+/// ```
+///
+/// `#` after `$(...)` continues the word (class 3):
+///
+/// ```compile_fail
+/// offspring::sh!("echo $(true)#'\n{}'", "x");
+/// ```
+///
+/// `#` after `$((...))` continues the word (class 3):
+///
+/// ```compile_fail
+/// offspring::sh!("echo $((1))#'\n{}'", "x");
+/// ```
+///
+/// a `'` inside `"${x:-...}"` (class 3):
+///
+/// ```compile_fail
+/// offspring::sh!("echo \"${{x:-'}}" {} "'"", "x");
+/// ```
+///
+/// `$((` closed by a single `)` (class 3):
+///
+/// ```compile_fail
+/// offspring::sh!("echo $((echo a) ; echo {})", "x");
+/// ```
+///
+/// a placeholder right after `$$` (class 3):
+///
+/// ```compile_fail
+/// offspring::sh!("echo $${}", "x");
+/// ```
+///
+/// bash's `((...))` (class 4):
+///
+/// ```compile_fail
+/// offspring::sh!("(( {} ))", "1");
+/// ```
+///
+/// bash's `$[...]` (class 4):
+///
+/// ```compile_fail
+/// offspring::sh!("echo $[ {} ]", "1");
+/// ```
+///
+/// a splat in an assignment (class 5):
+///
+/// ```compile_fail
+/// let v = ["a", "b"]; offspring::sh!("X={} true", ..v);
+/// ```
+///
+/// a splat glued before `#` (class 5):
+///
+/// ```compile_fail
+/// let v: [&str; 0] = []; offspring::sh!("echo {}#x", ..v);
+/// ```
+///
+/// a splat glued to a word (class 5):
+///
+/// ```compile_fail
+/// let v = ["a"]; offspring::sh!("ls a{}", ..v);
+/// ```
+///
+/// a value extending a parameter name (class 5):
+///
+/// ```compile_fail
+/// offspring::sh!("echo $P{}", "ATH");
+/// ```
+///
+/// a value before `=` (class 5):
+///
+/// ```compile_fail
+/// offspring::sh!("{}=x true", "PATH");
+/// ```
+///
+/// a value before a redirection (class 5):
+///
+/// ```compile_fail
+/// offspring::sh!("echo {}>/dev/null", "2");
+/// ```
+///
+/// inside single quotes:
+///
+/// ```compile_fail
+/// offspring::sh!("echo '{}'", "x");
+/// ```
+///
+/// inside double quotes:
+///
+/// ```compile_fail
+/// offspring::sh!("echo \"{}\"", "x");
+/// ```
+///
+/// after a backslash:
+///
+/// ```compile_fail
+/// offspring::sh!("echo \\{}", "x");
+/// ```
+///
+/// after `$`:
+///
+/// ```compile_fail
+/// offspring::sh!("echo ${}", "x");
+/// ```
+///
+/// inside backquotes:
+///
+/// ```compile_fail
+/// offspring::sh!("echo `cat {}`", "x");
+/// ```
+///
+/// inside `${...}`:
+///
+/// ```compile_fail
+/// offspring::sh!("echo ${{x:-{}}}", "x");
+/// ```
+///
+/// inside `$((...))`:
+///
+/// ```compile_fail
+/// offspring::sh!("echo $(( {} + 1 ))", "1");
+/// ```
+///
+/// in a comment:
+///
+/// ```compile_fail
+/// offspring::sh!("echo hi # {}", "x");
+/// ```
+///
+/// after a here-document:
+///
+/// ```compile_fail
+/// offspring::sh!("cat <<EOF\n{}\nEOF", "x");
+/// ```
+///
+/// `case` inside `$(...)`:
+///
+/// ```compile_fail
+/// offspring::sh!("echo \"$(case x in a) echo {};; esac)\"", "x");
+/// ```
+///
+/// a stray brace:
+///
+/// ```compile_fail
+/// offspring::sh!("echo {x} {}", "x");
+/// ```
+///
+/// fewer values than placeholders:
+///
+/// ```compile_fail
+/// offspring::sh!("echo {} {}", "x");
+/// ```
+///
+/// And the same shapes, reworded, compile:
+///
+/// ```
+/// let v = ["a", "b"];
+/// let _ = offspring::sh!("X={} true; ls {}; echo ${{P}}{} $(( 1 )) {} 2>/dev/null", "x", ..v, "y", "z");
+/// ```
+#[doc(hidden)]
+pub const REFUSED_SHAPES: () = ();
+
 // What the template lexer is inside of.
 const TOP: u8 = 0;
 /// `'...'`
