@@ -109,9 +109,21 @@ macro_rules! __cmd_args {
 /// - a `{` or `}` that is not part of `{}`, `{{` or `}}` is refused;
 /// - a placeholder must stand where a quoted word keeps its meaning: not inside `'...'` or
 ///   `"..."` (the value is quoted already; `"{}"` would put its quotes inside yours), not
-///   right after a `\` or a `$`, not inside backquotes, `${...}` or `$((...))`, not in a
+///   right after a `\` or a `$`, not inside backquotes, `${...}`, `$((...))`, bash's
+///   `((...))` or `$[...]` (arithmetic that runs `$(...)` found in a quoted value), not in a
 ///   comment, and not anywhere after a here-document `<<`. Placeholders inside `$(...)` are
-///   fine. The checker does not follow `case` inside `$(...)` and refuses it there.
+///   fine. The checker does not follow `case` inside `$(...)` and refuses it there;
+/// - no placeholder may come after a `$'...'`, which dash 0.5.12 does not have: it reads `$`
+///   and a single-quoted string, so the quotes after it pair up differently than in bash;
+/// - a placeholder must not extend a parameter (`$P{}`, `$${}`: write `${{P}}{}`), come
+///   before a `=` in the same word (a value such as `PATH` would make the word an
+///   assignment), or come right before `<` or `>` (a number would be a file descriptor);
+/// - a splat must be a word of its own, with a blank before it and a blank, `;`, `|`, `&` or
+///   `)` after it: glued to other text (`X={}`) its second item would be a word of its own,
+///   and an empty splat would change what follows (`{}#x` would become a comment);
+/// - where dash, bash and bash in POSIX mode read the template differently, it is refused:
+///   a `'` inside `"${x:-...}"`, a `$((` or `((` closed by a single `)`. Line continuations
+///   (backslash-newline) are deleted first, as the shells do, so they hide nothing.
 ///
 /// Quoting keeps each value one word; it does not stop a command from running a word as
 /// code: `sh!("eval {}", x)`, `sh!("bash -c {}", x)` and bash's arithmetic on a word
@@ -274,185 +286,186 @@ fn push_value(script: &mut Vec<u8>, value: &OsStr) {
 }
 
 /// Every template shape `sh!` must refuse, as compile-fail tests (issue 16): each block
-/// below does not compile.
+/// below fails with E0080, the checker's panic in a constant (so a typo, which fails with
+/// another error, would not pass for a refusal).
 ///
 /// a `$'...'` anywhere before a placeholder (class 1):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("printf $'%s\n' {}", "x");
 /// ```
 ///
 /// a continuation hiding a comment (class 2):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo \\\n#x {}", "x");
 /// ```
 ///
 /// a continuation hiding a here-document (class 2):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("cat <\\\n<EOF\n{}\nEOF", "x");
 /// ```
 ///
 /// a continuation hiding `$((` (class 2):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo $\\\n((1 + {}))", "1");
 /// ```
 ///
 /// a continuation hiding `case` (class 2):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo $(ca\\\nse x in x) {};; esac)", "x");
 /// ```
 ///
 /// `#` after `$(...)` continues the word (class 3):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo $(true)#'\n{}'", "x");
 /// ```
 ///
 /// `#` after `$((...))` continues the word (class 3):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo $((1))#'\n{}'", "x");
 /// ```
 ///
 /// a `'` inside `"${x:-...}"` (class 3):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo \"${{x:-'}}" {} "'"", "x");
 /// ```
 ///
 /// `$((` closed by a single `)` (class 3):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo $((echo a) ; echo {})", "x");
 /// ```
 ///
 /// a placeholder right after `$$` (class 3):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo $${}", "x");
 /// ```
 ///
 /// bash's `((...))` (class 4):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("(( {} ))", "1");
 /// ```
 ///
 /// bash's `$[...]` (class 4):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo $[ {} ]", "1");
 /// ```
 ///
 /// a splat in an assignment (class 5):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// let v = ["a", "b"]; offspring::sh!("X={} true", ..v);
 /// ```
 ///
 /// a splat glued before `#` (class 5):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// let v: [&str; 0] = []; offspring::sh!("echo {}#x", ..v);
 /// ```
 ///
 /// a splat glued to a word (class 5):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// let v = ["a"]; offspring::sh!("ls a{}", ..v);
 /// ```
 ///
 /// a value extending a parameter name (class 5):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo $P{}", "ATH");
 /// ```
 ///
 /// a value before `=` (class 5):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("{}=x true", "PATH");
 /// ```
 ///
 /// a value before a redirection (class 5):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo {}>/dev/null", "2");
 /// ```
 ///
 /// inside single quotes:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo '{}'", "x");
 /// ```
 ///
 /// inside double quotes:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo \"{}\"", "x");
 /// ```
 ///
 /// after a backslash:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo \\{}", "x");
 /// ```
 ///
 /// after `$`:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo ${}", "x");
 /// ```
 ///
 /// inside backquotes:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo `cat {}`", "x");
 /// ```
 ///
 /// inside `${...}`:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo ${{x:-{}}}", "x");
 /// ```
 ///
 /// inside `$((...))`:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo $(( {} + 1 ))", "1");
 /// ```
 ///
 /// in a comment:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo hi # {}", "x");
 /// ```
 ///
 /// after a here-document:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("cat <<EOF\n{}\nEOF", "x");
 /// ```
 ///
 /// `case` inside `$(...)`:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo \"$(case x in a) echo {};; esac)\"", "x");
 /// ```
 ///
 /// a stray brace:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo {x} {}", "x");
 /// ```
 ///
 /// fewer values than placeholders:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// offspring::sh!("echo {} {}", "x");
 /// ```
 ///

@@ -41,10 +41,15 @@
 //! refuses it with [`QuoteError::Nul`] rather than truncating the word.
 //!
 //! This is the rule of Python's `shlex.quote` with a safe set that also holds in command
-//! position. It does not use `$'...'`, which dash 0.5.12 (Debian 12's `/bin/sh`) reads as a
-//! `$` followed by a single-quoted string. The rule is fuzzed against dash and bash: for any
-//! bytes without NUL, both shells read the quoted form back as exactly one word with exactly
-//! those bytes, in a C and in a UTF-8 locale and in bash's POSIX mode.
+//! position, and one exception for multibyte locales: ASCII digits that end a single-quoted
+//! run right after a byte >= 0x80 are written after the closing quote (`'中'0`, not `'中0'`).
+//! In GB18030 a byte 0x81-0xfe and a digit start a four-byte character, and bash swallows
+//! the byte after them, even a closing quote, into that character. It does not use `$'...'`,
+//! which dash 0.5.12 (Debian 12's `/bin/sh`) reads as a `$` followed by a single-quoted
+//! string. The rule is fuzzed against dash and bash: for any bytes without NUL, both shells
+//! read the quoted form back as exactly one word with exactly those bytes, in a C and in a
+//! UTF-8 locale, in bash's POSIX mode, and in bash under GB18030, GBK, Big5, Big5-HKSCS and
+//! Shift-JIS (every 1- and 2-byte word is checked exhaustively there).
 //!
 //! Quoting decides how the shell *splits* a command into words; it cannot stop the command
 //! from treating a word as code. `eval {}`, `sh -c {}`, `find -exec`, and bash's arithmetic
@@ -72,9 +77,13 @@
 //! arithmetic), backquotes, the globs `*`, `?`, `[`, a `~` that could be expanded, `{ }`, `!`,
 //! the operators `| & ; ( )`, the redirections `< >`, a `#` comment, a second command after a
 //! newline, a first word that is an assignment (`NAME=value`) or a reserved word, and
-//! unterminated quotes. It also refuses the one construct found (by fuzzing against the real
+//! unterminated quotes. It also refuses the constructs found (by fuzzing against the real
 //! shells) that bash reads differently from POSIX: a backslash before byte 0x01 or 0x7f inside
-//! double quotes.
+//! double quotes, and syntax that bash in a multibyte locale reads as part of the character
+//! before it ([`Syntax::Multibyte`]): a backslash right after a byte >= 0x80 (`\xb3\\;id`
+//! is one word for a byte reader and two commands for bash in Big5, GBK, GB18030 and
+//! Shift-JIS), and a quote, blank or other syntax right after a byte >= 0x80 and a digit. So
+//! what `split` accepts means the same in every locale.
 //!
 //! ```
 //! use offspring::quote::{self, Syntax};
@@ -785,12 +794,16 @@ impl<'a> Splitter<'a> {
 ///
 /// For logs and error messages (offspring's own errors use it). Unlike [`join`] it never
 /// fails and returns a `String` whatever the bytes: words are quoted as by [`quote`], and
-/// bytes that are not UTF-8, control characters other than newline, and the invisible
-/// Unicode controls that reorder text (bidi overrides) are written as `"$(printf '\ooo')"`
-/// with octal escapes, so a terminal shows them without acting on them and a shell still
-/// rebuilds the exact bytes. A newline stays a newline inside single quotes, because
-/// command substitution would drop it. A NUL byte, which no argv can hold, is shown the same
-/// way as `\000` (a shell would drop it).
+/// bytes that are not UTF-8, control characters other than newline, the Unicode controls
+/// that reorder text (bidi overrides), and characters a terminal shows as nothing or as a
+/// plain space (zero-width and format characters such as U+2060 and U+00AD, variation
+/// selectors, tags, Hangul fillers, U+2028, every space but U+0020) are written as
+/// `"$(printf '\ooo')"` with octal escapes, so a terminal shows them without acting on them,
+/// two different command lines never look the same, and a shell still rebuilds the exact
+/// bytes. A newline stays a newline inside single quotes, because command substitution would
+/// drop it; a `^` right after it is escaped too (pasted into an interactive bash, a line that
+/// starts with `^` is a history substitution). A NUL byte, which no argv can hold, is shown
+/// the same way as `\000` (a shell would drop it).
 ///
 /// # Examples
 ///
