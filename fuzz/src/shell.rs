@@ -64,8 +64,8 @@ pub const FLAVORS: &[Flavor] = &[
 /// (Big5, GBK, GB18030, Shift-JIS, Big5-HKSCS): generated with `localedef` into
 /// [`locale_dir`]. Each is `(name, source locale, charmap, two bytes that make one character)`.
 pub const MULTIBYTE_LOCALES: &[(&str, &str, &str, &[u8])] = &[
-    ("zh_CN.GB18030", "zh_CN", "GB18030", b"\xa4\x40"),
-    ("zh_CN.GBK", "zh_CN", "GBK", b"\xa4\x40"),
+    ("zh_CN.GB18030", "zh_CN", "GB18030", b"\xd6\xd0"),
+    ("zh_CN.GBK", "zh_CN", "GBK", b"\xd6\xd0"),
     ("zh_TW.BIG5", "zh_TW", "BIG5", b"\xa4\x40"),
     ("zh_HK.BIG5-HKSCS", "zh_HK", "BIG5-HKSCS", b"\xa4\x40"),
     ("ja_JP.SJIS", "ja_JP", "SHIFT_JIS", b"\x88\x9f"),
