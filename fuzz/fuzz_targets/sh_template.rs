@@ -18,6 +18,9 @@ struct State {
     shells: Shells,
     pending: TemplateCases,
     batch: usize,
+    /// Inputs seen, and templates the checker accepted (each run in every shell).
+    inputs: u64,
+    accepted: u64,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -47,6 +50,11 @@ extern "C" fn flush() {
             eprintln!("{message}");
             std::process::abort();
         }
+        let names: Vec<&str> = state.shells.shells.iter().map(|s| s.name()).collect();
+        eprintln!(
+            "sh_template: {} inputs, {} templates accepted by the checker and run with hostile values in {names:?}",
+            state.inputs, state.accepted
+        );
     }
 }
 
@@ -64,12 +72,14 @@ fuzz_target!(
             .and_then(|v| v.parse().ok())
             .filter(|&n: &usize| n > 0)
             .unwrap_or(32);
-        *STATE.lock().unwrap() = Some(State { shells, pending: TemplateCases::new(), batch });
+        *STATE.lock().unwrap() =
+            Some(State { shells, pending: TemplateCases::new(), batch, inputs: 0, accepted: 0 });
     },
     |data: &[u8]| {
         let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
         let state = state.as_mut().expect("set up in init");
-        state.pending.add(data);
+        state.inputs += 1;
+        state.accepted += u64::from(state.pending.add(data));
         if state.pending.len() >= state.batch {
             if let Err(message) = check(state) {
                 panic!("{message}");
