@@ -49,7 +49,11 @@
 //! string. The rule is fuzzed against dash and bash: for any bytes without NUL, both shells
 //! read the quoted form back as exactly one word with exactly those bytes, in a C and in a
 //! UTF-8 locale, in bash's POSIX mode, and in bash under GB18030, GBK, Big5, Big5-HKSCS and
-//! Shift-JIS (every 1- and 2-byte word is checked exhaustively there).
+//! Shift-JIS (every 1- and 2-byte word is checked exhaustively there). A quoted newline
+//! followed by `^` gets an empty `''` between them, so that no line of the output starts
+//! with `^` (a history substitution if the line is pasted into an interactive bash). [`join`]
+//! writes other bytes as they are, invisible characters included: to show a command to a
+//! person, use [`display`].
 //!
 //! Quoting decides how the shell *splits* a command into words; it cannot stop the command
 //! from treating a word as code. `eval {}`, `sh -c {}`, `find -exec`, and bash's arithmetic
@@ -361,7 +365,15 @@ fn push_quoted(out: &mut Vec<u8>, w: &[u8]) {
         let run = rest.iter().position(|&b| b == b'\'').unwrap_or(rest.len());
         let (quoted, digits) = rest[..run].split_at(multibyte_safe_end(&rest[..run]));
         out.push(b'\'');
-        out.extend_from_slice(quoted);
+        // A line that starts with `^` is a history substitution when the command is pasted
+        // into an interactive bash: close and reopen the quote after such a newline, so the
+        // line starts with `'` (`'a<newline>''^b'` is still the one word `a<newline>^b`).
+        for (i, &b) in quoted.iter().enumerate() {
+            if b == b'^' && i > 0 && quoted[i - 1] == b'\n' {
+                out.extend_from_slice(b"''");
+            }
+            out.push(b);
+        }
         out.push(b'\'');
         // Digits are plain bytes: they need no quotes.
         out.extend_from_slice(digits);
@@ -1090,6 +1102,14 @@ mod tests {
         assert_eq!(q(b""), b"''");
         assert_eq!(q(b"a\nb"), b"'a\nb'");
         assert_eq!(q(b"\xff\xfe"), b"'\xff\xfe'");
+        // Issue 16: no line starts with `^`, and no closing quote follows a byte >= 0x80
+        // and a digit.
+        assert_eq!(q(b"a\n^b^c"), b"'a\n''^b^c'");
+        assert_eq!(q(b"\n^"), b"'\n''^'");
+        assert_eq!(q("\u{4e2d}0".as_bytes()), "'\u{4e2d}'0".as_bytes());
+        assert_eq!(q(b"\xad012'x"), b"'\xad'012\"'\"'x'");
+        assert_eq!(q(b"\xad0a"), b"'\xad0a'");
+        assert_eq!(q(b"0\xad"), b"'0\xad'");
     }
 
     #[test]
