@@ -494,10 +494,12 @@ const CMD: u8 = 5;
 const PAREN: u8 = 6;
 /// `${...}`
 const BRACE: u8 = 7;
-/// `$((...))`, or bash's arithmetic command `((...))`
+/// `$((...))`
 const ARITH: u8 = 8;
-/// `(...)` inside `$((...))`
+/// `(...)` inside `$((...))` or `((...))`
 const ARITH_PAREN: u8 = 9;
+/// bash's arithmetic command `((...))` (dash: two subshells); after it a new word starts.
+const ARITH_CMD: u8 = 10;
 
 /// How deeply the lexer follows nesting; deeper templates are refused.
 const MAX_DEPTH: usize = 32;
@@ -671,7 +673,7 @@ pub const fn template_error(template: &str, splats: &[bool]) -> Option<&'static 
             if top == BRACE {
                 return Some("sh!: a `{}` placeholder inside `${{...}}`");
             }
-            if top == ARITH || top == ARITH_PAREN {
+            if top == ARITH || top == ARITH_PAREN || top == ARITH_CMD {
                 return Some("sh!: a `{}` placeholder inside `$((...))` or `((...))`, whose arithmetic runs `$(...)` even from a quoted value");
             }
             let (next, at) = peek(t, i + len);
@@ -731,18 +733,23 @@ pub const fn template_error(template: &str, splats: &[bool]) -> Option<&'static 
             }
             continue;
         }
-        if top == ARITH || top == ARITH_PAREN {
+        if top == ARITH || top == ARITH_PAREN || top == ARITH_CMD {
             if c == b'(' {
                 stack[depth] = ARITH_PAREN;
                 depth += 1;
             } else if c == b')' {
-                if top == ARITH {
+                if top == ARITH || top == ARITH_CMD {
                     // dash ends `$((` only at `))`; bash may read `$((a) ...)` as `$( (a) ...)`.
                     if next != b')' || next_at >= t.len() {
                         return Some("sh!: a `$((` or `((` that does not end with `))`: dash and bash read it differently; write `$( (` for a subshell");
                     }
                     i = next_at + 1;
-                    word_start = false;
+                    // `$((1))#x` is one word; after the command `((1))`, `#x` is a comment.
+                    word_start = top == ARITH_CMD;
+                    after_blank = false;
+                    if word_start {
+                        placeholder_in_word = false;
+                    }
                 }
                 depth -= 1;
             }
@@ -825,7 +832,7 @@ pub const fn template_error(template: &str, splats: &[bool]) -> Option<&'static 
             b'(' if code => {
                 if next == b'(' && next_at < t.len() {
                     // bash's arithmetic command (dash: two subshells).
-                    stack[depth] = ARITH;
+                    stack[depth] = ARITH_CMD;
                     i = next_at + 1;
                     depth += 1;
                     continue;
@@ -923,6 +930,7 @@ mod tests {
             "( (true) ) && echo {}",
             "echo {} 2>/dev/null",
             "echo --opt={}",
+            "((1))#'\n{} ''",
             "echo $${{x}} {}",
         ] {
             let n = ok.matches("{}").count() - ok.matches("{{}}").count();
@@ -960,6 +968,7 @@ mod tests {
             // Class 3: the grammar of dash and bash.
             "echo $(true)#'\n{}'",
             "echo $((1))#'\n{}'",
+            "((1))#'\n' {} ''",
             "echo \"${{x:-'}}\" {} \"'\"",
             "echo $((echo a) ; echo {})",
             "echo $$'{}'",
