@@ -115,8 +115,8 @@ macro_rules! __cmd_args {
 ///   fine. The checker does not follow `case` inside `$(...)` and refuses it there;
 /// - no placeholder may come after a `$'...'`, which dash 0.5.12 does not have: it reads `$`
 ///   and a single-quoted string, so the quotes after it pair up differently than in bash;
-/// - a placeholder must not extend a parameter (`$P{}`, `$${}`: write `${{P}}{}`), come
-///   before a `=` in the same word (a value such as `PATH` would make the word an
+/// - a placeholder must not extend a parameter (`$P{}`, `$${}`: write `${{P}}{}`) or a
+///   tilde (`~{}` with `root` is `/root`), come before a `=` in the same word (a value such as `PATH` would make the word an
 ///   assignment), or come right before `<` or `>` (a number would be a file descriptor);
 /// - a splat must be a word of its own, with a blank before it and a blank, `;`, `|`, `&` or
 ///   `)` after it: glued to other text (`X={}`) its second item would be a word of its own,
@@ -126,8 +126,9 @@ macro_rules! __cmd_args {
 ///   (backslash-newline) are deleted first, as the shells do, so they hide nothing.
 ///
 /// Quoting keeps each value one word; it does not stop a command from running a word as
-/// code: `sh!("eval {}", x)`, `sh!("bash -c {}", x)` and bash's arithmetic on a word
-/// (`let {}`, `[[ {} -eq 1 ]]`) execute `x` however it is quoted (see
+/// code: `sh!("eval {}", x)`, `sh!("bash -c {}", x)`, `alias a={}`, `trap {} EXIT`,
+/// `. {}` and bash's arithmetic on a word (`let {}`, `[[ {} -eq 1 ]]`, `declare -i`, array
+/// subscripts, `printf -v`) execute `x` however it is quoted (see
 /// [the quoting rule](crate::quote#the-quoting-rule)).
 ///
 /// A value with a NUL byte cannot be quoted (no shell word holds one); it is kept as it is,
@@ -391,6 +392,12 @@ fn push_value(script: &mut Vec<u8>, value: &OsStr) {
 /// offspring::sh!("{}=x true", "PATH");
 /// ```
 ///
+/// a value after `~` (class 5):
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("ls ~{}", "root");
+/// ```
+///
 /// a value before a redirection (class 5):
 ///
 /// ```compile_fail,E0080
@@ -619,6 +626,8 @@ pub const fn template_error(template: &str, splats: &[bool]) -> Option<&'static 
     let mut after_dollar = false;
     // Right after `$NAME`, `$$`, `$1` or `$?`: a value there could extend the name.
     let mut after_param = false;
+    // Right after an unquoted `~`: a value such as `root` would make `~root`, a home directory.
+    let mut after_tilde = false;
     // The previous item is a blank (or the template starts here), outside quotes.
     let mut after_blank = true;
     // A placeholder is part of the word being read (so a later `=` could make it an
@@ -652,6 +661,9 @@ pub const fn template_error(template: &str, splats: &[bool]) -> Option<&'static 
             }
             if after_dollar {
                 return Some("sh!: a `{}` placeholder right after `$` (it would read as `$'...'`); write `${{NAME}}` to expand a variable");
+            }
+            if after_tilde {
+                return Some("sh!: a `{}` placeholder right after `~`: a value such as `root` would expand to a home directory; write `~/{}` or quote the `~`");
             }
             if after_param {
                 return Some("sh!: a `{}` placeholder right after a parameter such as `$NAME` or `$$`: a value could extend its name; write `${{NAME}}`");
@@ -700,6 +712,7 @@ pub const fn template_error(template: &str, splats: &[bool]) -> Option<&'static 
         let was_after_dollar = after_dollar;
         after_dollar = false;
         after_param = false;
+        after_tilde = false;
         after_blank = false;
         i += len;
         if escaped {
@@ -842,6 +855,7 @@ pub const fn template_error(template: &str, splats: &[bool]) -> Option<&'static 
             }
             b')' if top == CMD || top == PAREN => depth -= 1,
             b'#' if code && word_start => comment = true,
+            b'~' if code || top == BRACE => after_tilde = true,
             b'<' if code && next == b'<' => heredoc = true,
             b'=' if code && placeholder_in_word => {
                 return Some("sh!: a `{}` placeholder before `=` in the same word: a value such as `PATH` would make the word an assignment")
@@ -930,6 +944,7 @@ mod tests {
             "( (true) ) && echo {}",
             "echo {} 2>/dev/null",
             "echo --opt={}",
+            "echo ~/{} ~+/{}",
             "((1))#'\n{} ''",
             "echo $${{x}} {}",
         ] {
@@ -987,6 +1002,8 @@ mod tests {
             "a{}=x true",
             "echo {}>/dev/null",
             "echo {}<&0",
+            "echo ~{}",
+            "echo x=~{}",
         ] {
             let n = bad.matches("{}").count();
             assert!(!accepts(bad, n), "{bad}");
