@@ -280,7 +280,9 @@ impl Shells {
 
 impl Shells {
     /// Runs each script in a subshell of every active shell, with stdin, stdout and stderr
-    /// on `/dev/null`, and returns, per shell, what the scripts reported through `pwned`
+    /// on `/dev/null`, waiting for what it started in the background (so that a marker is
+    /// blamed on its own script), and returns, per shell, what the scripts reported through
+    /// `pwned`
     /// (`PWNED ...` markers, with the index of the script), or what went wrong.
     #[allow(clippy::type_complexity)]
     pub fn run_scripts(
@@ -300,7 +302,7 @@ impl Shells {
             // The paths are ours: no quote in them.
             batch.extend_from_slice(
                 format!(
-                    "( . '{}' ) </dev/null >/dev/null 2>&1; printf 'S%s\\0' {i}\n",
+                    "( trap wait EXIT; . '{}' ) </dev/null >/dev/null 2>&1; printf 'S%s\\0' {i}\n",
                     path.display()
                 )
                 .as_bytes(),
