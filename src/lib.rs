@@ -585,11 +585,18 @@
 //! - Every spawn first runs the checks of the [`validate`] module: no NUL anywhere, no empty
 //!   program, no environment variable name that is empty or contains `=`.
 //! - [`Operand`] guards untrusted arguments that a program would read as options (`-rf`,
-//!   `--upload-pack=...`); its documentation shows where to put `--` instead.
+//!   `--upload-pack=...`); [`Operand::path`] writes every relative path as `./path`, so a
+//!   file name is never an option, a response file (`@file`), an operator (`!`) or an
+//!   assignment (`NAME=value`); its documentation says what each guard covers.
 //! - Errors and logs show commands with [`quote::display`], so pasting one into a shell runs
-//!   the same argv.
+//!   the same argv, and escape the child's stderr the same way, so it cannot drive the
+//!   terminal that shows the error.
 //!
-//! The quoting is fuzzed against the real dash and bash; see `fuzz/` in the repository.
+//! The quoting is fuzzed against the real dash and bash, and bash under the multibyte locales
+//! it supports (GB18030, GBK, Big5, Big5-HKSCS, Shift-JIS); `sh!` templates are generated,
+//! checked and run with hostile values in dash, bash and bash as `sh`. Where those shells
+//! read a template differently, `sh!` refuses it at compile time. See `fuzz/` in the
+//! repository.
 //!
 //! # Process-global state
 //!

@@ -39,6 +39,7 @@ mod newuser;
 mod quote;
 /// The reaper: no zombies after drop, the SIGCHLD fallback runs the same suite.
 mod reaper;
+mod shellsafe;
 /// Signals: terminate/kill escalation, process groups, pid reuse.
 mod signal;
 /// Spawning: argv, env, cwd, stdio, exit statuses, on both spawn paths.
