@@ -76,6 +76,7 @@ pub struct Child {
     drop_policy: DropPolicy,
     path: PathTaken,
     argv: Vec<OsString>,
+    channel: Option<(crate::ipc::Sender, crate::ipc::Receiver)>,
 }
 
 /// How a child ended, as delivered by [`Child::exit_receiver`] and [`Child::wait_exit`].
@@ -170,7 +171,22 @@ impl Child {
             drop_policy,
             path,
             argv,
+            channel: None,
         }
+    }
+
+    pub(crate) fn set_channel(&mut self, pair: (crate::ipc::Sender, crate::ipc::Receiver)) {
+        self.channel = Some(pair);
+    }
+
+    /// Takes the parent's half of the message channel that
+    /// [`Command::ipc`](crate::Command::ipc) set up: `None` without one, or the second time.
+    ///
+    /// The channel lives on its own: dropping the `Child` does not close it, and it closes
+    /// when the child exits (or closes its end) and its messages have been received.
+    #[doc(alias = "child.send")]
+    pub fn take_channel(&mut self) -> Option<(crate::ipc::Sender, crate::ipc::Receiver)> {
+        self.channel.take()
     }
 
     /// The child's process id.

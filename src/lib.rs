@@ -289,6 +289,7 @@ mod command;
 mod error;
 mod exec;
 mod exit_status;
+pub mod ipc;
 #[doc(hidden)]
 pub mod macros;
 pub mod quote;

@@ -64,6 +64,7 @@ pub(crate) mod cstr;
 pub(crate) mod pipe;
 mod pre_exec;
 pub(crate) mod sigchld;
+pub(crate) mod socket;
 pub(crate) mod spawn;
 pub(crate) mod vfork;
 pub(crate) mod wait;
