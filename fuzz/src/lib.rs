@@ -3,5 +3,6 @@
 //! `tests/it/quote.rs` includes `props.rs` and `shell.rs` with `#[path]`, so the ordinary test
 //! suite replays the committed corpus through exactly the checks the fuzz targets run.
 
+pub mod ipc;
 pub mod props;
 pub mod shell;

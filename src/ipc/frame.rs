@@ -270,9 +270,7 @@ pub(crate) fn check(
 /// The five bytes before a binary frame's body (`len` fits in a `u32`: checked by [`check`]).
 pub(crate) fn binary_header(len: usize, internal: bool) -> [u8; 5] {
     let l = (len as u32).to_be_bytes();
-    [l[0], l[1], l[2], l[3]
-
-, internal as u8]
+    [l[0], l[1], l[2], l[3], internal as u8]
 }
 
 /// What the scanner learned about a top-level object's `cmd`, `type` and `msg` keys (the last
@@ -683,7 +681,10 @@ mod tests {
         assert!(d.next_frame().unwrap().unwrap().internal);
         let mut d = Decoder::new(Framing::Binary, 100);
         d.push(&[0xff, 0xff, 0xff, 0xff, 0]);
-        assert_eq!(d.next_frame(), Err(FrameError::TooLarge { size: Some(u32::MAX as usize), limit: 100 }));
+        assert_eq!(
+            d.next_frame(),
+            Err(FrameError::TooLarge { size: Some(u32::MAX as usize), limit: 100 })
+        );
         let mut d = Decoder::new(Framing::Binary, 100);
         d.push(&[0, 0, 0, 0, 7]);
         assert_eq!(d.next_frame(), Err(FrameError::BadFlags(7)));
@@ -698,8 +699,9 @@ mod tests {
         encode(Framing::Json, b"{\"a\":\n1}", false, 100, &mut out).unwrap();
         assert_eq!(out, b"{\"a\": 1}\n");
         assert!(encode(Framing::Json, b"", false, 100, &mut out).is_err());
-        assert!(encode(Framing::Json, b"{\"cmd\":\"NODE_HANDLE_ACK\"}", false, 100, &mut out)
-            .is_err());
+        assert!(
+            encode(Framing::Json, b"{\"cmd\":\"NODE_HANDLE_ACK\"}", false, 100, &mut out).is_err()
+        );
         assert!(encode(Framing::Json, b"[1,]", false, 100, &mut out).is_err());
         assert!(encode(Framing::Json, b"12345", false, 4, &mut out).is_err());
         assert_eq!(out, b"{\"a\": 1}\n", "nothing appended on error");

@@ -550,8 +550,7 @@ impl Shared {
         loop {
             let mut out = lock(&self.out);
             loop {
-                if out.broken.is_some() || (out.closing && out.buf.is_empty() && !out.in_flight)
-                {
+                if out.broken.is_some() || (out.closing && out.buf.is_empty() && !out.in_flight) {
                     out.writer = false;
                     if out.broken.is_none() {
                         socket::shutdown(self.sock.as_fd(), false);
@@ -592,7 +591,8 @@ impl Shared {
         for h in handles {
             self.write_plain(&data[pos..h.start])?;
             let frame = &data[h.start..h.start + h.len];
-            let n = socket::send(self.sock.as_fd(), &[IoSlice::new(frame)], Some(h.fd.as_fd()), false)?;
+            let n =
+                socket::send(self.sock.as_fd(), &[IoSlice::new(frame)], Some(h.fd.as_fd()), false)?;
             self.write_plain(&frame[n..])?;
             pos = h.start + h.len;
         }
@@ -707,7 +707,11 @@ impl Shared {
     }
 
     /// Handles an internal message; returns the user message a `NODE_HANDLE` carries.
-    fn internal(self: &Arc<Self>, data: Vec<u8>, pending: &mut VecDeque<OwnedFd>) -> Option<Message> {
+    fn internal(
+        self: &Arc<Self>,
+        data: Vec<u8>,
+        pending: &mut VecDeque<OwnedFd>,
+    ) -> Option<Message> {
         let top = frame::scan_json(&data).ok()?;
         match top.cmd.as_deref()? {
             "NODE_HANDLE" => {
@@ -833,8 +837,7 @@ pub fn attach_with(options: Options) -> crate::Result<(Sender, Receiver)> {
     std::env::remove_var("NODE_CHANNEL_FD");
     std::env::remove_var("NODE_CHANNEL_SERIALIZATION_MODE");
     let fd_var = fd_var.ok_or_else(|| {
-        bad("NODE_CHANNEL_FD is not set: this process was not started with an IPC channel"
-            .into())
+        bad("NODE_CHANNEL_FD is not set: this process was not started with an IPC channel".into())
     })?;
     let raw = fd_var
         .to_str()
@@ -1001,7 +1004,8 @@ impl Sender {
         wrapped.extend_from_slice(br#"","msg":"#);
         wrapped.extend_from_slice(msg);
         wrapped.push(b'}');
-        let copy = socket::dup(fd).map_err(|e| SendError::Io(format!("duplicating the fd: {e}")))?;
+        let copy =
+            socket::dup(fd).map_err(|e| SendError::Io(format!("duplicating the fd: {e}")))?;
         let sh = &self.shared;
         let mut ev = lock(&sh.events);
         while ev.ack == Ack::Waiting {

@@ -52,8 +52,7 @@ pub(crate) fn recv(
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
 ) -> io::Result<(usize, bool)> {
-    let mut space =
-        [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_READ))];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_READ))];
     loop {
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let mut iov = [IoSliceMut::new(buf)];

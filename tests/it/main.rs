@@ -17,6 +17,8 @@ mod errors;
 mod exec;
 /// The child's fd table and signal state, including under concurrent spawning.
 mod fds;
+/// IPC channels against real Node peers and Rust ones; fd passing; the fuzz corpus.
+mod ipc;
 /// `cmd!` and `sh!`: one value, one argument or one shell word.
 mod macros;
 /// Shell quoting against real dash and bash; the fuzz corpus replayed on stable.
