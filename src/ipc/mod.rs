@@ -83,7 +83,7 @@ use std::fmt;
 use std::io::{self, IoSlice};
 use std::mem;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -389,6 +389,22 @@ struct Out {
     writes: u64,
 }
 
+struct ReadState {
+    dec: Decoder,
+    buf: Vec<u8>,
+    fds: Vec<OwnedFd>,
+    pending: VecDeque<OwnedFd>,
+    closed: bool,
+    /// The queue's sending end, until the reader thread takes it.
+    tx: Option<crossbeam_channel::Sender<Message>>,
+}
+
+enum Pumped {
+    Message(Message),
+    Empty,
+    Closed,
+}
+
 struct Events {
     ready: bool,
     ack: Ack,
@@ -407,6 +423,11 @@ struct Shared {
     room: Condvar,
     events: Mutex<Events>,
     events_cv: Condvar,
+    /// The read side: the decoder and the fds not yet claimed, used by whichever thread
+    /// reads (the caller's, or the reader thread once started).
+    read: Mutex<ReadState>,
+    /// The reader thread has been started: receivers use the crossbeam queue.
+    threaded: AtomicBool,
     /// Reads done by the reader thread: a send after one is a reply, written at once.
     reads: AtomicU64,
     senders: AtomicUsize,
@@ -651,59 +672,110 @@ impl Shared {
         }
     }
 
-    fn reader_loop(self: &Arc<Self>, tx: crossbeam_channel::Sender<Message>) {
-        let mut dec = Decoder::new(self.framing, self.limit);
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut fds: Vec<OwnedFd> = Vec::new();
-        let mut pending: VecDeque<OwnedFd> = VecDeque::new();
-        let mut deliver = Some(tx);
-        let closed = 'read: loop {
-            let n = match socket::recv(self.sock.as_fd(), &mut buf, &mut fds) {
-                Ok((n, _truncated)) => n,
-                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::CONNRESET.raw_os_error()) => {
-                    break Closed::Eof
+    /// Reads until the next user message, on the calling thread, with the read state locked.
+    fn pump(self: &Arc<Self>, rs: &mut ReadState, wait: Wait) -> Pumped {
+        loop {
+            match rs.dec.next_frame() {
+                Ok(Some(frame)) => {
+                    if !frame.internal {
+                        return Pumped::Message(Message { data: frame.data, fd: None, kind: None });
+                    }
+                    if let Some(m) = self.internal(frame.data, &mut rs.pending) {
+                        return Pumped::Message(m);
+                    }
+                    continue;
                 }
-                Err(e) => break Closed::Io(e.to_string()),
+                Ok(None) => {}
+                Err(e) => {
+                    socket::shutdown(self.sock.as_fd(), true);
+                    return self.close(rs, Closed::Malformed(e.to_string()));
+                }
+            }
+            if rs.closed {
+                return Pumped::Closed;
+            }
+            let dont_wait = match wait {
+                Wait::Until(None) => false,
+                Wait::No | Wait::Until(Some(_)) => true,
             };
+            let r = socket::recv(self.sock.as_fd(), &mut rs.buf, &mut rs.fds, dont_wait);
+            let n = match r {
+                Ok((n, _truncated)) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let Wait::Until(Some(deadline)) = wait else { return Pumped::Empty };
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Pumped::Empty;
+                    }
+                    match socket::wait_readable(self.sock.as_fd(), deadline - now) {
+                        Ok(_) => continue,
+                        Err(e) => return self.close(rs, Closed::Io(e.to_string())),
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::CONNRESET.raw_os_error()) => {
+                    return self.close(rs, Closed::Eof)
+                }
+                Err(e) => return self.close(rs, Closed::Io(e.to_string())),
+            };
+            let ReadState { fds, pending, .. } = rs;
             pending.extend(fds.drain(..));
             while pending.len() > MAX_PENDING_FDS {
                 pending.pop_front();
             }
             if n == 0 {
-                break Closed::Eof;
+                return self.close(rs, Closed::Eof);
             }
             self.reads.fetch_add(1, Ordering::Relaxed);
+            let ReadState { dec, buf, .. } = rs;
             dec.push(&buf[..n]);
-            loop {
-                let frame = match dec.next_frame() {
-                    Ok(Some(f)) => f,
-                    Ok(None) => break,
-                    Err(e) => break 'read Closed::Malformed(e.to_string()),
-                };
-                let msg = if frame.internal {
-                    match self.internal(frame.data, &mut pending) {
-                        Some(m) => m,
-                        None => continue,
-                    }
-                } else {
-                    Message { data: frame.data, fd: None, kind: None }
-                };
-                if let Some(tx) = &deliver {
-                    if tx.send(msg).is_err() {
-                        // Every receiver is gone: keep reading for acknowledgements only.
-                        deliver = None;
-                    }
+        }
+    }
+
+    fn close(&self, rs: &mut ReadState, why: Closed) -> Pumped {
+        rs.closed = true;
+        rs.pending.clear();
+        let mut ev = lock(&self.events);
+        ev.closed.get_or_insert(why);
+        self.events_cv.notify_all();
+        Pumped::Closed
+    }
+
+    /// Hands reading over to the reader thread (for `Select`, fd acknowledgements, the ready
+    /// handshake, or several receiving threads). Once only.
+    fn start_reader(self: &Arc<Self>) {
+        if self.threaded.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let me = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("offspring-ipc-read".into())
+            .spawn(move || me.reader_loop());
+        if let Err(e) = spawned {
+            // Without a thread nobody feeds the queue: say why to every receiver.
+            let mut rs = lock(&self.read);
+            rs.tx = None;
+            self.close(&mut rs, Closed::Io(format!("starting the IPC reader thread: {e}")));
+        }
+    }
+
+    fn reader_loop(self: &Arc<Self>) {
+        let Some(tx) = lock(&self.read).tx.take() else { return };
+        let mut deliver = Some(tx);
+        loop {
+            let mut rs = lock(&self.read);
+            let msg = match self.pump(&mut rs, Wait::Until(None)) {
+                Pumped::Message(m) => m,
+                _ => break,
+            };
+            drop(rs);
+            if let Some(tx) = &deliver {
+                if tx.send(msg).is_err() {
+                    // Every receiver is gone: keep reading for acknowledgements only.
+                    deliver = None;
                 }
             }
-        };
-        if let Closed::Malformed(_) = closed {
-            socket::shutdown(self.sock.as_fd(), true);
         }
-        let mut ev = lock(&self.events);
-        ev.closed = Some(closed);
-        self.events_cv.notify_all();
-        drop(ev);
-        drop(deliver);
+        // Dropping `deliver` tells the receivers the channel closed.
     }
 
     /// Handles an internal message; returns the user message a `NODE_HANDLE` carries.
@@ -772,6 +844,7 @@ pub fn channel(fd: OwnedFd, options: &Options) -> io::Result<(Sender, Receiver)>
     socket::check_unix_stream(fd.as_fd()).map_err(|what| {
         io::Error::new(io::ErrorKind::InvalidInput, format!("the IPC fd {what}"))
     })?;
+    let (tx, rx) = crossbeam_channel::bounded(options.queue_capacity);
     let shared = Arc::new(Shared {
         sock: fd,
         framing: options.framing,
@@ -792,15 +865,19 @@ pub fn channel(fd: OwnedFd, options: &Options) -> io::Result<(Sender, Receiver)>
         room: Condvar::new(),
         events: Mutex::new(Events { ready: false, ack: Ack::Idle, closed: None }),
         events_cv: Condvar::new(),
+        read: Mutex::new(ReadState {
+            dec: Decoder::new(options.framing, options.max_message_size),
+            buf: vec![0; 64 * 1024],
+            fds: Vec::new(),
+            pending: VecDeque::new(),
+            closed: false,
+            tx: Some(tx),
+        }),
+        threaded: AtomicBool::new(false),
         reads: AtomicU64::new(0),
         senders: AtomicUsize::new(1),
         receivers: AtomicUsize::new(1),
     });
-    let (tx, rx) = crossbeam_channel::bounded(options.queue_capacity);
-    let me = Arc::clone(&shared);
-    std::thread::Builder::new()
-        .name("offspring-ipc-read".into())
-        .spawn(move || me.reader_loop(tx))?;
     Ok((Sender { shared: Arc::clone(&shared) }, Receiver { shared, rx }))
 }
 
@@ -1007,6 +1084,8 @@ impl Sender {
         let copy =
             socket::dup(fd).map_err(|e| SendError::Io(format!("duplicating the fd: {e}")))?;
         let sh = &self.shared;
+        // The acknowledgement must be read while this thread waits for it.
+        sh.start_reader();
         let mut ev = lock(&sh.events);
         while ev.ack == Ack::Waiting {
             if ev.closed.is_some() {
@@ -1137,7 +1216,7 @@ impl Receiver {
     /// sent was received; [`RecvError::Malformed`] or [`RecvError::Io`] if the channel broke.
     #[doc(alias = "message")]
     pub fn recv(&self) -> Result<Message, RecvError> {
-        self.rx.recv().map_err(|_| self.closed())
+        self.recv_inner(Wait::Until(None))
     }
 
     /// The next message if one is waiting, never blocking.
@@ -1146,10 +1225,7 @@ impl Receiver {
     ///
     /// [`RecvError::Empty`], and those of [`recv`](Receiver::recv).
     pub fn try_recv(&self) -> Result<Message, RecvError> {
-        self.rx.try_recv().map_err(|e| match e {
-            crossbeam_channel::TryRecvError::Empty => RecvError::Empty,
-            crossbeam_channel::TryRecvError::Disconnected => self.closed(),
-        })
+        self.recv_inner(Wait::No)
     }
 
     /// Waits at most `timeout` for the next message.
@@ -1167,10 +1243,40 @@ impl Receiver {
     ///
     /// [`RecvError::Timeout`], and those of [`recv`](Receiver::recv).
     pub fn recv_deadline(&self, deadline: Instant) -> Result<Message, RecvError> {
-        self.rx.recv_deadline(deadline).map_err(|e| match e {
-            crossbeam_channel::RecvTimeoutError::Timeout => RecvError::Timeout,
-            crossbeam_channel::RecvTimeoutError::Disconnected => self.closed(),
-        })
+        self.recv_inner(Wait::Until(Some(deadline)))
+    }
+
+    fn recv_inner(&self, wait: Wait) -> Result<Message, RecvError> {
+        let sh = &self.shared;
+        if !sh.threaded.load(Ordering::SeqCst) {
+            // Read on this thread, unless another thread is reading already: then the
+            // reader thread takes over, so that no caller waits past its deadline for a lock.
+            match sh.read.try_lock() {
+                Ok(mut rs) if rs.tx.is_some() => {
+                    return match sh.pump(&mut rs, wait) {
+                        Pumped::Message(m) => Ok(m),
+                        Pumped::Empty if matches!(wait, Wait::No) => Err(RecvError::Empty),
+                        Pumped::Empty => Err(RecvError::Timeout),
+                        Pumped::Closed => {
+                            drop(rs);
+                            Err(self.closed())
+                        }
+                    };
+                }
+                _ => sh.start_reader(),
+            }
+        }
+        match wait {
+            Wait::No => self.rx.try_recv().map_err(|e| match e {
+                crossbeam_channel::TryRecvError::Empty => RecvError::Empty,
+                crossbeam_channel::TryRecvError::Disconnected => self.closed(),
+            }),
+            Wait::Until(None) => self.rx.recv().map_err(|_| self.closed()),
+            Wait::Until(Some(d)) => self.rx.recv_deadline(d).map_err(|e| match e {
+                crossbeam_channel::RecvTimeoutError::Timeout => RecvError::Timeout,
+                crossbeam_channel::RecvTimeoutError::Disconnected => self.closed(),
+            }),
+        }
     }
 
     /// The crossbeam receiver the reader thread feeds, to wait in a
@@ -1196,6 +1302,7 @@ impl Receiver {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn as_crossbeam(&self) -> &crossbeam_channel::Receiver<Message> {
+        self.shared.start_reader();
         &self.rx
     }
 
@@ -1244,6 +1351,10 @@ impl Receiver {
 
     fn ready_inner(&self, deadline: Option<Instant>) -> Result<(), RecvError> {
         let sh = &self.shared;
+        if !lock(&sh.events).ready {
+            // Someone must read while we wait; messages that come first are kept in order.
+            sh.start_reader();
+        }
         let mut ev = lock(&sh.events);
         loop {
             if ev.ready {

@@ -44,19 +44,24 @@ pub(crate) fn send(
     }
 }
 
-/// `recvmsg(fd, buf, MSG_CMSG_CLOEXEC)`—Reads bytes into `buf`, blocking, and adopts every
+/// `recvmsg(fd, buf, MSG_CMSG_CLOEXEC [| MSG_DONTWAIT])`—Reads bytes into `buf` and adopts every
 /// fd that came with them into `fds` (close-on-exec from the start). Returns the byte count
 /// (0 at end of stream) and whether fds were lost (`MSG_CTRUNC`). Retries `EINTR`.
 pub(crate) fn recv(
     fd: BorrowedFd<'_>,
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
+    dont_wait: bool,
 ) -> io::Result<(usize, bool)> {
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_READ))];
+    let mut flags = RecvFlags::CMSG_CLOEXEC;
+    if dont_wait {
+        flags |= RecvFlags::DONTWAIT;
+    }
     loop {
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let mut iov = [IoSliceMut::new(buf)];
-        match rustix::net::recvmsg(fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+        match rustix::net::recvmsg(fd, &mut iov, &mut control, flags) {
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
             Ok(r) => {
@@ -68,6 +73,21 @@ pub(crate) fn recv(
                 return Ok((r.bytes, r.flags.contains(ReturnFlags::CTRUNC)));
             }
         }
+    }
+}
+
+/// `poll(fd, POLLIN, timeout)`—Waits until `fd` is readable (or closed), `false` when the
+/// timeout passed first. Retries `EINTR` with the full timeout (callers loop on a deadline).
+pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Result<bool> {
+    let ts = rustix::event::Timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
+    let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+    match rustix::event::poll(&mut fds, Some(&ts)) {
+        Ok(n) => Ok(n > 0),
+        Err(rustix::io::Errno::INTR) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
