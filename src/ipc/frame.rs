@@ -200,7 +200,7 @@ impl Decoder {
         }
         let body = &rest[5..5 + len];
         let internal = flags == 1;
-        if internal && !scan_json(body).map_or(false, |t| t.is_internal()) {
+        if internal && !scan_json(body).is_ok_and(|t| t.is_internal()) {
             return Err(FrameError::BadInternal);
         }
         let frame = Frame { data: body.to_vec(), internal };

@@ -7,9 +7,12 @@
 //!
 //! ```
 //! use offspring::{ipc, Command};
-//! # let fixture = env!("CARGO_BIN_EXE_offspring-fixture");
-//! // The fixture's `ipc-echo` attaches with `ipc::attach()` and sends every message back.
-//! let mut child = Command::new(fixture).arg("ipc-echo").ipc(ipc::Options::new()).spawn()?;
+//! // A Node worker that sends every message back (a Rust one would call `ipc::attach()`).
+//! let child = Command::new("node")
+//!     .args(["-e", "process.on('message', m => process.send(m))"])
+//!     .ipc(ipc::Options::new())
+//!     .spawn();
+//! # let Ok(mut child) = child else { return Ok(()) }; // no node on this machine
 //! let (tx, rx) = child.take_channel().unwrap();
 //! tx.send(br#"{"hello":["world",1]}"#)?;
 //! assert_eq!(rx.recv()?.as_bytes(), br#"{"hello":["world",1]}"#);
@@ -24,11 +27,11 @@
 //! at fd 3 (or the [`Options::fd`] chosen) through [`Command::fd`](crate::Command::fd), and
 //! the child is told with `NODE_CHANNEL_FD` and `NODE_CHANNEL_SERIALIZATION_MODE=json`, as
 //! Node does. Messages are JSON text, one compact value per line: the bytes are checked, never
-//! parsed into a tree, so the default build needs no JSON library (the `serde` feature adds
-//! [`Sender::send_value`] and [`Message::deserialize`]). Nothing that would kill a Node peer
+//! parsed into a tree, so the default build needs no JSON library. Nothing that would kill a Node peer
 //! can be sent: not an empty line, not invalid JSON, not a user message that Node would take
 //! for one of its own (`{"cmd":"NODE_..."}`). [`Framing::Binary`] replaces the lines by
 //! length-prefixed frames of any bytes, for Rust-to-Rust channels.
+//! The `serde` feature adds `Sender::send_value` and `Message::deserialize`.
 //!
 //! # Threads
 //!
@@ -1287,8 +1290,11 @@ impl Receiver {
     /// ```
     /// use crossbeam_channel::Select;
     /// use offspring::{ipc, Command};
-    /// # let fixture = env!("CARGO_BIN_EXE_offspring-fixture");
-    /// let mut child = Command::new(fixture).arg("ipc-echo").ipc(ipc::Options::new()).spawn()?;
+    /// let child = Command::new("node")
+    ///     .args(["-e", "process.on('message', m => process.send(m))"])
+    ///     .ipc(ipc::Options::new())
+    ///     .spawn();
+    /// # let Ok(mut child) = child else { return Ok(()) }; // no node on this machine
     /// let (tx, rx) = child.take_channel().unwrap();
     /// let exits = child.exit_receiver();
     /// tx.send(b"\"ping\"")?;
@@ -1330,8 +1336,12 @@ impl Receiver {
     /// ```
     /// use offspring::{ipc, Command};
     /// use std::time::{Duration, Instant};
-    /// # let fixture = env!("CARGO_BIN_EXE_offspring-fixture");
-    /// let mut child = Command::new(fixture).args(["ipc-ready", "10"]).ipc(ipc::Options::new()).spawn()?;
+    /// // A Node worker says it is ready; a Rust one calls `tx.send_ready()`.
+    /// let child = Command::new("node")
+    ///     .args(["-e", "process.send({cmd: 'NODE_OFFSPRING_READY'})"])
+    ///     .ipc(ipc::Options::new())
+    ///     .spawn();
+    /// # let Ok(mut child) = child else { return Ok(()) }; // no node on this machine
     /// let (_tx, rx) = child.take_channel().unwrap();
     /// rx.wait_ready_deadline(Instant::now() + Duration::from_secs(10))?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -566,3 +566,18 @@ fn decoder_is_bounded_on_a_flood() {
     }
     assert!(error.is_some(), "a line that never ends must hit the limit");
 }
+
+#[cfg(feature = "serde")]
+#[test]
+fn typed_messages_with_serde() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let (tx, _rx) = ipc::channel(a.into(), &Options::new()).unwrap();
+    let (_tx2, rx) = ipc::channel(b.into(), &Options::new()).unwrap();
+    tx.send_value(&(1, "two\n", [3.5])).unwrap();
+    let msg = rx.recv_timeout(long()).unwrap();
+    assert_eq!(msg.as_bytes(), br#"[1,"two\n",[3.5]]"#);
+    assert_eq!(
+        msg.deserialize::<(i32, String, Vec<f64>)>().unwrap(),
+        (1, "two\n".into(), vec![3.5])
+    );
+}
