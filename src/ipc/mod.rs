@@ -256,7 +256,9 @@ impl Message {
     }
 
     /// Takes the fd the peer passed with this message (`child.send(msg, handle)` in Node,
-    /// [`Sender::send_fd`] here). It is close-on-exec.
+    /// [`Sender::send_fd`] here). It is close-on-exec. Its other flags are the sender's:
+    /// Node's sockets are `O_NONBLOCK`, and that flag is shared with every copy of the fd, so
+    /// set it as you need it (`TcpListener::set_nonblocking(false)` to block in `accept`).
     pub fn take_fd(&mut self) -> Option<OwnedFd> {
         self.fd.take()
     }
