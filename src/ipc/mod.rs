@@ -392,6 +392,10 @@ struct Out {
     last_send: Option<Instant>,
     seen: u64,
     writes: u64,
+    /// Threads waiting for room or a flush, and whether the writer thread waits for work:
+    /// a condition variable's notify is a system call, so it is made only when someone waits.
+    room_waiters: usize,
+    writer_waiting: bool,
 }
 
 struct ReadState {
@@ -485,13 +489,13 @@ impl Shared {
             }
             out = match wait {
                 Wait::No => return Err(SendError::Full),
-                Wait::Until(None) => self.room.wait(out).unwrap_or_else(|p| p.into_inner()),
+                Wait::Until(None) => self.wait_room(out, None).0,
                 Wait::Until(Some(d)) => {
                     let now = Instant::now();
                     if now >= d {
                         return Err(SendError::Timeout);
                     }
-                    self.room.wait_timeout(out, d - now).unwrap_or_else(|p| p.into_inner()).0
+                    self.wait_room(out, Some(d - now)).0
                 }
             };
         }
@@ -541,9 +545,9 @@ impl Shared {
             }
             if !out.buf.is_empty() {
                 self.start_writer(&mut out)?;
-                self.work.notify_one();
+                self.wake_writer(&out);
             }
-            self.room.notify_all();
+            self.wake_room(&out);
             return Ok(());
         }
         let start = out.buf.len();
@@ -554,8 +558,38 @@ impl Shared {
             out.handles.push(Pending { start, len, fd });
         }
         self.start_writer(&mut out)?;
-        self.work.notify_one();
+        self.wake_writer(&out);
         Ok(())
+    }
+
+    /// Waits on `room` (for at most `timeout`); `true` if the timeout passed.
+    fn wait_room<'a>(
+        &'a self,
+        mut out: MutexGuard<'a, Out>,
+        timeout: Option<Duration>,
+    ) -> (MutexGuard<'a, Out>, bool) {
+        out.room_waiters += 1;
+        let (mut out, timed_out) = match timeout {
+            None => (self.room.wait(out).unwrap_or_else(|p| p.into_inner()), false),
+            Some(t) => {
+                let (o, r) = self.room.wait_timeout(out, t).unwrap_or_else(|p| p.into_inner());
+                (o, r.timed_out())
+            }
+        };
+        out.room_waiters -= 1;
+        (out, timed_out)
+    }
+
+    fn wake_room(&self, out: &Out) {
+        if out.room_waiters > 0 {
+            self.room.notify_all();
+        }
+    }
+
+    fn wake_writer(&self, out: &Out) {
+        if out.writer_waiting {
+            self.work.notify_one();
+        }
     }
 
     fn start_writer(self: &Arc<Self>, out: &mut Out) -> Result<(), SendError> {
@@ -587,7 +621,9 @@ impl Shared {
                 if !out.buf.is_empty() && !out.in_flight {
                     break;
                 }
+                out.writer_waiting = true;
                 out = self.work.wait(out).unwrap_or_else(|p| p.into_inner());
+                out.writer_waiting = false;
             }
             out.in_flight = true;
             let data = mem::replace(&mut out.buf, mem::take(&mut spare));
@@ -607,7 +643,7 @@ impl Shared {
             if spare.capacity() > 4 * self.max_queued.max(64 * 1024) {
                 spare = Vec::new();
             }
-            self.room.notify_all();
+            self.wake_room(&out);
         }
     }
 
@@ -653,9 +689,9 @@ impl Shared {
                 step = step.min(d - now);
             }
             let before = out.writes;
-            let (o, t) = self.room.wait_timeout(out, step).unwrap_or_else(|p| p.into_inner());
+            let (o, timed_out) = self.wait_room(out, Some(step));
             out = o;
-            if give_up && t.timed_out() && out.writes == before {
+            if give_up && timed_out && out.writes == before {
                 return Err(SendError::Timeout);
             }
         }
@@ -865,6 +901,8 @@ pub fn channel(fd: OwnedFd, options: &Options) -> io::Result<(Sender, Receiver)>
             last_send: None,
             seen: 0,
             writes: 0,
+            room_waiters: 0,
+            writer_waiting: false,
         }),
         work: Condvar::new(),
         room: Condvar::new(),
