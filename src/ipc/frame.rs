@@ -219,6 +219,7 @@ impl Decoder {
 ///
 /// [`FrameError::TooLarge`], [`FrameError::InvalidJson`], or [`FrameError::BadInternal`] when
 /// `internal` does not match what the message is.
+#[cfg(test)]
 pub(crate) fn encode(
     framing: Framing,
     msg: &[u8],
@@ -227,6 +228,12 @@ pub(crate) fn encode(
     out: &mut Vec<u8>,
 ) -> Result<(), FrameError> {
     check(framing, msg, internal, limit)?;
+    append(framing, msg, internal, out);
+    Ok(())
+}
+
+/// Appends the frame of a message that [`check`] accepted.
+pub(crate) fn append(framing: Framing, msg: &[u8], internal: bool, out: &mut Vec<u8>) {
     match framing {
         Framing::Json => {
             let start = out.len();
@@ -245,10 +252,9 @@ pub(crate) fn encode(
             out.extend_from_slice(msg);
         }
     }
-    Ok(())
 }
 
-/// The checks of [`encode`], without the copy.
+/// The checks a message must pass before [`append`] frames it.
 pub(crate) fn check(
     framing: Framing,
     msg: &[u8],

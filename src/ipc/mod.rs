@@ -551,8 +551,8 @@ impl Shared {
             return Ok(());
         }
         let start = out.buf.len();
-        frame::encode(self.framing, msg, internal, usize::MAX, &mut out.buf)
-            .map_err(SendError::Invalid)?;
+        // Checked above, before the lock.
+        frame::append(self.framing, msg, internal, &mut out.buf);
         if let Some(fd) = pass {
             let len = out.buf.len() - start;
             out.handles.push(Pending { start, len, fd });
