@@ -581,3 +581,18 @@ fn typed_messages_with_serde() {
         (1, "two\n".into(), vec![3.5])
     );
 }
+
+#[test]
+fn a_rust_child_closing_is_seen_by_a_node_parent() {
+    if !have_node() {
+        return;
+    }
+    // The Rust child sends 3 messages and "bye", then exits: the Node parent gets all four,
+    // then 'disconnect'.
+    let parent = "const c = require('child_process').spawn(process.env.FIXTURE, \
+                  ['ipc-send-exit', '3'], {stdio: ['inherit', 'inherit', 'inherit', 'ipc']}); \
+                  let n = 0; c.on('message', () => n++); \
+                  c.on('disconnect', () => console.log(`disconnect after ${n}`));";
+    let out = Command::new("node").args(["-e", parent]).env("FIXTURE", FIXTURE).read().unwrap();
+    assert_eq!(out, "disconnect after 4");
+}
