@@ -136,6 +136,7 @@ pub struct Command {
     drop_policy: DropPolicy,
     containment: Option<Containment>,
     force_path: Option<PathTaken>,
+    ipc: Option<crate::ipc::Options>,
     /// Capture options for the buffered runners (`src/exec.rs`).
     pub(crate) run: crate::exec::RunOptions,
 }
@@ -171,6 +172,7 @@ impl Command {
             drop_policy: DropPolicy::Reap,
             containment: None,
             force_path: None,
+            ipc: None,
             run: Default::default(),
         }
     }
@@ -303,6 +305,33 @@ impl Command {
     #[doc(alias = "sd_listen_fds")]
     pub fn listen_fd(&mut self, name: &str, fd: impl Into<OwnedFd>) -> &mut Command {
         self.listen_fds.push((name.to_owned(), Stdio::from(fd.into())));
+        self
+    }
+
+    /// Gives the child a message channel, as Node's `fork()` does: a Unix socket pair whose
+    /// child end is the fd [`Options::fd`](crate::ipc::Options::fd) (3 by default, through
+    /// [`fd`](Command::fd)), named to the child by `NODE_CHANNEL_FD` and
+    /// `NODE_CHANNEL_SERIALIZATION_MODE`. Any program can take it: a Node script
+    /// (`process.send`, `process.on('message')`), or a Rust program that calls
+    /// [`ipc::attach`](crate::ipc::attach). The parent takes its half with
+    /// [`Child::take_channel`]; see the [`ipc`](crate::ipc) module.
+    ///
+    /// ```
+    /// use offspring::{ipc, Command};
+    /// let mut child = Command::new("node")
+    ///     .args(["-e", "process.on('message', m => { process.send({got: m}); process.disconnect() })"])
+    ///     .ipc(ipc::Options::new())
+    ///     .spawn();
+    /// # let Ok(mut child) = child else { return Ok(()) }; // no node on this machine
+    /// let (tx, rx) = child.take_channel().unwrap();
+    /// tx.send(br#"{"n":1}"#)?;
+    /// assert_eq!(rx.recv()?.as_bytes(), br#"{"got":{"n":1}}"#);
+    /// assert!(child.wait()?.success());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[doc(alias = "fork")]
+    pub fn ipc(&mut self, options: crate::ipc::Options) -> &mut Command {
+        self.ipc = Some(options);
         self
     }
 
@@ -677,6 +706,21 @@ impl Command {
     }
 
     fn spawn_inner(&mut self, defaults: Defaults) -> Result<Child> {
+        // The IPC channel: an extra socket-pair fd, and the variables that name it. A
+        // channel this process inherited itself is never passed on.
+        let channel_vars = ["NODE_CHANNEL_FD", "NODE_CHANNEL_SERIALIZATION_MODE"];
+        if let Some(o) = &self.ipc {
+            let (fd, mode) = (o.get_fd(), o.mode_env());
+            self.fd(fd, Stdio::piped());
+            self.env.insert(channel_vars[0].into(), Some(fd.get().to_string().into()));
+            self.env.insert(channel_vars[1].into(), Some(mode.into()));
+        } else {
+            for k in channel_vars {
+                if !self.env.contains_key(OsStr::new(k)) && std::env::var_os(k).is_some() {
+                    self.env.insert(k.into(), None);
+                }
+            }
+        }
         self.validate()?;
         let resolved = lookup(
             &self.program,
@@ -859,6 +903,12 @@ impl Command {
         let mut child =
             Child::new(proc, io, group, self.drop_policy, spawned.path, self.argv_for_errors());
         child.set_containment(cgroup.map(Tree::new), fallback);
+        if let Some(o) = &self.ipc {
+            let fd = child.take_fd(o.get_fd()).expect("the channel's fd was set up as piped");
+            let pair = crate::ipc::channel(fd, o)
+                .map_err(|e| Error::os(Stage::Setup, e, "starting the IPC channel"))?;
+            child.set_channel(pair);
+        }
         Ok(child)
     }
 
@@ -1032,6 +1082,7 @@ impl fmt::Debug for Command {
             .field("stderr", &self.stderr)
             .field("extra_fds", &self.extra_fds)
             .field("listen_fds", &self.listen_fds)
+            .field("ipc", &self.ipc)
             .field("process_group", &self.process_group)
             .field("new_session", &self.new_session)
             .finish_non_exhaustive()

@@ -550,6 +550,43 @@
 //! let e = Command::new("/tmp").status().unwrap_err();
 //! assert_eq!((e.kind(), e.stage()), (ErrorKind::PermissionDenied, Stage::Exec));
 //! ```
+//! # IPC channels (Node's `fork`)
+//!
+//! [`Command::ipc`] gives a child a message channel the way Node's `fork()` does (a Unix
+//! socket pair at fd 3, named by `NODE_CHANNEL_FD`), and speaks Node's wire format: a Rust
+//! program can drive Node workers (`process.on('message')`, `process.send`), a Node program
+//! can fork Rust workers that call [`ipc::attach`], and two Rust programs can talk, in JSON
+//! lines or in length-prefixed binary frames. [`Child::take_channel`] hands out an
+//! [`ipc::Sender`] and an [`ipc::Receiver`] in crossbeam's shape:
+//!
+//! ```
+//! use offspring::{ipc, Command};
+//! use std::time::Duration;
+//! // A Node worker that says it is ready, then echoes every message. A Rust worker does the
+//! // same with `ipc::attach()`, `tx.send_ready()` and `rx.recv()`.
+//! let worker = "process.send({cmd: 'NODE_OFFSPRING_READY'}); process.on('message', m => process.send(m))";
+//! let child = Command::new("node").args(["-e", worker]).ipc(ipc::Options::new()).spawn();
+//! # let Ok(mut child) = child else { return Ok(()) }; // no node on this machine
+//! let (tx, rx) = child.take_channel().unwrap();
+//! rx.wait_ready_timeout(Duration::from_secs(10))?;   // the ready handshake
+//! tx.send(br#"{"job":42}"#)?;                        // JSON text, checked, never re-encoded
+//! assert_eq!(rx.recv_timeout(Duration::from_secs(10))?.as_bytes(), br#"{"job":42}"#);
+//! drop(tx);                                          // the worker sees 'disconnect'
+//! assert!(child.wait()?.success());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! - Messages are JSON bytes, checked by a small validator (no JSON library in the default
+//!   build; the `serde` feature adds typed messages). Nothing that would crash a Node peer is
+//!   ever written: no empty line, no invalid JSON, no `{"cmd":"NODE_..."}` from a user.
+//! - fds travel with `SCM_RIGHTS` in Node's `NODE_HANDLE` handshake ([`ipc::Sender::send_fd`],
+//!   [`ipc::Message::take_fd`]): a Node parent can hand a listening server to a Rust worker.
+//! - A receiver reads on the calling thread; a reader thread (`offspring-ipc-read`) takes over
+//!   when one is needed (`Select` through [`ipc::Receiver::as_crossbeam`], fd
+//!   acknowledgements, the ready handshake). Back-to-back sends are coalesced by a writer
+//!   thread (`offspring-ipc-write`) into one `sendmsg`. Both are bounded: a slow peer makes
+//!   `send` block, never memory grow. The [`ipc`] module explains the threads, disconnects and
+//!   limits.
 //!
 //! # Shell quoting
 //!
@@ -605,6 +642,10 @@
 //! the parent's signal mask or dispositions except for the fallback's `SIGCHLD` handler (and,
 //! once [`shutdown_signals`] is called, the handler for `SIGTERM`, `SIGINT` and `SIGHUP` and
 //! its thread, `offspring-signals`), and never changes an fd it did not create.
+//! `eventfd` (or, on the fallback path, its `SIGCHLD` handler and self-pipe). Each IPC
+//! channel adds up to two threads of its own, which end with it (see [`ipc`]). It never changes
+//! the parent's signal mask or dispositions except for the fallback's `SIGCHLD` handler, and
+//! never changes an fd it did not create.
 //!
 //! It reads the environment through [`std::env`](mod@std::env), except that a command which
 //! changes nothing in it hands the C runtime's `environ` to the child as it is, as std's
@@ -634,6 +675,7 @@ mod command;
 mod error;
 mod exec;
 mod exit_status;
+pub mod ipc;
 mod jobs;
 #[doc(hidden)]
 pub mod macros;

@@ -26,6 +26,8 @@ mod faults_capture;
 mod faults_run;
 /// The child's fd table and signal state, including under concurrent spawning.
 mod fds;
+/// IPC channels against real Node peers and Rust ones; fd passing; the fuzz corpus.
+mod ipc;
 /// `cmd!` and `sh!`: one value, one argument or one shell word.
 mod macros;
 /// Many children at once: the multiplexer, pipelines, the concurrency limit, shutdown.
