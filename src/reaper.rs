@@ -635,6 +635,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The reaper thread's loop. Never returns.
 fn run(r: &'static Reaper) {
+    if let Mode::Pidfd { .. } = r.mode {
+        // Exits come through pidfds here, never through a signal: take none of the process's.
+        // (The fallback path needs `SIGCHLD` to be able to land on this thread, as every
+        // other thread of the program may block it.)
+        crate::sys::signal::block_all_in_this_thread();
+    }
     let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
     loop {
         let timeout = fire_timers(r);
@@ -775,7 +781,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(60);
         while is_our_child(pid) {
             assert!(Instant::now() < deadline, "child {pid:?} was never reaped");
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::yield_now();
         }
     }
 
@@ -795,10 +801,9 @@ mod tests {
         // Exited (a zombie until someone reaps it) when dropped.
         let exited = spawn("exit 0");
         let pid_exited = exited.pid();
-        while !std::fs::read_to_string(format!("/proc/{}/stat", pid_exited.as_raw_nonzero()))
-            .map_or(true, |s| s.rfind(')').is_some_and(|i| s[i + 2..].starts_with('Z')))
-        {
-            std::thread::sleep(Duration::from_millis(1));
+        if let Some(fd) = exited.pidfd() {
+            // Until it is a zombie, without reaping it (`WNOWAIT`).
+            crate::sys::wait::pidfd_wait_exited(fd).unwrap();
         }
         drop(exited);
         // A wait that ran out, then dropped.
