@@ -948,7 +948,15 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
                 }
                 Ok(())
             }
-            Tag::Pidfd => self.check_exit(now, emit),
+            Tag::Pidfd => {
+                self.check_exit(now, emit)?;
+                if self.status.is_none() {
+                    // Readable yet nothing to reap: a ptracer holds the exited child. Look at
+                    // it on the fallback's timer from now on, not spin on it.
+                    self.child().mark_held();
+                }
+                Ok(())
+            }
             Tag::Cancel => {
                 if self.stop.is_none() {
                     self.begin_stop(Stop::Canceled, now)?;

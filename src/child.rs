@@ -345,9 +345,15 @@ impl Child {
     /// Sends `signal` to the child.
     ///
     /// Sending a signal to a child that has exited and been collected is a no-op that returns
-    /// `Ok(())` (as std's `kill` does): offspring never signals a pid it no longer owns. On
-    /// Linux the signal goes through the child's pidfd; elsewhere it is sent only after
-    /// checking, under the lock that guards collection, that the child is still unreaped.
+    /// `Ok(())` (as std's `kill` does): offspring never signals a pid it no longer owns. The
+    /// signal goes through the child's pidfd, which cannot reach a recycled pid.
+    ///
+    /// # Errors
+    ///
+    /// Without pidfds (Linux before 5.3) a pid cannot be told apart from a recycled one
+    /// (other code's `waitpid(-1)`, or `SIGCHLD` set to `SIG_IGN`, lets the kernel reuse it
+    /// while it still looks like a running child), so offspring refuses to signal there: an
+    /// [`ErrorKind::Io`] error saying so (`ENOTSUP`-like, no errno).
     #[doc(alias = "kill")]
     pub fn signal(&self, signal: Signal) -> Result<()> {
         self.proc.signal(signal).map_err(|e| {
@@ -370,6 +376,12 @@ impl Child {
     /// [`ProcessGroup::New`](crate::ProcessGroup::New) or
     /// [`new_session`](crate::Command::new_session)); `ESRCH` as an `Io` error is not
     /// returned for an empty group, which is treated as success.
+    ///
+    /// The group is never confused with a later one that got the same number: the signal
+    /// is sent while the leader is unreaped (its pid, the group's number, cannot be reused
+    /// meanwhile), or after that only while no other process holds the leader's pid (a
+    /// group with members keeps its number out of use). If another process has it, the
+    /// group emptied and nothing is sent.
     #[doc(alias = "killpg")]
     pub fn signal_group(&self, signal: Signal) -> Result<()> {
         let Some(pgid) = self.group else {
@@ -379,7 +391,7 @@ impl Child {
             )
             .with_argv(&self.argv));
         };
-        match crate::sys::wait::kill_group(pgid, signal.as_raw()) {
+        match self.proc.signal_group(pgid, signal) {
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) => Ok(()),
             Err(e) => Err(Error::os(Stage::Wait, e, format!("sending {signal} to the group"))
                 .with_argv(&self.argv)),
@@ -484,9 +496,16 @@ impl Child {
     }
 
     /// The child's pidfd, when the reaper tracks it with one: readable once the child exits.
+    /// `None` also while a ptracer holds the exited child ([`mark_held`](Child::mark_held)):
+    /// pollers then look at the child on a timer instead.
     pub(crate) fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        use std::os::fd::AsFd;
-        self.proc.pidfd.as_ref().map(|fd| fd.as_fd())
+        self.proc.poll_fd()
+    }
+
+    /// Records that [`pidfd`](Child::pidfd) was readable but `try_wait` found nothing to
+    /// collect (a ptracer holds the exited child), so that no loop spins on it.
+    pub(crate) fn mark_held(&self) {
+        self.proc.mark_held();
     }
 }
 

@@ -755,6 +755,7 @@ impl Command {
             report_fd: -1,
             cgroup: cgroup.as_ref().map(|cg| CgroupFds { dir: cg.dir_fd(), procs: cg.procs_fd() }),
             cgroup_placed: false,
+            reset_handlers: false,
         };
         let spawned = match sys_spawn::spawn(&mut req) {
             Ok(s) => s,
@@ -825,11 +826,36 @@ impl Command {
             Some(ChildStage::Chdir) => Stage::Chdir,
             Some(ChildStage::Exec) => Stage::Exec,
             Some(ChildStage::Setup | ChildStage::Cgroup) => Stage::ChildSetup,
-            // posix_spawn does not say whether chdir or execve failed: if the directory is
-            // not usable, it was chdir.
-            None => match &self.cwd {
-                Some(dir) if !crate::sys::is_searchable_dir(dir) => Stage::Chdir,
-                _ => Stage::Exec,
+            Some(ChildStage::HookPanicked) => {
+                return Error::new(
+                    ErrorKind::Io,
+                    Stage::ChildSetup,
+                    "a pre_exec hook panicked; the child aborted before exec",
+                )
+                .with_argv(argv)
+                .with_path(resolved);
+            }
+            // posix_spawn reports the errno of its clone, its file actions, chdir and execve
+            // alike. Errors of process creation come first: EAGAIN / ENOMEM / ENOSYS (which
+            // execve of a well-formed program does not return), and EPERM for a program that
+            // is an executable file (clone3 refused by a seccomp filter). Then a directory
+            // that is not usable means chdir; anything else is the exec.
+            None => match e.errno {
+                crate::sys::EAGAIN | crate::sys::ENOMEM | crate::sys::ENOSYS => {
+                    return Error::errno(Stage::Setup, e.errno, "starting the child")
+                        .with_argv(argv);
+                }
+                crate::sys::EPERM
+                    if crate::sys::executable_file(resolved).unwrap_or(false)
+                        && self.cwd.as_deref().map_or(true, crate::sys::is_searchable_dir) =>
+                {
+                    return Error::errno(Stage::Setup, e.errno, "starting the child")
+                        .with_argv(argv);
+                }
+                _ => match &self.cwd {
+                    Some(dir) if !crate::sys::is_searchable_dir(dir) => Stage::Chdir,
+                    _ => Stage::Exec,
+                },
             },
         };
         let (what, path) = match stage {

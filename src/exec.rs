@@ -87,7 +87,7 @@ where
 
 /// What to write to the child's stdin.
 #[derive(Debug)]
-enum Input {
+pub(crate) enum Input {
     Bytes(Vec<u8>),
     File(PathBuf),
 }
@@ -108,7 +108,7 @@ pub(crate) struct RunOptions {
 }
 
 impl RunOptions {
-    fn policy(&self) -> Policy {
+    pub(crate) fn policy(&self) -> Policy {
         let d = Policy::default();
         Policy {
             timeout: self.timeout,
@@ -173,6 +173,28 @@ impl Method {
             Method::Status => "status()",
             Method::Capture => "output()",
         }
+    }
+}
+
+/// The options the mapped runner (`src/mapped.rs`) shares with the others.
+impl RunOptions {
+    pub(crate) fn take_input(&mut self) -> Option<Input> {
+        self.input.take()
+    }
+    pub(crate) fn restore_input(&mut self, input: Option<Input>) {
+        self.input = input;
+    }
+    pub(crate) fn has_limits(&self) -> bool {
+        self.limits.iter().any(Option::is_some)
+    }
+    pub(crate) fn merge(&self) -> bool {
+        self.merge
+    }
+    pub(crate) fn unchecked(&self) -> bool {
+        self.unchecked
+    }
+    pub(crate) fn cancel(&self) -> Option<&CancelHandle> {
+        self.cancel.as_ref()
     }
 }
 

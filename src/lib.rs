@@ -204,6 +204,33 @@
 //! (chosen as above) or, when it leads none, the child alone: the descendants walk is the
 //! capture loop's.
 //!
+//! # Capturing into shared memory
+//!
+//! For large outputs kept whole in memory, [`Command::output_mapped`] and
+//! [`Command::run_mapped`] give the child a memory file (`memfd_create`) as its stdout and
+//! stderr instead of pipes. The parent reads nothing while the child writes; it maps the
+//! file as it grows, and when the child has exited it seals the file (no more writes, no
+//! shrinking, no growing: a grandchild that kept the fd gets `EPERM`) and hands out a
+//! read-only [`MappedBytes`] that derefs to `[u8]`, is `Send + Sync`, and unmaps on drop. The
+//! parent spends about half the CPU time of `output()` on 1 GiB (page tables instead of
+//! copies; the child pays for allocating the pages instead), and the run ends when the child
+//! does.
+//!
+//! The same options apply (input, timeout and kill signal with the partial output kept,
+//! cancel, checked exit, `2>&1`); with [`max_buffer`](Command::max_buffer) the run takes the
+//! pipes, where the limit is exact; where `memfd_create` is missing or refused it falls back to
+//! the pipe capture. The child writes to a regular file, not a pipe, which changes what some
+//! programs do (no `SIGPIPE`, `/dev/stdout` reopened at offset 0, `S_ISFIFO` checks): the list
+//! is in [`Command::output_mapped`].
+//!
+//! ```
+//! let out = offspring::exec("head -c 5000000 /dev/zero").output_mapped()?;
+//! assert_eq!(out.stdout.len(), 5_000_000);
+//! let bytes: &[u8] = &out.stdout;
+//! assert!(bytes.iter().all(|&b| b == 0));
+//! # Ok::<(), offspring::Error>(())
+//! ```
+//!
 //! # Waiting, timeouts and deadlines
 //!
 //! Every blocking call comes in four forms, as in crossbeam: the blocking one, `try_` (never
@@ -313,10 +340,12 @@
 //! `SIGKILL` and reports whether it had to. [`Child::signal_group`] reaches the child's whole
 //! process group, grandchildren included, when it leads one.
 //!
-//! A signal can never reach a stranger that inherited the child's pid after it was reaped: on
-//! Linux it goes through the pidfd (`pidfd_send_signal`); without pidfds it is sent only while
-//! the child is known, under the lock that guards its reaping, to be unreaped. Signalling a
-//! child that has already been collected is a no-op.
+//! A signal can never reach a stranger that inherited the child's pid after it was reaped: it
+//! goes through the child's pidfd (`pidfd_send_signal`). Without pidfds (Linux before 5.3) a
+//! pid cannot be told apart from a recycled one, so [`Child::signal`] refuses with an error
+//! saying so. A group signal is sent while the leader is unreaped (its pid, the group's
+//! number, cannot be reused meanwhile), or after that only while no other process has taken
+//! the leader's pid. Signalling a child that has already been collected is a no-op.
 //!
 //! # Process trees
 //!
@@ -418,7 +447,9 @@
 //! - Elsewhere (or with `OFFSPRING_REAPER=sigchld` in the environment, which the test suite
 //!   uses) it installs a `SIGCHLD` handler, once, chained to the handler that was there
 //!   before, which writes to a self-pipe; the reaper then checks each of *its own* children
-//!   with `waitpid(pid, WNOHANG)`, and rescans once a second as a safety net.
+//!   with `waitpid(pid, WNOHANG)`, and rescans once a second as a safety net. Where the
+//!   kernel has `pidfd_open` (5.3) each child still gets a pidfd, to be signalled through and
+//!   to check that its pid is still its own before `waitpid` looks at it.
 //!
 //! The reaper never waits for "any child" (`waitpid(-1)`), so children that
 //! `std::process::Command` or other libraries spawn in the same program keep their exit
@@ -432,6 +463,35 @@
 //! asked for that with [`Command::kill_on_drop`] or [`Command::terminate_on_drop`] (SIGTERM,
 //! then SIGKILL from the reaper after a grace period). [`Child::detach`] says "let it run" out
 //! loud.
+//!
+//! # Under faults
+//!
+//! A hostile environment does not leave the engine in a worse state than it found it, and
+//! never makes a transient failure permanent:
+//!
+//! - A spawn that meets a full fd table (`EMFILE`) or process table (`EAGAIN` under
+//!   `RLIMIT_NPROC`) fails with [`ErrorKind::ResourceExhausted`] and leaks nothing. If it
+//!   was the first spawn, the reaper's start (its probe, its epoll set or self-pipe, its
+//!   thread) is simply tried again by the next spawn; a resource error is never read as
+//!   "this kernel lacks pidfds".
+//! - Every spawn path says where a spawn failed: [`Stage::Setup`] "starting the child" for
+//!   process creation (`posix_spawn` included), [`Stage::Chdir`], [`Stage::ChildSetup`],
+//!   [`Stage::Exec`], whatever fds the child is given.
+//! - A `pre_exec` hook runs with every caught signal reset to `SIG_DFL` (no handler of the
+//!   parent runs in the child); if it panics, the child aborts and the spawn fails (see
+//!   [`Command::pre_exec`]).
+//! - A child held by a ptracer after it exited is waited for without spinning; a child
+//!   that exits during `terminate_on_drop`'s grace period is let go of at once.
+//! - A `SIGCHLD` handler that was installed before offspring's keeps its flags (it still
+//!   sees stopped children if it asked for them).
+//!
+//! ```
+//! use offspring::{Command, ErrorKind, Stage};
+//!
+//! // A directory is not a program: the exec fails, on whichever path the spawn takes.
+//! let e = Command::new("/tmp").status().unwrap_err();
+//! assert_eq!((e.kind(), e.stage()), (ErrorKind::PermissionDenied, Stage::Exec));
+//! ```
 //!
 //! # Shell quoting
 //!
@@ -511,6 +571,7 @@ mod exit_status;
 mod jobs;
 #[doc(hidden)]
 pub mod macros;
+mod mapped;
 mod mux;
 mod pipeline;
 pub mod quote;
@@ -531,6 +592,7 @@ pub use crate::error::{Error, ErrorKind, Result, Stage};
 pub use crate::exec::{exec, exec_file};
 pub use crate::exit_status::{ExitStatus, ResourceUsage};
 pub use crate::jobs::{JobResults, Jobs};
+pub use crate::mapped::{MappedBytes, MappedOutput};
 pub use crate::mux::{Event, Mux, MuxId, MuxSender, Shutdown};
 pub use crate::pipeline::{Pipeline, PipelineChild, PipelineOutput};
 pub use crate::quote::QuoteError;

@@ -36,14 +36,26 @@
 //! If other code reaps one of our children anyway (a stray `waitpid(-1)`, or `SIGCHLD` set to
 //! `SIG_IGN`), `waitid` fails with `ECHILD`. The reaper then asks the pidfd for the status
 //! (`PIDFD_INFO_EXIT`, Linux ≥ 6.15) and otherwise publishes "status unavailable": it never
-//! panics and never hangs. Signals go through the pidfd, which cannot reach a recycled pid;
-//! without pidfds a signal is sent only after `wait4(pid, WNOHANG)` has shown, under the
-//! child's state lock, that the pid is still our unreaped child.
+//! panics and never hangs. Signals go through the pidfd, which cannot reach a recycled pid
+//! (on the fallback path too, where the kernel has `pidfd_open`). Without any pidfd a signal
+//! is refused: `wait4(pid, WNOHANG)` showing a running child proves nothing once someone else
+//! may have reaped ours and the pid gone to another child of this process.
+//!
+//! A pidfd that is not produced atomically by the spawn (`posix_spawn`) is checked with
+//! `waitid(WNOWAIT)` to be of an unreaped child of ours; the fork path opens it while the
+//! child still waits for a go-ahead byte, so its pid cannot have been recycled.
+//!
+//! # Faults
+//!
+//! A start that fails (no fd for the probe, the epoll set or the self-pipe; no task for the
+//! thread under `RLIMIT_NPROC`) is not kept: the next spawn tries again. A child whose
+//! pidfd is readable while `waitid` has nothing (a ptracer holds the zombie) leaves the
+//! epoll set and is looked at every 25 ms until it can be reaped, so nothing spins.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -80,7 +92,15 @@ pub(crate) struct ProcState {
 #[derive(Debug)]
 pub(crate) struct Proc {
     pub(crate) pid: Pid,
+    /// The pidfd the child is watched and reaped through (the pidfd path).
     pub(crate) pidfd: Option<OwnedFd>,
+    /// On the fallback path, a pidfd used only to signal the child and to tell whether its
+    /// pid is still its own (the kernel has `pidfd_open` but offspring reaps by pid).
+    sigfd: Option<OwnedFd>,
+    /// The pidfd said "exited" but `waitid` had nothing (a ptracer holds the zombie): its
+    /// readiness is level-triggered and means nothing until the tracer lets go, so pollers
+    /// look at the child on a timer instead of spinning on it.
+    held: AtomicBool,
     state: Mutex<ProcState>,
     cond: Condvar,
     /// The reaper's key for this child, 0 when it is not (or no longer) in the reaper's table.
@@ -88,8 +108,16 @@ pub(crate) struct Proc {
 }
 
 impl Proc {
-    pub(crate) fn new(pid: Pid, pidfd: Option<OwnedFd>) -> Proc {
-        Proc { pid, pidfd, state: Mutex::default(), cond: Condvar::new(), key: AtomicU64::new(0) }
+    pub(crate) fn new(pid: Pid, fds: Pidfds) -> Proc {
+        Proc {
+            pid,
+            pidfd: fds.reap,
+            sigfd: fds.signal,
+            held: AtomicBool::new(false),
+            state: Mutex::default(),
+            cond: Condvar::new(),
+            key: AtomicU64::new(0),
+        }
     }
 
     /// A child that was reaped by someone else before offspring could open its pidfd (only
@@ -100,6 +128,8 @@ impl Proc {
         Proc {
             pid,
             pidfd: None,
+            sigfd: None,
+            held: AtomicBool::new(false),
             state: Mutex::new(st),
             cond: Condvar::new(),
             key: AtomicU64::new(0),
@@ -128,9 +158,17 @@ impl Proc {
         if let Some(o) = st.outcome {
             return Some(o);
         }
-        let res = match &self.pidfd {
-            Some(fd) => sys_wait::pidfd_try_reap(fd.as_fd()),
-            None => sys_wait::pid_try_reap(self.pid),
+        let res = match (&self.pidfd, &self.sigfd) {
+            (Some(fd), _) => sys_wait::pidfd_try_reap(fd.as_fd()),
+            // Reap by pid only once the pidfd has shown that the pid is still our unreaped
+            // child and has exited: a pid that someone else reaped may belong to another
+            // process by now, whose status `wait4` must neither steal nor report.
+            (None, Some(fd)) => match sys_wait::pidfd_exited(fd.as_fd()) {
+                Ok(true) => sys_wait::pid_try_reap(self.pid),
+                Ok(false) => Ok(None),
+                Err(e) => Err(e),
+            },
+            (None, None) => sys_wait::pid_try_reap(self.pid),
         };
         let outcome = match res {
             Ok(Some(r)) => Outcome::Exited(r),
@@ -138,7 +176,8 @@ impl Proc {
             Err(_) => {
                 // ECHILD: another party reaped it. Recover the status from the pidfd if the
                 // kernel keeps it; anything else is reported as unavailable.
-                match self.pidfd.as_ref().and_then(|fd| sys_wait::pidfd_exit_info(fd.as_fd())) {
+                let fd = self.pidfd.as_ref().or(self.sigfd.as_ref());
+                match fd.and_then(|fd| sys_wait::pidfd_exit_info(fd.as_fd())) {
                     Some(status) => Outcome::Exited(Reaped { status, usage: None }),
                     None => Outcome::Unavailable,
                 }
@@ -175,29 +214,76 @@ impl Proc {
     }
 
     /// Sends `sig` to the child unless it has already been collected, in which case this is
-    /// a no-op. Never signals a recycled pid: through the pidfd where there is one, else only
-    /// after `wait4(pid, WNOHANG)` under the state lock has shown the pid is still our
-    /// unreaped child.
+    /// a no-op. Never signals a recycled pid: it goes through a pidfd, which cannot reach
+    /// one. Without any pidfd (Linux before 5.3) there is no sound way to tell that the pid
+    /// is still the child's (a `waitpid(-1)` elsewhere or `SIGCHLD` set to `SIG_IGN` lets
+    /// the kernel reuse it while `wait4(pid)` still shows a running child of ours), so
+    /// this refuses with `ENOTSUP`.
     pub(crate) fn signal(&self, sig: crate::signal::Signal) -> io::Result<()> {
-        match &self.pidfd {
-            Some(fd) => match sys_wait::pidfd_send_signal(fd.as_fd(), sig.as_raw()) {
-                // ESRCH: the process is gone (reaped). Like std, signalling an exited child
-                // is not an error.
-                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) => {
-                    Ok(())
-                }
-                other => other,
-            },
-            None => {
+        let fd = match (&self.pidfd, &self.sigfd) {
+            (Some(fd), _) => fd,
+            (None, Some(fd)) => {
                 let mut st = self.lock();
                 if self.try_collect_locked(&mut st).is_some() {
                     return Ok(());
                 }
-                // Still running and still ours: the lock keeps the reaper from collecting
-                // it (and the pid from being freed) until the signal is sent.
-                sys_wait::kill(self.pid, sig.as_raw())
+                fd
             }
+            (None, None) => {
+                if self.outcome().is_some() {
+                    return Ok(());
+                }
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!(
+                        "refusing to send {sig} to pid {}: without pidfds (Linux < 5.3) \
+                         offspring cannot tell whether the pid still belongs to the child",
+                        self.pid.as_raw_nonzero()
+                    ),
+                ));
+            }
+        };
+        match sys_wait::pidfd_send_signal(fd.as_fd(), sig.as_raw()) {
+            // ESRCH: the process is gone (reaped). Like std, signalling an exited child is
+            // not an error.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) => Ok(()),
+            other => other,
         }
+    }
+
+    /// Sends `sig` to the process group `pgid` that this child leads (or led). Never reaches
+    /// a group whose number was recycled: while the leader is unreaped its pid, and so the
+    /// group's number, cannot be reused (the state lock keeps the reaper out meanwhile). Once
+    /// it is reaped, the number stays out of use as long as the group has members; if a
+    /// process with that pid exists, the group emptied and the number went to someone else,
+    /// and nothing is sent. (Left: a group that empties and is recycled between that check
+    /// and `killpg`, a window of two system calls.)
+    pub(crate) fn signal_group(&self, pgid: Pid, sig: crate::signal::Signal) -> io::Result<()> {
+        let mut st = self.lock();
+        if self.try_collect_locked(&mut st).is_none() {
+            return sys_wait::kill_group(pgid, sig.as_raw());
+        }
+        drop(st);
+        match sys_wait::kill(pgid, 0) {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) => {
+                sys_wait::kill_group(pgid, sig.as_raw())
+            }
+            // The pid is someone else's now: our group is gone.
+            _ => Ok(()),
+        }
+    }
+
+    /// The pidfd to poll for the child's exit, unless a ptracer holds it (see `held`).
+    pub(crate) fn poll_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        if self.held.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
+    }
+
+    /// Records that the pidfd was readable but the child could not be reaped.
+    pub(crate) fn mark_held(&self) {
+        self.held.store(true, Ordering::Relaxed);
     }
 
     /// Waits until the child is collected or `deadline` passes.
@@ -240,6 +326,15 @@ impl Proc {
                 }
                 None => None,
             };
+            if self.held.load(Ordering::Relaxed) {
+                // Readiness means nothing while a tracer holds the child: look on a timer.
+                if let Some(o) = self.try_collect() {
+                    return Ok(Some(o));
+                }
+                let nap = timeout.map_or(HELD_RECHECK, |t| t.min(HELD_RECHECK));
+                let _ = rustix::event::poll(&mut [], Some(&timespec(nap)));
+                continue;
+            }
             let mut fds = [rustix::event::PollFd::new(pidfd, rustix::event::PollFlags::IN)];
             match rustix::event::poll(&mut fds, timeout.map(timespec).as_ref()) {
                 Ok(0) | Err(rustix::io::Errno::INTR) => {}
@@ -247,6 +342,7 @@ impl Proc {
                     if let Some(o) = self.try_collect() {
                         return Ok(Some(o));
                     }
+                    self.mark_held();
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -337,12 +433,23 @@ pub(crate) fn timespec(d: Duration) -> rustix::event::Timespec {
 /// How often the fallback path rescans its children without a `SIGCHLD`.
 const FALLBACK_RESCAN: Duration = Duration::from_secs(1);
 
+/// How often a child whose exited zombie a ptracer holds is looked at again.
+const HELD_RECHECK: Duration = Duration::from_millis(25);
+
 /// The key of the wake-up fd in the epoll set.
 const WAKE_KEY: u64 = 0;
 
 enum Mode {
-    Pidfd { epoll: OwnedFd, wake: OwnedFd },
-    Sigchld { pipe: Option<OwnedFd> },
+    Pidfd {
+        epoll: OwnedFd,
+        wake: OwnedFd,
+    },
+    /// `signal_pidfds`: the kernel has `pidfd_open`, so each child also gets a pidfd to be
+    /// signalled through (and to check that its pid is still its own).
+    Sigchld {
+        pipe: Option<OwnedFd>,
+        signal_pidfds: bool,
+    },
 }
 
 struct Reaper {
@@ -351,7 +458,17 @@ struct Reaper {
     timers: Mutex<Vec<KillTimer>>,
     /// Process trees whose handles are gone (`src/tree.rs`), with an optional kill time.
     leftovers: Mutex<HashMap<u64, Adopted>>,
+    /// Children whose pidfd is readable but that a ptracer keeps from being reaped: out of
+    /// the epoll set (it would report them ready at every wait), looked at on a timer.
+    held: Mutex<Vec<Arc<Proc>>>,
     next_key: AtomicU64,
+}
+
+/// The pidfds a new child is tracked with (see [`Proc`]).
+#[derive(Debug, Default)]
+pub(crate) struct Pidfds {
+    reap: Option<OwnedFd>,
+    signal: Option<OwnedFd>,
 }
 
 /// A leftover and when to kill it.
@@ -416,18 +533,31 @@ struct KillTimer {
     then_kill: Option<Duration>,
 }
 
-/// `true` unless the test switch `OFFSPRING_REAPER=sigchld` forces the fallback path.
-pub(crate) fn force_fallback() -> bool {
-    static FORCE: OnceLock<bool> = OnceLock::new();
-    *FORCE.get_or_init(|| std::env::var_os("OFFSPRING_REAPER").is_some_and(|v| v == "sigchld"))
+/// The test switch `OFFSPRING_REAPER`: `sigchld` forces the fallback path (reaping by pid
+/// on `SIGCHLD`), `sigchld-nopidfd` also does without pidfds altogether, as on Linux < 5.3.
+fn forced() -> (bool, bool) {
+    static FORCE: OnceLock<(bool, bool)> = OnceLock::new();
+    *FORCE.get_or_init(|| match std::env::var_os("OFFSPRING_REAPER") {
+        Some(v) if v == "sigchld" => (true, false),
+        Some(v) if v == "sigchld-nopidfd" => (true, true),
+        _ => (false, false),
+    })
 }
 
+/// The reaper, started on first use. A start that fails (`EMFILE`, `EAGAIN`...) is not kept:
+/// the next spawn tries again.
 fn reaper() -> Result<&'static Reaper> {
-    static REAPER: OnceLock<std::result::Result<Reaper, String>> = OnceLock::new();
-    REAPER
-        .get_or_init(|| start().map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(|e| Error::new(ErrorKind::Io, Stage::Setup, format!("reaper thread: {e}")))
+    static REAPER: OnceLock<Reaper> = OnceLock::new();
+    static STARTING: Mutex<()> = Mutex::new(());
+    if let Some(r) = REAPER.get() {
+        return Ok(r);
+    }
+    let _one_at_a_time = lock(&STARTING);
+    if let Some(r) = REAPER.get() {
+        return Ok(r);
+    }
+    let r = start().map_err(|e| Error::os(Stage::Setup, e, "starting the reaper"))?;
+    Ok(REAPER.get_or_init(|| r))
 }
 
 /// Opens the pidfd that tracks a new child, when the reaper works with pidfds.
@@ -438,31 +568,72 @@ fn reaper() -> Result<&'static Reaper> {
 ///
 /// `existing` is a pidfd the spawn path already produced atomically (`CLONE_PIDFD`); it is
 /// used as is, or closed on the fallback path, which must not track children by pidfd.
-pub(crate) fn open_pidfd(pid: Pid, existing: Option<OwnedFd>) -> io::Result<Option<OwnedFd>> {
-    match reaper().map(|r| &r.mode) {
-        Ok(Mode::Pidfd { .. }) => match existing {
-            Some(fd) => Ok(Some(fd)),
-            None => sys_wait::pidfd_open(pid).map(Some),
-        },
-        _ => Ok(None),
-    }
+///
+/// A pidfd that the spawn path did not produce atomically (`posix_spawn`) is opened after the
+/// child started, when someone else may already have reaped it (`waitpid(-1)`, `SIGCHLD`
+/// ignored) and its pid gone to another process: such a pidfd is checked to be of an
+/// unreaped child of ours, and `ESRCH` is returned when it is not.
+pub(crate) fn open_pidfd(pid: Pid, existing: Option<OwnedFd>) -> io::Result<Pidfds> {
+    // Without a reaper (its start failed), `register` reports why.
+    let Ok(r) = reaper() else { return Ok(Pidfds::default()) };
+    let wanted = match r.mode {
+        Mode::Pidfd { .. } => true,
+        Mode::Sigchld { signal_pidfds, .. } => signal_pidfds,
+    };
+    let fd = match (wanted, existing) {
+        (false, _) => return Ok(Pidfds::default()),
+        (true, Some(fd)) => fd,
+        (true, None) => {
+            let fd = sys_wait::pidfd_open(pid)?;
+            if let Err(e) = sys_wait::pidfd_exited(fd.as_fd()) {
+                if e.raw_os_error() == Some(rustix::io::Errno::CHILD.raw_os_error()) {
+                    return Err(rustix::io::Errno::SRCH.into());
+                }
+            }
+            fd
+        }
+    };
+    Ok(match r.mode {
+        Mode::Pidfd { .. } => Pidfds { reap: Some(fd), signal: None },
+        Mode::Sigchld { .. } => Pidfds { reap: None, signal: Some(fd) },
+    })
 }
 
-fn pidfds_work() -> bool {
-    // waitid(P_PIDFD) (Linux 5.4) on a pidfd of ourselves: ECHILD means the kernel knows
-    // P_PIDFD; EINVAL means it does not.
+/// Whether the kernel has `waitid(P_PIDFD)` (Linux 5.4). A resource error (`EMFILE`...)
+/// says nothing about the kernel: it is returned, and the start is tried again later.
+fn pidfds_work() -> io::Result<bool> {
+    // waitid(P_PIDFD) on a pidfd of ourselves: ECHILD means the kernel knows P_PIDFD; EINVAL
+    // means it does not.
     let me = rustix::process::getpid();
     match sys_wait::pidfd_open(me) {
         Ok(fd) => match sys_wait::pidfd_try_reap(fd.as_fd()) {
-            Err(e) => e.raw_os_error() == Some(rustix::io::Errno::CHILD.raw_os_error()),
-            Ok(_) => false,
+            Err(e) => Ok(e.raw_os_error() == Some(rustix::io::Errno::CHILD.raw_os_error())),
+            Ok(_) => Ok(false),
         },
-        Err(_) => false,
+        Err(e) if is_resource_error(&e) => Err(e),
+        Err(_) => Ok(false),
     }
 }
 
+/// Whether `pidfd_open` works at all (Linux 5.3), for signalling on the fallback path.
+fn pidfd_open_works() -> io::Result<bool> {
+    match sys_wait::pidfd_open(rustix::process::getpid()) {
+        Ok(_) => Ok(true),
+        Err(e) if is_resource_error(&e) => Err(e),
+        Err(_) => Ok(false),
+    }
+}
+
+fn is_resource_error(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    [Errno::MFILE, Errno::NFILE, Errno::NOMEM, Errno::AGAIN]
+        .iter()
+        .any(|x| e.raw_os_error() == Some(x.raw_os_error()))
+}
+
 fn start() -> io::Result<Reaper> {
-    let mode = if !force_fallback() && pidfds_work() {
+    let (fallback, no_pidfds) = forced();
+    let mode = if !fallback && pidfds_work()? {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         let wake = rustix::event::eventfd(
             0,
@@ -471,36 +642,48 @@ fn start() -> io::Result<Reaper> {
         epoll::add(&epoll, &wake, epoll::EventData::new_u64(WAKE_KEY), epoll::EventFlags::IN)?;
         Mode::Pidfd { epoll, wake }
     } else {
+        let signal_pidfds = !no_pidfds && pidfd_open_works()?;
         // SIGCHLD set to SIG_IGN (auto-reap) is left alone: `install` refuses, and the
-        // periodic rescan reports such children as unavailable.
-        Mode::Sigchld { pipe: crate::sys::sigchld::install().ok() }
+        // periodic rescan reports such children as unavailable. Any other failure (no fd
+        // for the self-pipe) fails this start; the next spawn tries again.
+        let pipe = match crate::sys::sigchld::install() {
+            Ok(pipe) => Some(pipe),
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => None,
+            Err(e) => return Err(e),
+        };
+        Mode::Sigchld { pipe, signal_pidfds }
     };
     let reaper = Reaper {
         mode,
         procs: Mutex::default(),
         timers: Mutex::default(),
         leftovers: Mutex::default(),
+        held: Mutex::default(),
         next_key: 1.into(),
     };
     Ok(reaper)
 }
 
-/// Starts the reaper thread on first use.
+/// Starts the reaper thread on first use. A failed start (`EAGAIN` under `RLIMIT_NPROC`)
+/// is not kept: the next spawn tries again.
 fn ensure_thread(r: &'static Reaper) -> Result<()> {
-    static THREAD: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    THREAD
-        .get_or_init(|| {
-            std::thread::Builder::new()
-                .name("offspring-reap".into())
-                .stack_size(64 * 1024)
-                .spawn(move || run(r))
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(|e| {
-            Error::new(ErrorKind::ResourceExhausted, Stage::Setup, format!("reaper thread: {e}"))
-        })
+    static STARTED: Mutex<bool> = Mutex::new(false);
+    let mut started = lock(&STARTED);
+    if !*started {
+        std::thread::Builder::new()
+            .name("offspring-reap".into())
+            .stack_size(64 * 1024)
+            .spawn(move || run(r))
+            .map_err(|e| {
+                let kind = match e.raw_os_error() {
+                    Some(n) => ErrorKind::from_errno(n),
+                    None => ErrorKind::ResourceExhausted,
+                };
+                Error::new(kind, Stage::Setup, format!("starting the reaper thread: {e}"))
+            })?;
+        *started = true;
+    }
+    Ok(())
 }
 
 /// Registers a freshly spawned child. Called before the `Child` reaches the caller.
@@ -643,7 +826,10 @@ fn run(r: &'static Reaper) {
     }
     let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
     loop {
-        let timeout = fire_timers(r);
+        let mut timeout = fire_timers(r);
+        if recheck_held(r) {
+            timeout = Some(timeout.map_or(HELD_RECHECK, |t| t.min(HELD_RECHECK)));
+        }
         match &r.mode {
             Mode::Pidfd { epoll, wake } => {
                 events.clear();
@@ -665,16 +851,25 @@ fn run(r: &'static Reaper) {
                         finish_leftovers(r, Some(&[key]));
                     }
                     if let Some(proc) = proc {
-                        if proc.try_collect().is_some() {
-                            if let Some(fd) = &proc.pidfd {
-                                let _ = epoll::delete(epoll, fd);
-                            }
+                        let collected = proc.try_collect().is_some();
+                        if let Some(fd) = &proc.pidfd {
+                            // Collected, or readable with nothing to collect (a ptracer
+                            // holds it): either way out of the level-triggered set.
+                            let _ = epoll::delete(epoll, fd);
+                        }
+                        if collected {
                             forget(&proc);
+                        } else {
+                            proc.mark_held();
+                            let mut held = lock(&r.held);
+                            if !held.iter().any(|p| Arc::ptr_eq(p, &proc)) {
+                                held.push(proc);
+                            }
                         }
                     }
                 }
             }
-            Mode::Sigchld { pipe } => {
+            Mode::Sigchld { pipe, .. } => {
                 let busy = !lock(&r.procs).is_empty() || !lock(&r.leftovers).is_empty();
                 let wait = match (timeout, busy) {
                     (Some(t), true) => Some(t.min(FALLBACK_RESCAN)),
@@ -714,8 +909,23 @@ fn run(r: &'static Reaper) {
     }
 }
 
-/// Sends `SIGKILL` to every timed-out dropped child and returns the time until the next
-/// timer, if any.
+/// Looks again at the children a ptracer held; returns `true` if some still are.
+fn recheck_held(r: &Reaper) -> bool {
+    let mut held = lock(&r.held);
+    held.retain(|proc| {
+        if proc.try_collect().is_some() {
+            forget(proc);
+            false
+        } else {
+            true
+        }
+    });
+    !held.is_empty()
+}
+
+/// Sends `SIGKILL` to every timed-out dropped child, forgets the timers of children that
+/// exited (so nothing of theirs, such as the pidfd, is kept until the grace period ends),
+/// and returns the time until the next timer, if any.
 fn fire_timers(r: &Reaper) -> Option<Duration> {
     let mut timers = lock(&r.timers);
     let now = Instant::now();

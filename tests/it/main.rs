@@ -15,6 +15,8 @@ mod capture;
 mod errors;
 /// The buffered runners and their options: exec/exec_file, run/read, input, 2>&1, cancel.
 mod exec;
+/// Fault injection: full fd and process tables, panicking hooks, ptrace, recycled pids.
+mod faults;
 /// Fault injection for the runners: reusable commands, bounded and complete errors.
 mod faults_run;
 /// Fault injection for the capture loop: zero deadlines, maximum sizes, limit stops.
@@ -23,6 +25,8 @@ mod faults_capture;
 mod fds;
 /// `cmd!` and `sh!`: one value, one argument or one shell word.
 mod macros;
+/// The mapped capture: 1 GiB exact, sealing against grandchildren, limits, no leaks.
+mod mapped;
 /// What a new user hits: stops reach the whole command, options honoured or refused, std's
 /// shapes, lossless error conversion, one result shape.
 mod newuser;
