@@ -1025,4 +1025,33 @@ mod tests {
             until_reaped(pid);
         }
     }
+
+    /// On the pidfd path the reaper thread takes no signal of the process's: `SIGCHLD` would
+    /// only interrupt its `epoll_wait`, and another signal would run the program's handler
+    /// (or its default action) on a thread the program does not know of. The fallback path
+    /// leaves `SIGCHLD` deliverable there, as its handler is what wakes the reaper.
+    #[test]
+    fn the_reaper_thread_blocks_signals_on_the_pidfd_path_only() {
+        let child = Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        let pidfd_path = matches!(super::reaper().unwrap().mode, super::Mode::Pidfd { .. });
+        let mut found = false;
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim_end() != "offspring-reap" {
+                continue;
+            }
+            found = true;
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap();
+            let blocked = status
+                .lines()
+                .find_map(|l| l.strip_prefix("SigBlk:"))
+                .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+                .unwrap();
+            let bit = |sig: i32| blocked & (1u64 << (sig - 1)) != 0;
+            assert_eq!(bit(libc::SIGCHLD), pidfd_path, "SigBlk {blocked:x}");
+            assert_eq!(bit(libc::SIGTERM), pidfd_path, "SigBlk {blocked:x}");
+        }
+        assert!(found, "no offspring-reap thread");
+    }
 }
