@@ -22,10 +22,12 @@
 //!
 //! A round runs `--calls` calls (default 200) of every method back to back, in an order that
 //! rotates from round to round, so that drift in the machine's speed spreads over all of them.
-//! The table gives, per method, the median over rounds of the mean time per call, the min and
-//! max of those, and the ratio of each round's time to its reference's time in the same round
-//! (median, min, max). On a shared VM absolute figures drift; the same-round ratios are what to
-//! compare.
+//! The table gives, per method: `wall`, the median over rounds of the mean time per call, its
+//! min and max, and the ratio of each round's time to its reference's in the same round
+//! (median, min, max); `call`, the median of all single calls and its ratio to the reference's,
+//! which a load spike in one round moves less; `cpu`, this process's CPU time per call (user +
+//! system, every thread, the reaper's too, the children's not) and its ratio. On a shared VM
+//! absolute figures drift; the same-run ratios are what to compare.
 
 // The reference spawn is a raw libc `posix_spawn`, which needs unsafe code.
 #![allow(unsafe_code)]
