@@ -533,6 +533,9 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
 
 impl Drop for Child {
     fn drop(&mut self) {
+        // A child the runner meant to reap itself and gives up on (an error, a panic) goes to
+        // the reaper now.
+        reaper::release(&self.proc);
         if let Some(tree) = &self.tree {
             // The whole tree, even after the child itself has exited.
             match self.drop_policy {

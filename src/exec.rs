@@ -634,7 +634,8 @@ impl Command {
             && !matches!(self.run.input, Some(Input::Bytes(_)));
         if plain {
             self.check_method(Method::Status)?;
-            let (child, _) = self.spawn_for_run(Defaults::default(), false)?;
+            let defaults = Defaults { self_reaped: true, ..Defaults::default() };
+            let (child, _) = self.spawn_for_run(defaults, false)?;
             return child.wait();
         }
         let argv = self.argv_for_errors();
@@ -680,6 +681,8 @@ impl Command {
         }
         let mut defaults =
             if method == Method::Capture { Defaults::capture() } else { Defaults::default() };
+        // The loop below reaps the child itself.
+        defaults.self_reaped = true;
         defaults.new_group = self.run.may_stop() && crate::stop::new_group_by_default();
         let (mut child, merged) = self.spawn_for_run(defaults, self.run.merge)?;
         let stdin = child.stdin.take();

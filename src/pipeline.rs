@@ -420,6 +420,7 @@ impl Pipeline {
                     stdout: if last { ends.stdout } else { DefaultIo::Inherit },
                     stderr: ends.stderr,
                     new_group: false,
+                    self_reaped: false,
                 };
                 let mut pipe_wr = None;
                 if !last {
