@@ -154,6 +154,7 @@ impl Case {
             ],
             Case::Fanout => &[
                 "libc spawn all, then read+wait",
+                "offspring Mux (one thread)",
                 "std spawn all, then wait_with_output",
                 "std thread per child",
                 "python Popen all, communicate",
@@ -185,6 +186,12 @@ struct Sample {
 // The driver
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary with no
+    // arguments, to see that it starts: a full run there would take minutes.
+    if std::env::args().len() == 1 {
+        println!("skipped: a benchmark; run it with `cargo bench --bench report`");
+        return;
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(pos) = args.iter().position(|a| a == "--one") {
         let case = Case::parse(&args[pos + 1]).expect("--one CASE METHOD");
@@ -623,6 +630,23 @@ fn run_one(case: Case, method: &str) -> f64 {
             let start = Instant::now();
             match method {
                 "libc spawn all, then read+wait" => libc_fanout(),
+                "offspring Mux (one thread)" => {
+                    let mut mux = offspring::Mux::new();
+                    for _ in 0..FANOUT {
+                        let mut cmd = offspring::Command::new("/bin/echo");
+                        cmd.arg("hello");
+                        mux.spawn_with(&mut cmd, offspring::Delivery::Buffered).unwrap();
+                    }
+                    let mut done = 0;
+                    for event in &mut mux {
+                        if let offspring::Event::Exit { result, .. } = event.unwrap() {
+                            let out = result.unwrap();
+                            assert!(out.status.success() && out.stdout == b"hello\n");
+                            done += 1;
+                        }
+                    }
+                    assert_eq!(done, FANOUT);
+                }
                 "std spawn all, then wait_with_output" => {
                     let children: Vec<_> = (0..FANOUT)
                         .map(|_| {

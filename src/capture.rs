@@ -25,7 +25,8 @@
 //! has exited, the loop drains for at most the drain timeout (Go's `WaitDelay`), takes what
 //! the pipes hold at that moment, and returns.
 
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
+use std::collections::VecDeque;
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -37,6 +38,7 @@ use crate::cancel::CancelHandle;
 use crate::child::{deadline_after, Child};
 use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::exit_status::ExitStatus;
+use crate::mux::{Event, MuxId};
 use crate::signal::Signal;
 use crate::stdio::ChildStdin;
 
@@ -138,9 +140,52 @@ pub struct Output {
     pub stderr: Vec<u8>,
     seen: [u64; 2],
     drain_expired: bool,
+    stop: Option<Stop>,
 }
 
 impl Output {
+    pub(crate) fn from_parts(
+        status: ExitStatus,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        seen: [u64; 2],
+        drain_expired: bool,
+        stop: Option<Stop>,
+    ) -> Output {
+        Output { status, stdout, stderr, seen, drain_expired, stop }
+    }
+
+    /// Why the run stopped the child, if it did: `None` when the child ended on its own
+    /// (whatever its exit code). The runners return such a run as an error;
+    /// [`Error::into_run_output`] turns it back into this `Output`, so that one `match`
+    /// handles every finished run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{exec, Stop};
+    /// use std::time::Duration;
+    /// for (script, expect) in [("exit 3", "exit 3"), ("sleep 10", "timeout")] {
+    ///     let out = exec(script).timeout(Duration::from_millis(200)).output()
+    ///         .or_else(offspring::Error::into_run_output)?;
+    ///     let what = match (out.stopped_by(), out.status.code()) {
+    ///         (Some(Stop::Timeout), _) => "timeout".to_string(),
+    ///         (Some(_), _) => "stopped".to_string(),
+    ///         (None, Some(code)) => format!("exit {code}"),
+    ///         (None, None) => "signal".to_string(),
+    ///     };
+    ///     assert_eq!(what, expect);
+    /// }
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn stopped_by(&self) -> Option<Stop> {
+        self.stop
+    }
+
+    /// The bytes seen on each stream, for an error that keeps them.
+    pub(crate) fn seen(&self) -> [u64; 2] {
+        self.seen
+    }
     /// How many bytes the child wrote to `stream`, counting those that a
     /// [`Truncate`](Overflow::Truncate) limit dropped.
     ///
@@ -331,15 +376,33 @@ impl fmt::Debug for Output {
         if self.drain_expired {
             d.field("drain_expired", &true);
         }
+        if let Some(stop) = self.stop {
+            d.field("stopped_by", &stop);
+        }
         d.finish()
     }
 }
 
-/// Why a capture stopped its child early.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Stop {
+/// Why a run stopped its child before it ended on its own: [`Output::stopped_by`].
+///
+/// # Examples
+///
+/// ```
+/// use offspring::{Command, Stop};
+/// use std::time::Duration;
+/// let out = Command::new("sleep").arg("10").timeout(Duration::from_millis(50)).output()
+///     .or_else(offspring::Error::into_run_output)?;
+/// assert_eq!(out.stopped_by(), Some(Stop::Timeout));
+/// # Ok::<(), offspring::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Stop {
+    /// The run went past its [`timeout`](crate::Command::timeout).
     Timeout,
+    /// The run was cancelled through a [`CancelHandle`](crate::CancelHandle).
     Canceled,
+    /// This stream went over its [`max_buffer`](crate::Command::max_buffer) limit.
     Limit(Stream),
 }
 
@@ -395,69 +458,163 @@ enum Drained {
     Open,
     /// End of file: the pipe is closed.
     Eof,
-    /// The stream went over its limit ([`Overflow::Kill`]); the pipe is closed.
+    /// The stream just went over its limit ([`Overflow::Kill`]). The pipe stays open and is
+    /// drained into the void from now on, so the child is ended by the kill signal that the
+    /// caller sends next, never by a `SIGPIPE` from a closed pipe.
     Over,
 }
 
-/// One output pipe being drained into a buffer.
+/// Where a child's output goes to: kept in the [`Output`], or handed out as events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// One [`Event::Line`] per line, without its `\n` (a last line without one is delivered
+    /// at end of file): what a log follower wants.
+    #[default]
+    Lines,
+    /// One [`Event::Output`] per read, as the bytes arrive.
+    Chunks,
+    /// Kept until the child is done and handed out in the [`Event::Exit`]'s [`Output`], as
+    /// [`Command::output`](crate::Command::output) does.
+    Buffered,
+}
+
+/// Where a sink's bytes go once read: the child's id and stream, and the event queue.
+pub(crate) struct Emit<'e> {
+    pub(crate) id: MuxId,
+    pub(crate) events: &'e mut VecDeque<Event>,
+}
+
+/// One output pipe being drained into a buffer, or into events.
 #[derive(Debug)]
 struct Sink {
     fd: Option<OwnedFd>,
+    stream: Stream,
+    delivery: Delivery,
+    /// What was read and not handed out yet (all of it in [`Delivery::Buffered`]).
     buf: Vec<u8>,
+    /// Bytes already handed out as events.
+    delivered: usize,
+    /// How far `buf` has been searched for a newline ([`Delivery::Lines`]).
+    scanned: usize,
     seen: u64,
     limit: Option<usize>,
     overflow: Overflow,
+    /// The stream went over its limit: everything from now on is read and dropped.
+    over: bool,
     /// How far (from the start of `buf`) its pages have been faulted in ahead of the reads.
     prefaulted: usize,
 }
 
 impl Sink {
-    fn new(fd: Option<OwnedFd>, limit: Option<usize>, overflow: Overflow) -> Sink {
-        Sink { fd, buf: Vec::new(), seen: 0, limit, overflow, prefaulted: 0 }
+    fn new(
+        fd: Option<OwnedFd>,
+        stream: Stream,
+        limit: Option<usize>,
+        overflow: Overflow,
+        delivery: Delivery,
+    ) -> Sink {
+        Sink {
+            fd,
+            stream,
+            delivery,
+            buf: Vec::new(),
+            delivered: 0,
+            scanned: 0,
+            seen: 0,
+            limit,
+            overflow,
+            over: false,
+            prefaulted: 0,
+        }
+    }
+
+    /// Bytes kept so far: handed out, or in the buffer.
+    fn kept(&self) -> usize {
+        self.delivered.saturating_add(self.buf.len())
     }
 
     /// Reads what the pipe holds. `reads` bounds the number of read calls.
-    fn drain(&mut self, scratch: &mut Vec<u8>, mut reads: usize) -> rustix::io::Result<Drained> {
-        let Some(fd) = self.fd.as_ref() else { return Ok(Drained::Eof) };
-        let fd = fd.as_fd();
+    fn drain(
+        &mut self,
+        scratch: &mut Vec<u8>,
+        mut reads: usize,
+        emit: &mut Emit<'_>,
+    ) -> rustix::io::Result<Drained> {
+        // The fd is out of `self` while it is read, and put back unless the pipe ended.
+        let Some(owned) = self.fd.take() else { return Ok(Drained::Eof) };
+        let result = self.drain_fd(owned.as_fd(), scratch, &mut reads, emit);
+        if !matches!(result, Ok(Drained::Eof)) {
+            self.fd = Some(owned);
+        }
+        result
+    }
+
+    fn drain_fd(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        scratch: &mut Vec<u8>,
+        reads: &mut usize,
+        emit: &mut Emit<'_>,
+    ) -> rustix::io::Result<Drained> {
         loop {
-            // How much may go into the buffer: up to the limit, plus one byte to see that the
-            // child went over it (Kill), or nothing once the limit is reached (Truncate).
+            // How much may be kept: up to the limit, plus one byte to see that the child went
+            // over it (Kill), or nothing once the limit is reached (Truncate, or after Kill
+            // saw it go over). Written so that no limit, however large, can overflow.
             let room = match (self.limit, self.overflow) {
+                _ if self.over => None,
                 (None, _) => Some(usize::MAX),
-                (Some(l), Overflow::Kill) => Some(l + 1 - self.buf.len()),
-                (Some(l), Overflow::Truncate) => l.checked_sub(self.buf.len()).filter(|&r| r > 0),
+                (Some(l), Overflow::Kill) => {
+                    l.checked_sub(self.kept()).map(|r| r.saturating_add(1))
+                }
+                (Some(l), Overflow::Truncate) => l.checked_sub(self.kept()).filter(|&r| r > 0),
             };
-            let res = match room {
-                Some(max) => {
-                    make_room(&mut self.buf, max);
-                    prefault_ahead(&mut self.buf, &mut self.prefaulted);
-                    crate::sys::buf::read_spare(fd, &mut self.buf, max)
+            // Reads go straight into a growing buffer once the stream has shown it is large;
+            // until then, and for every read for events, they go through the loop's scratch
+            // buffer and only the bytes read are kept, so a child that prints one line costs
+            // its few bytes, not a 64 KiB buffer of its own (with a thousand children, 4 MB of
+            // touched heap that is never given back).
+            let direct = room.is_some()
+                && self.delivery == Delivery::Buffered
+                && self.buf.len() >= READ_AGAIN;
+            let res = if direct {
+                let max = room.unwrap_or(usize::MAX);
+                make_room(&mut self.buf, max);
+                prefault_ahead(&mut self.buf, &mut self.prefaulted);
+                crate::sys::buf::read_spare(fd, &mut self.buf, max)
+            } else {
+                if scratch.capacity() == 0 {
+                    scratch.reserve_exact(MIN_READ);
                 }
-                None => {
-                    if scratch.capacity() == 0 {
-                        scratch.reserve_exact(MIN_READ);
-                    }
-                    scratch.clear();
-                    crate::sys::buf::read_spare(fd, scratch, usize::MAX)
-                }
+                scratch.clear();
+                crate::sys::buf::read_spare(fd, scratch, room.unwrap_or(usize::MAX))
             };
             match res {
                 Ok(0) => {
-                    self.fd = None;
+                    self.flush(emit, true);
                     return Ok(Drained::Eof);
                 }
                 Ok(n) => {
-                    self.seen += n as u64;
-                    if let (Some(l), Overflow::Kill) = (self.limit, self.overflow) {
-                        if self.buf.len() > l {
-                            self.buf.truncate(l);
-                            self.fd = None;
+                    self.seen = self.seen.saturating_add(n as u64);
+                    if !direct && room.is_some() {
+                        self.buf.extend_from_slice(&scratch[..n]);
+                    }
+                    if let (Some(l), Overflow::Kill, false) = (self.limit, self.overflow, self.over)
+                    {
+                        if self.kept() > l {
+                            // Keep exactly `l` bytes. The pipe stays open (see `Drained::Over`).
+                            let extra = self.kept() - l;
+                            self.buf.truncate(self.buf.len() - extra);
+                            self.over = true;
+                            self.flush(emit, false);
                             return Ok(Drained::Over);
                         }
                     }
-                    reads -= 1;
-                    if n < READ_AGAIN || reads == 0 {
+                    if room.is_some() {
+                        self.flush(emit, false);
+                    }
+                    *reads -= 1;
+                    if n < READ_AGAIN || *reads == 0 {
                         return Ok(Drained::Open);
                     }
                 }
@@ -466,6 +623,46 @@ impl Sink {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Hands out what the buffer holds as events: every chunk, or every complete line (and at
+    /// the end, `last`, what is left of a line without its newline).
+    fn flush(&mut self, emit: &mut Emit<'_>, last: bool) {
+        match self.delivery {
+            Delivery::Buffered => {}
+            Delivery::Chunks => {
+                if !self.buf.is_empty() {
+                    let data = std::mem::take(&mut self.buf);
+                    self.delivered = self.delivered.saturating_add(data.len());
+                    emit.events.push_back(Event::Output { id: emit.id, stream: self.stream, data });
+                }
+            }
+            Delivery::Lines => {
+                let mut start = 0;
+                let mut from = self.scanned;
+                while let Some(i) = self.buf[from..].iter().position(|&b| b == b'\n') {
+                    let end = from + i;
+                    let line = self.buf[start..end].to_vec();
+                    emit.events.push_back(Event::Line { id: emit.id, stream: self.stream, line });
+                    start = end + 1;
+                    from = start;
+                }
+                if last && start < self.buf.len() {
+                    let line = self.buf[start..].to_vec();
+                    emit.events.push_back(Event::Line { id: emit.id, stream: self.stream, line });
+                    start = self.buf.len();
+                }
+                self.delivered = self.delivered.saturating_add(start);
+                self.buf.drain(..start);
+                self.scanned = self.buf.len();
+            }
+        }
+    }
+
+    /// Closes the pipe, handing out a last partial line.
+    fn close(&mut self, emit: &mut Emit<'_>) {
+        self.fd = None;
+        self.flush(emit, true);
     }
 
     /// Hands the buffer out, without excess capacity worth giving back.
@@ -519,27 +716,42 @@ fn prefault_ahead(buf: &mut Vec<u8>, prefaulted: &mut usize) {
 /// Input being written to the child's stdin.
 struct Feeder<'a> {
     fd: OwnedFd,
-    data: &'a [u8],
+    data: Cow<'a, [u8]>,
     written: usize,
 }
 
-/// A capture in progress: the child, its pipes, and where the stop sequence stands.
-pub(crate) struct Session<'a> {
-    child: &'a Child,
+/// Which fd of a child a `poll()` entry is.
+#[derive(Clone, Copy, Debug)]
+enum Tag {
+    Stdin,
+    Sink(usize),
+    Pidfd,
+    Cancel,
+}
+
+/// One child under capture: its pipes (sinks and feeder), its policy, its deadlines and where
+/// its stop stands. [`Core`] drives any number of them from one `poll()`; a single-child
+/// capture ([`Session`]) is the one-child case.
+///
+/// `C` is how the run holds its child: borrowed (`&Child`, for `output()` and
+/// `communicate`) or owned (`Child`, in a [`Mux`](crate::Mux)).
+pub(crate) struct Run<'a, C: Borrow<Child>> {
+    pub(crate) id: MuxId,
+    child: C,
     stdin: Option<Feeder<'a>>,
     sinks: [Sink; 2],
-    cancel: Option<BorrowedFd<'a>>,
-    cancel_handle: Option<&'a CancelHandle>,
-    policy: Policy,
+    pub(crate) policy: Policy,
     timeout_at: Option<Instant>,
-    stop: Option<Stop>,
+    pub(crate) stop: Option<Stop>,
     kill_at: Option<Instant>,
     needed_kill: bool,
     status: Option<ExitStatus>,
     drain_at: Option<Instant>,
     drain_expired: bool,
     next_exit_check: Option<Instant>,
-    scratch: Vec<u8>,
+    /// This child's own cancel ([`Command::cancel_with`](crate::Command::cancel_with)), for a
+    /// run in a [`Mux`](crate::Mux); a [`Session`] cancels all its runs at once instead.
+    cancel: Option<CancelHandle>,
 }
 
 /// What a finished capture produced.
@@ -550,20 +762,24 @@ pub(crate) struct Finished {
     pub(crate) policy: Policy,
 }
 
-impl<'a> Session<'a> {
+impl<'a, C: Borrow<Child>> Run<'a, C> {
     /// Starts a capture of `child`'s pipes. The pipes are made non-blocking; `input` is fed to
     /// `stdin` (which is closed at once when `input` is empty).
+    #[allow(clippy::too_many_arguments)] // the parts of one child's capture, set once
     pub(crate) fn new(
-        child: &'a Child,
+        id: MuxId,
+        child: C,
         stdin: Option<ChildStdin>,
-        input: &'a [u8],
+        input: Cow<'a, [u8]>,
         stdout: Option<OwnedFd>,
         stderr: Option<OwnedFd>,
         policy: Policy,
-        cancel: Option<&'a CancelHandle>,
-    ) -> Result<Session<'a>> {
+        delivery: Delivery,
+    ) -> Result<Run<'a, C>> {
         let io = |e: std::io::Error| {
-            Error::os(Stage::Io, e, "setting up the child's pipes").with_argv(child.argv())
+            // Nobody would read its pipes: do not leave it running.
+            let _ = child.borrow().kill();
+            Error::os(Stage::Io, e, "setting up the child's pipes").with_argv(child.borrow().argv())
         };
         for fd in [stdout.as_ref(), stderr.as_ref()].into_iter().flatten() {
             crate::sys::pipe::set_nonblocking(fd, true).map_err(io)?;
@@ -577,21 +793,14 @@ impl<'a> Session<'a> {
             // Nothing to write: dropping the pipe gives the child EOF at once.
             _ => None,
         };
-        let cancel_fd = match cancel {
-            Some(h) => Some(h.wake_fd().map_err(|e| {
-                Error::os(Stage::Setup, e, "creating the cancel pipe").with_argv(child.argv())
-            })?),
-            None => None,
-        };
-        Ok(Session {
+        Ok(Run {
+            id,
             child,
             stdin,
             sinks: [
-                Sink::new(stdout, policy.limits[0], policy.overflow),
-                Sink::new(stderr, policy.limits[1], policy.overflow),
+                Sink::new(stdout, Stream::Stdout, policy.limits[0], policy.overflow, delivery),
+                Sink::new(stderr, Stream::Stderr, policy.limits[1], policy.overflow, delivery),
             ],
-            cancel: cancel_fd,
-            cancel_handle: cancel,
             timeout_at: policy.timeout.map(deadline_after),
             policy,
             stop: None,
@@ -601,13 +810,25 @@ impl<'a> Session<'a> {
             drain_at: None,
             drain_expired: false,
             next_exit_check: None,
-            scratch: Vec::new(),
+            cancel: None,
         })
     }
 
-    /// What stdout and stderr hold so far.
-    pub(crate) fn captured(&self, stream: Stream) -> &[u8] {
-        &self.sinks[stream.index()].buf
+    /// Gives the run a cancel handle of its own, polled with its fds.
+    pub(crate) fn set_cancel(&mut self, cancel: Option<CancelHandle>) -> Result<()> {
+        if let Some(c) = &cancel {
+            // Made now, so that the poll set never lacks it.
+            c.wake_fd().map_err(|e| {
+                Error::os(Stage::Setup, e, "creating the cancel pipe")
+                    .with_argv(self.child().argv())
+            })?;
+        }
+        self.cancel = cancel;
+        Ok(())
+    }
+
+    pub(crate) fn child(&self) -> &Child {
+        self.child.borrow()
     }
 
     /// The child's status, once it has been collected.
@@ -615,8 +836,9 @@ impl<'a> Session<'a> {
         self.status
     }
 
-    pub(crate) fn set_drain(&mut self, drain: Duration) {
-        self.policy.drain = drain;
+    /// `true` once the child has exited and its pipes are closed: [`finish`](Run::finish) next.
+    pub(crate) fn is_done(&self) -> bool {
+        self.status.is_some() && self.reads_done()
     }
 
     fn reads_done(&self) -> bool {
@@ -624,150 +846,117 @@ impl<'a> Session<'a> {
     }
 
     fn io_error(&self, e: impl Into<std::io::Error>, what: &str) -> Error {
-        Error::os(Stage::Io, e.into(), what).with_argv(self.child.argv())
+        Error::os(Stage::Io, e.into(), what).with_argv(self.child().argv())
     }
 
-    /// Runs the loop until the child has exited and its pipes are drained (`Ok(true)`), or
-    /// until `give_up` (`Ok(false)`; call again to go on, nothing is lost).
-    pub(crate) fn pump(&mut self, give_up: Option<Instant>) -> Result<bool> {
-        // This loop polls the pidfd and reaps the child itself: keep the reaper out of it.
-        let child = self.child;
-        let _watch = child.self_wait();
-        loop {
-            let now = Instant::now();
-            if self.status.is_none() && self.stop.is_none() {
-                if self.cancel_handle.is_some_and(CancelHandle::is_canceled) {
-                    self.begin_stop(Stop::Canceled, now)?;
-                } else if self.timeout_at.is_some_and(|t| now >= t) {
-                    self.begin_stop(Stop::Timeout, now)?;
-                }
-            }
-            if self.kill_at.is_some_and(|k| now >= k) {
-                self.escalate()?;
-            }
-            if self.status.is_some() {
-                if self.reads_done() {
-                    return Ok(true);
-                }
-                if self.drain_at.is_some_and(|d| now >= d) {
-                    self.cut_drain()?;
-                    return Ok(true);
-                }
-            }
-            if give_up.is_some_and(|g| now >= g) {
-                return Ok(false);
-            }
-            self.wait_and_handle(now, give_up)?;
-        }
-    }
-
-    /// One `poll()` (or, with nothing to poll, one wait for the child) and what follows.
-    fn wait_and_handle(&mut self, now: Instant, give_up: Option<Instant>) -> Result<()> {
-        let mut wake = give_up;
-        let mut wake_at = |t: Option<Instant>| {
-            if let Some(t) = t {
-                wake = Some(wake.map_or(t, |w| w.min(t)));
-            }
-        };
+    /// The timers: a cancel or timeout starts the stop, a grace period that ran out escalates,
+    /// a drain timeout that ran out cuts the drain. Returns `true` when the run is done.
+    fn tick(&mut self, now: Instant, canceled: bool, emit: &mut Emit<'_>) -> Result<bool> {
         if self.status.is_none() && self.stop.is_none() {
-            wake_at(self.timeout_at);
+            if canceled || self.cancel.as_ref().is_some_and(CancelHandle::is_canceled) {
+                self.begin_stop(Stop::Canceled, now)?;
+            } else if self.timeout_at.is_some_and(|t| now >= t) {
+                self.begin_stop(Stop::Timeout, now)?;
+            }
         }
-        wake_at(self.kill_at);
-        if self.status.is_some() {
-            wake_at(self.drain_at);
+        if self.kill_at.is_some_and(|k| now >= k) {
+            self.escalate()?;
         }
-        let pidfd = if self.status.is_none() { self.child.pidfd() } else { None };
-        let fallback = self.status.is_none() && pidfd.is_none();
-        if fallback {
+        if self.status.is_none() && self.child().pidfd().is_none() {
             // No exit notification: look at the child every so often.
             let check = *self.next_exit_check.get_or_insert(now + FALLBACK_EXIT_CHECK);
             if now >= check {
                 self.next_exit_check = Some(now + FALLBACK_EXIT_CHECK);
-                return self.check_exit(now);
+                self.check_exit(now, emit)?;
             }
-            wake_at(Some(check));
         }
+        if self.status.is_some() {
+            if self.reads_done() {
+                return Ok(true);
+            }
+            if self.drain_at.is_some_and(|d| now >= d) {
+                self.cut_drain(emit)?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
 
-        #[derive(Clone, Copy)]
-        enum Tag {
-            Stdin,
-            Sink(usize),
-            Pidfd,
-            Cancel,
+    /// When this run next needs the loop to wake up without any fd being ready.
+    fn next_wake(&self) -> Option<Instant> {
+        let running = self.status.is_none();
+        [
+            self.timeout_at.filter(|_| running && self.stop.is_none()),
+            self.kill_at,
+            self.drain_at.filter(|_| !running),
+            self.next_exit_check.filter(|_| running && self.child().pidfd().is_none()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Adds this run's fds to a `poll()` set.
+    fn watch<'f>(&'f self, k: usize, set: &mut Vec<PollFd<'f>>, tags: &mut Vec<(usize, Tag)>) {
+        if let Some(f) = &self.stdin {
+            tags.push((k, Tag::Stdin));
+            set.push(PollFd::new(&f.fd, PollFlags::OUT));
         }
-        let mut tags = [Tag::Pidfd; 5];
-        let mut ready = [PollFlags::empty(); 5];
-        let n = {
-            let mut set: Vec<PollFd<'_>> = Vec::with_capacity(5);
-            if let Some(f) = &self.stdin {
-                tags[set.len()] = Tag::Stdin;
-                set.push(PollFd::new(&f.fd, PollFlags::OUT));
+        for (i, s) in self.sinks.iter().enumerate() {
+            if let Some(fd) = &s.fd {
+                tags.push((k, Tag::Sink(i)));
+                set.push(PollFd::new(fd, PollFlags::IN));
             }
-            for (i, s) in self.sinks.iter().enumerate() {
-                if let Some(fd) = &s.fd {
-                    tags[set.len()] = Tag::Sink(i);
-                    set.push(PollFd::new(fd, PollFlags::IN));
-                }
-            }
-            if let Some(fd) = pidfd {
-                tags[set.len()] = Tag::Pidfd;
+        }
+        if self.status.is_none() {
+            if let Some(fd) = self.child().pidfd() {
+                tags.push((k, Tag::Pidfd));
                 set.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
             }
-            if self.stop.is_none() {
-                if let Some(fd) = self.cancel {
-                    tags[set.len()] = Tag::Cancel;
-                    set.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
-                }
-            }
-            if set.is_empty() {
-                None
-            } else {
-                let timeout =
-                    wake.map(|w| crate::reaper::timespec(w.saturating_duration_since(now)));
-                match rustix::event::poll(&mut set, timeout.as_ref()) {
-                    Ok(_) => {}
-                    Err(Errno::INTR) => return Ok(()),
-                    Err(e) => return Err(self.io_error(e, "waiting for the child's pipes")),
-                }
-                for (k, p) in set.iter().enumerate() {
-                    ready[k] = p.revents();
-                }
-                Some(set.len())
-            }
-        };
-        let Some(n) = n else {
-            // Only the fallback path gets here: no pipes, no pidfd, no cancel fd.
-            let until = wake.unwrap_or(now + FALLBACK_EXIT_CHECK);
-            if let Some(status) = self.child.wait_deadline(until)? {
-                self.exited(status, Instant::now());
-            }
-            return Ok(());
-        };
-
-        let now = Instant::now();
-        for k in 0..n {
-            if ready[k].is_empty() {
-                continue;
-            }
-            match tags[k] {
-                Tag::Stdin => self.feed()?,
-                Tag::Sink(i) => {
-                    let drained = self.sinks[i]
-                        .drain(&mut self.scratch, usize::MAX)
-                        .map_err(|e| self.io_error(e, "reading the child's output"))?;
-                    if drained == Drained::Over && self.stop.is_none() {
-                        self.begin_stop(Stop::Limit(Stream::from_index(i)), now)?;
-                    }
-                }
-                Tag::Pidfd => self.check_exit(now)?,
-                Tag::Cancel => {
-                    if self.stop.is_none() {
-                        self.begin_stop(Stop::Canceled, now)?;
-                    }
-                }
+        }
+        if self.stop.is_none() {
+            if let Some(Ok(fd)) = self.cancel.as_ref().map(CancelHandle::wake_fd) {
+                tags.push((k, Tag::Cancel));
+                set.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
             }
         }
-        Ok(())
+    }
+
+    /// One of this run's fds is ready.
+    fn ready(
+        &mut self,
+        tag: Tag,
+        now: Instant,
+        scratch: &mut Vec<u8>,
+        emit: &mut Emit<'_>,
+    ) -> Result<()> {
+        match tag {
+            Tag::Stdin => self.feed(),
+            Tag::Sink(i) => {
+                let drained = self.sinks[i]
+                    .drain(scratch, usize::MAX, emit)
+                    .map_err(|e| self.io_error(e, "reading the child's output"))?;
+                if drained == Drained::Over && self.stop.is_none() {
+                    self.begin_stop(Stop::Limit(Stream::from_index(i)), now)?;
+                }
+                Ok(())
+            }
+            Tag::Pidfd => {
+                self.check_exit(now, emit)?;
+                if self.status.is_none() {
+                    // Readable yet nothing to reap: a ptracer holds the exited child. Look at
+                    // it on the fallback's timer from now on, not spin on it.
+                    self.child().mark_held();
+                }
+                Ok(())
+            }
+            Tag::Cancel => {
+                if self.stop.is_none() {
+                    self.begin_stop(Stop::Canceled, now)?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Writes as much input as the pipe takes.
@@ -792,35 +981,45 @@ impl<'a> Session<'a> {
                 }
                 Err(e) => {
                     return Err(Error::os(Stage::Io, e.into(), "writing the child's stdin")
-                        .with_argv(self.child.argv()))
+                        .with_argv(self.child().argv()))
                 }
             }
         }
     }
 
-    fn check_exit(&mut self, now: Instant) -> Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            self.exited(status, now);
+    fn check_exit(&mut self, now: Instant, emit: &mut Emit<'_>) -> Result<()> {
+        if let Some(status) = self.child().try_wait()? {
+            self.exited(status, now, emit);
         }
         Ok(())
     }
 
-    fn exited(&mut self, status: ExitStatus, now: Instant) {
+    fn exited(&mut self, status: ExitStatus, now: Instant, emit: &mut Emit<'_>) {
         self.status = Some(status);
         // Nobody is left to read the rest of the input (a grandchild could, but feeding it
         // is not this run's business).
         self.stdin = None;
+        for s in &mut self.sinks {
+            if s.over {
+                // Over the limit and stopped: what is still in the pipe is not wanted.
+                s.close(emit);
+            }
+        }
         let drain =
             if self.stop == Some(Stop::Canceled) { Duration::ZERO } else { self.policy.drain };
         self.drain_at = Some(now.checked_add(drain).unwrap_or_else(|| deadline_after(drain)));
-        if self.kill_at.is_some() && self.child.process_group().is_none() {
+        if self.kill_at.is_some()
+            && !self.child().stops_together()
+            && !self.child().holds_descendants()
+        {
             // Nothing left to escalate against.
             self.kill_at = None;
         }
     }
 
-    /// Starts stopping the child: closes stdin, sends the kill signal, arms the `SIGKILL`.
-    fn begin_stop(&mut self, stop: Stop, now: Instant) -> Result<()> {
+    /// Starts stopping the child: closes stdin, sends the kill signal, arms the `SIGKILL` for
+    /// when the grace period ends.
+    pub(crate) fn begin_stop(&mut self, stop: Stop, now: Instant) -> Result<()> {
         self.stop = Some(stop);
         self.stdin = None;
         if stop == Stop::Canceled && self.status.is_some() {
@@ -828,7 +1027,7 @@ impl<'a> Session<'a> {
             self.drain_at = Some(now);
         }
         let sig = self.policy.kill_signal;
-        self.send(sig)?;
+        self.stop_child(sig)?;
         if sig != Signal::KILL {
             self.kill_at = Some(
                 now.checked_add(self.policy.grace)
@@ -838,56 +1037,86 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// Stops the child with `grace` from `now` before `SIGKILL`: starts the stop if it has not
+    /// begun (`Ok(true)`), or brings an earlier stop's `SIGKILL` forward to `now + grace`.
+    pub(crate) fn stop_within(
+        &mut self,
+        stop: Stop,
+        now: Instant,
+        grace: Duration,
+    ) -> Result<bool> {
+        if self.stop.is_none() {
+            self.policy.grace = grace;
+            self.begin_stop(stop, now)?;
+            return Ok(true);
+        }
+        let at = now.checked_add(grace).unwrap_or_else(|| deadline_after(grace));
+        if let Some(k) = &mut self.kill_at {
+            *k = (*k).min(at);
+        }
+        Ok(false)
+    }
+
     /// The grace period is over: `SIGKILL` the child if it still runs, and the rest of its
     /// group if it leads one and someone still holds the pipes.
     fn escalate(&mut self) -> Result<()> {
         self.kill_at = None;
         if self.status.is_none() {
             self.needed_kill = true;
-            self.send(Signal::KILL)
-        } else if self.child.process_group().is_some() && !self.reads_done() {
-            self.send(Signal::KILL)
+            self.stop_child(Signal::KILL)
+        } else if self.child().stops_together() && !self.reads_done() {
+            self.stop_child(Signal::KILL)
         } else {
+            // The descendants the stop found are held as pidfds: never a recycled pid.
+            self.child().signal_held(Signal::KILL);
             Ok(())
         }
     }
 
-    fn send(&self, sig: Signal) -> Result<()> {
-        if self.child.process_group().is_some() {
-            self.child.signal_group(sig)
-        } else {
-            self.child.signal(sig)
+    /// Stops the command: its cgroup tree when it is contained; else the child, its group when
+    /// it leads one, and its descendants (`src/stop.rs` says which processes that reaches).
+    fn stop_child(&self, sig: Signal) -> Result<()> {
+        let child = self.child();
+        if let Some(tree) = child.tree() {
+            return tree.signal(sig).map_err(|e| e.with_argv(child.argv()));
         }
+        crate::stop::stop_command(child, sig)
     }
 
     /// The drain timeout ran out (or the run was cancelled after the child exited): take
     /// what the pipes hold now, then close them.
-    fn cut_drain(&mut self) -> Result<()> {
+    fn cut_drain(&mut self, emit: &mut Emit<'_>) -> Result<()> {
         let mut expired = false;
+        let mut scratch = Vec::new();
         for i in 0..2 {
             if self.sinks[i].fd.is_some() {
                 let drained = self.sinks[i]
-                    .drain(&mut self.scratch, FINAL_READS)
+                    .drain(&mut scratch, FINAL_READS, emit)
                     .map_err(|e| self.io_error(e, "reading the child's output"))?;
                 if drained == Drained::Open {
                     expired = true;
                 }
-                self.sinks[i].fd = None;
+                self.sinks[i].close(emit);
             }
         }
         self.drain_expired = expired && self.stop != Some(Stop::Canceled);
         Ok(())
     }
 
-    /// Stops the child after an error in the loop itself, so it does not run on unwatched.
-    pub(crate) fn abandon(&self) {
-        let _ = self.send(Signal::KILL);
+    /// Stops the child after an error in the loop itself, so it does not run on unwatched,
+    /// and stops reading its pipes.
+    pub(crate) fn abandon(&mut self, emit: &mut Emit<'_>) {
+        let _ = self.stop_child(Signal::KILL);
+        self.stdin = None;
+        for s in &mut self.sinks {
+            s.close(emit);
+        }
     }
 
-    /// The result, once [`pump`](Session::pump) has returned `Ok(true)`. Later calls return the
-    /// same status with empty buffers.
+    /// The result, once the run is done. Later calls return the same status with empty
+    /// buffers.
     pub(crate) fn finish(&mut self) -> Finished {
-        let status = self.status.expect("finish is called after pump returned true");
+        let status = self.status.expect("finish is called once the run is done");
         Finished {
             output: Output {
                 status,
@@ -895,11 +1124,317 @@ impl<'a> Session<'a> {
                 stderr: self.sinks[1].take(),
                 seen: [self.sinks[0].seen, self.sinks[1].seen],
                 drain_expired: self.drain_expired,
+                stop: self.stop,
             },
             stop: self.stop,
             needed_kill: self.needed_kill,
             policy: self.policy,
         }
+    }
+}
+
+/// Any number of runs and the loop that drives them: the engine behind `output()`,
+/// [`Communication`] and [`Mux`](crate::Mux). Each round polls every run's pipes and pidfd
+/// (plus the caller's own wake fds), handles what is ready, and runs every run's timers; no
+/// thread per child or per pipe, and no busy loop (a round sleeps in `poll()` until an fd is
+/// ready or the next deadline of any run).
+#[derive(Debug, Default)]
+pub(crate) struct Core {
+    /// One read buffer shared by all the runs: what a read for events or a first read lands in.
+    scratch: Vec<u8>,
+}
+
+/// What one round of [`Core::round`] saw.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Round {
+    /// Some fd (a run's or a wake fd) was ready.
+    pub(crate) progress: bool,
+    /// Which of the wake fds were ready, by index.
+    pub(crate) woken: [bool; 2],
+}
+
+impl Core {
+    /// Runs every run's timers, then, unless all are done, one `poll()` (non-blocking if
+    /// `give_up` has passed) and what follows. `runs` holds `None` for free slots; errors of
+    /// one run go to `failed` with its index, and do not stop the others.
+    pub(crate) fn round<C: Borrow<Child>>(
+        &mut self,
+        runs: &mut [Option<Run<'_, C>>],
+        wake_fds: [Option<BorrowedFd<'_>>; 2],
+        canceled: bool,
+        give_up: Option<Instant>,
+        events: &mut VecDeque<Event>,
+        failed: &mut Vec<(usize, Error)>,
+    ) -> Result<Round> {
+        let now = Instant::now();
+        let mut wake = give_up;
+        let mut live = 0;
+        for (k, slot) in runs.iter_mut().enumerate() {
+            let Some(run) = slot else { continue };
+            let mut emit = Emit { id: run.id, events };
+            match run.tick(now, canceled, &mut emit) {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => {
+                    run.abandon(&mut emit);
+                    failed.push((k, e));
+                    continue;
+                }
+            }
+            live += 1;
+            if let Some(t) = run.next_wake() {
+                wake = Some(wake.map_or(t, |w| w.min(t)));
+            }
+        }
+        if (live == 0 && wake_fds.iter().all(Option::is_none)) || !failed.is_empty() {
+            return Ok(Round { progress: true, woken: [false; 2] });
+        }
+        let timeout = wake.map(|w| crate::reaper::timespec(w.saturating_duration_since(now)));
+
+        let mut set: Vec<PollFd<'_>> = Vec::new();
+        let mut tags: Vec<(usize, Tag)> = Vec::new();
+        for (k, run) in runs.iter().enumerate() {
+            if let Some(run) = run {
+                if !run.is_done() {
+                    run.watch(k, &mut set, &mut tags);
+                }
+            }
+        }
+        let first_wake = set.len();
+        for fd in wake_fds.iter().flatten() {
+            set.push(PollFd::from_borrowed_fd(*fd, PollFlags::IN));
+        }
+        if set.is_empty() && live == 1 {
+            // Only the fallback path gets here, with one child and nothing to poll: wait for it
+            // on the reaper, which wakes at its exit.
+            let k = runs.iter().position(|r| r.as_ref().is_some_and(|r| !r.is_done()));
+            let k = k.expect("one live run");
+            let run = runs[k].as_mut().expect("found above");
+            let until = wake.unwrap_or(now + FALLBACK_EXIT_CHECK);
+            let mut emit = Emit { id: run.id, events };
+            match run.child().wait_deadline(until) {
+                Ok(Some(status)) => run.exited(status, Instant::now(), &mut emit),
+                Ok(None) => {}
+                Err(e) => failed.push((k, e)),
+            }
+            return Ok(Round::default());
+        }
+        match rustix::event::poll(&mut set, timeout.as_ref()) {
+            Ok(_) => {}
+            Err(Errno::INTR) => return Ok(Round::default()),
+            Err(e) => {
+                return Err(Error::os(Stage::Io, e.into(), "waiting for the children's pipes"))
+            }
+        }
+        let ready: Vec<(usize, PollFlags)> = set
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.revents().is_empty())
+            .map(|(i, p)| (i, p.revents()))
+            .collect();
+        drop(set);
+        let mut round = Round { progress: !ready.is_empty(), woken: [false; 2] };
+        let now = Instant::now();
+        let mut woken = wake_fds.iter().enumerate().filter(|(_, f)| f.is_some()).map(|(i, _)| i);
+        let wake_index: Vec<usize> = woken.by_ref().collect();
+        for (i, _) in ready {
+            if i >= first_wake {
+                round.woken[wake_index[i - first_wake]] = true;
+                continue;
+            }
+            let (k, tag) = tags[i];
+            let Some(run) = runs[k].as_mut() else { continue };
+            let mut emit = Emit { id: run.id, events };
+            if let Err(e) = run.ready(tag, now, &mut self.scratch, &mut emit) {
+                run.abandon(&mut emit);
+                failed.push((k, e));
+            }
+        }
+        Ok(round)
+    }
+}
+
+/// A capture in progress on the calling thread: one [`Run`] per child on a [`Core`], with an
+/// optional cancel. One child for `output()` and `communicate`; the stages of a
+/// [`Pipeline`](crate::Pipeline), which stop together: when one is stopped (its timeout, a
+/// limit, a cancel), all are.
+pub(crate) struct Session<'a> {
+    children: Vec<&'a Child>,
+    runs: Vec<Option<Run<'a, &'a Child>>>,
+    core: Core,
+    cancel: Option<BorrowedFd<'a>>,
+    cancel_handle: Option<&'a CancelHandle>,
+    /// The first reason any run was stopped for.
+    stop: Option<Stop>,
+}
+
+/// How many non-blocking rounds a call whose deadline has already passed may do while they
+/// make progress: enough to collect an exit and read a pipe to its end, bounded so that a child
+/// that writes without pause cannot keep such a call going.
+pub(crate) const PAST_DEADLINE_ROUNDS: usize = 8;
+
+impl<'a> Session<'a> {
+    /// Starts a capture of `child`'s pipes. The pipes are made non-blocking; `input` is fed to
+    /// `stdin` (which is closed at once when `input` is empty).
+    pub(crate) fn new(
+        child: &'a Child,
+        stdin: Option<ChildStdin>,
+        input: &'a [u8],
+        stdout: Option<OwnedFd>,
+        stderr: Option<OwnedFd>,
+        policy: Policy,
+        cancel: Option<&'a CancelHandle>,
+    ) -> Result<Session<'a>> {
+        let run = Run::new(
+            MuxId(0),
+            child,
+            stdin,
+            Cow::Borrowed(input),
+            stdout,
+            stderr,
+            policy,
+            Delivery::Buffered,
+        )?;
+        Session::with_runs(vec![run], cancel)
+    }
+
+    /// A capture of several children, stopped together.
+    pub(crate) fn with_runs(
+        runs: Vec<Run<'a, &'a Child>>,
+        cancel: Option<&'a CancelHandle>,
+    ) -> Result<Session<'a>> {
+        let children: Vec<&'a Child> = runs.iter().map(|r| r.child).collect();
+        let cancel_fd = match cancel {
+            Some(h) => Some(h.wake_fd().map_err(|e| {
+                for c in &children {
+                    let _ = c.kill();
+                }
+                Error::os(Stage::Setup, e, "creating the cancel pipe").with_argv(children[0].argv())
+            })?),
+            None => None,
+        };
+        Ok(Session {
+            children,
+            runs: runs.into_iter().map(Some).collect(),
+            core: Core::default(),
+            cancel: cancel_fd,
+            cancel_handle: cancel,
+            stop: None,
+        })
+    }
+
+    fn run(&self) -> &Run<'a, &'a Child> {
+        self.runs[0].as_ref().expect("a session keeps its runs")
+    }
+
+    fn run_mut(&mut self) -> &mut Run<'a, &'a Child> {
+        self.runs[0].as_mut().expect("a session keeps its runs")
+    }
+
+    fn all_done(&self) -> bool {
+        self.runs.iter().flatten().all(Run::is_done)
+    }
+
+    /// What stdout and stderr hold so far.
+    pub(crate) fn captured(&self, stream: Stream) -> &[u8] {
+        &self.run().sinks[stream.index()].buf
+    }
+
+    /// The child's status, once it has been collected.
+    pub(crate) fn status(&self) -> Option<ExitStatus> {
+        self.run().status
+    }
+
+    pub(crate) fn set_drain(&mut self, drain: Duration) {
+        for run in self.runs.iter_mut().flatten() {
+            run.policy.drain = drain;
+        }
+    }
+
+    /// Runs the loop until every child has exited and its pipes are drained (`Ok(true)`), or
+    /// until `give_up` (`Ok(false)`; call again to go on, nothing is lost). A `give_up` that
+    /// has already passed still gets a few non-blocking rounds, so that polling with a zero
+    /// timeout makes progress.
+    pub(crate) fn pump(&mut self, give_up: Option<Instant>) -> Result<bool> {
+        // This loop polls the pidfds and reaps the children itself: keep the reaper out of it.
+        let _watch: Vec<_> = self.children.iter().map(|c| c.self_wait()).collect();
+        let mut past_rounds = 0;
+        let mut events = VecDeque::new();
+        let mut failed = Vec::new();
+        loop {
+            if self.all_done() {
+                return Ok(true);
+            }
+            let canceled = self.cancel_handle.is_some_and(CancelHandle::is_canceled);
+            let now = Instant::now();
+            let past = give_up.is_some_and(|g| now >= g);
+            let cancel_fd = self.cancel.filter(|_| self.stop.is_none());
+            let round = self.core.round(
+                &mut self.runs,
+                [cancel_fd, None],
+                canceled,
+                if past { Some(now) } else { give_up },
+                &mut events,
+                &mut failed,
+            )?;
+            if let Some((_, e)) = failed.pop() {
+                return Err(e);
+            }
+            if round.woken[0] && self.stop.is_none() {
+                self.stop_all(Stop::Canceled)?;
+            }
+            if self.stop.is_none() {
+                if let Some(stop) = self.runs.iter().flatten().find_map(|r| r.stop) {
+                    self.stop_all(stop)?;
+                }
+            }
+            if self.all_done() {
+                return Ok(true);
+            }
+            if past {
+                past_rounds += 1;
+                if !round.progress || past_rounds >= PAST_DEADLINE_ROUNDS {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    /// One run was stopped (or the cancel fired): stop every run that still goes.
+    fn stop_all(&mut self, stop: Stop) -> Result<()> {
+        self.stop = Some(stop);
+        let now = Instant::now();
+        for run in self.runs.iter_mut().flatten() {
+            if run.stop.is_none() {
+                run.begin_stop(stop, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The first reason the children were stopped for.
+    pub(crate) fn stopped(&self) -> Option<Stop> {
+        self.stop
+    }
+
+    /// Stops the children after an error in the loop itself, so they do not run on unwatched.
+    pub(crate) fn abandon(&mut self) {
+        let mut events = VecDeque::new();
+        let mut emit = Emit { id: MuxId(0), events: &mut events };
+        for run in self.runs.iter_mut().flatten() {
+            run.abandon(&mut emit);
+        }
+    }
+
+    /// The result, once [`pump`](Session::pump) has returned `Ok(true)`. Later calls return the
+    /// same status with empty buffers.
+    pub(crate) fn finish(&mut self) -> Finished {
+        self.run_mut().finish()
+    }
+
+    /// Every run's result, in order, once [`pump`](Session::pump) has returned `Ok(true)`.
+    pub(crate) fn finish_all(&mut self) -> Vec<Finished> {
+        self.runs.iter_mut().flatten().map(Run::finish).collect()
     }
 }
 
@@ -1032,6 +1567,28 @@ impl Communication<'_> {
         self.step(Some(deadline_after(timeout)))
     }
 
+    /// As [`wait`](Communication::wait), never blocking: one round of writing what the pipe
+    /// takes and reading what the pipes hold, then `Ok(None)` if the child has not finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// let mut child = Command::new("echo").arg("hi").stdout(Stdio::piped()).spawn()?;
+    /// let mut comm = child.communicate(b"")?;
+    /// let out = loop {
+    ///     if let Some(out) = comm.try_wait()? {
+    ///         break out;
+    ///     }
+    ///     std::thread::sleep(std::time::Duration::from_millis(5));
+    /// };
+    /// assert_eq!(out.stdout, b"hi\n");
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn try_wait(&mut self) -> Result<Option<Output>> {
+        self.step(Some(Instant::now()))
+    }
+
     /// As [`wait`](Communication::wait), giving up at `deadline`: `Ok(None)` if the child has
     /// not finished by then. Nothing read so far is lost; call again to continue.
     ///
@@ -1087,7 +1644,7 @@ impl Communication<'_> {
     /// # Ok::<(), offspring::Error>(())
     /// ```
     pub fn child(&self) -> &Child {
-        self.session.child
+        self.session.children[0]
     }
 
     /// The exit status, once the child has exited (its pipes may still be draining).
@@ -1110,10 +1667,10 @@ impl Communication<'_> {
 impl fmt::Debug for Communication<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Communication")
-            .field("pid", &self.session.child.pid())
-            .field("stdout_len", &self.session.sinks[0].buf.len())
-            .field("stderr_len", &self.session.sinks[1].buf.len())
-            .field("status", &self.session.status)
+            .field("pid", &self.session.children[0].pid())
+            .field("stdout_len", &self.session.captured(Stream::Stdout).len())
+            .field("stderr_len", &self.session.captured(Stream::Stderr).len())
+            .field("status", &self.session.status())
             .field("done", &self.done)
             .finish()
     }
@@ -1140,11 +1697,18 @@ mod tests {
             let (rd, wr) = crate::sys::pipe::pipe().unwrap();
             crate::sys::pipe::set_nonblocking(&rd, true).unwrap();
             std::fs::File::from(wr).write_all(&vec![b'x'; written]).unwrap();
-            let mut sink = Sink::new(Some(rd), Some(10), Overflow::Kill);
+            let mut sink =
+                Sink::new(Some(rd), Stream::Stdout, Some(10), Overflow::Kill, Delivery::Buffered);
             let mut scratch = Vec::new();
             let mut last = Drained::Open;
             while last == Drained::Open {
-                last = sink.drain(&mut scratch, usize::MAX).unwrap();
+                last = sink
+                    .drain(
+                        &mut scratch,
+                        usize::MAX,
+                        &mut Emit { id: MuxId(0), events: &mut VecDeque::new() },
+                    )
+                    .unwrap();
             }
             assert_eq!(last == Drained::Over, over, "{written}");
             assert_eq!(sink.buf.len(), 10);
@@ -1156,10 +1720,76 @@ mod tests {
         use std::io::Write;
         let (rd, wr) = crate::sys::pipe::pipe().unwrap();
         std::fs::File::from(wr).write_all(&[7u8; 5000]).unwrap();
-        let mut sink = Sink::new(Some(rd), Some(100), Overflow::Truncate);
+        let mut sink =
+            Sink::new(Some(rd), Stream::Stdout, Some(100), Overflow::Truncate, Delivery::Buffered);
         let mut scratch = Vec::new();
-        while sink.drain(&mut scratch, usize::MAX).unwrap() != Drained::Eof {}
+        while sink
+            .drain(
+                &mut scratch,
+                usize::MAX,
+                &mut Emit { id: MuxId(0), events: &mut VecDeque::new() },
+            )
+            .unwrap()
+            != Drained::Eof
+        {}
         assert_eq!(sink.buf, vec![7u8; 100]);
         assert_eq!(sink.seen, 5000);
+    }
+
+    #[test]
+    fn lines_are_cut_at_newlines_across_reads_and_the_last_comes_at_eof() {
+        use std::io::Write;
+        let (rd, wr) = crate::sys::pipe::pipe().unwrap();
+        crate::sys::pipe::set_nonblocking(&rd, true).unwrap();
+        let mut wr = std::fs::File::from(wr);
+        let mut sink =
+            Sink::new(Some(rd), Stream::Stderr, Some(9), Overflow::Kill, Delivery::Lines);
+        let mut scratch = Vec::new();
+        let mut events = VecDeque::new();
+        let lines = |events: &mut VecDeque<Event>| -> Vec<Vec<u8>> {
+            events
+                .drain(..)
+                .map(|e| match e {
+                    Event::Line { stream: Stream::Stderr, line, .. } => line,
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        wr.write_all(b"a\nb").unwrap();
+        let mut emit = Emit { id: MuxId(1), events: &mut events };
+        assert_eq!(sink.drain(&mut scratch, usize::MAX, &mut emit).unwrap(), Drained::Open);
+        assert_eq!(lines(&mut events), [b"a".to_vec()]);
+        wr.write_all(b"c\n\nde").unwrap();
+        drop(wr);
+        let mut emit = Emit { id: MuxId(1), events: &mut events };
+        while sink.drain(&mut scratch, usize::MAX, &mut emit).unwrap() == Drained::Open {}
+        assert_eq!(lines(&mut events), [b"bc".to_vec(), b"".to_vec(), b"de".to_vec()]);
+        assert_eq!(sink.seen, 8);
+    }
+
+    #[test]
+    fn a_kill_limit_on_lines_keeps_exactly_the_limit_and_drains_the_rest() {
+        use std::io::Write;
+        let (rd, wr) = crate::sys::pipe::pipe().unwrap();
+        crate::sys::pipe::set_nonblocking(&rd, true).unwrap();
+        std::fs::File::from(wr).write_all(b"0123\n5678\nabc\n").unwrap();
+        let mut sink =
+            Sink::new(Some(rd), Stream::Stdout, Some(7), Overflow::Kill, Delivery::Lines);
+        let mut scratch = Vec::new();
+        let mut events = VecDeque::new();
+        let mut emit = Emit { id: MuxId(1), events: &mut events };
+        assert_eq!(sink.drain(&mut scratch, usize::MAX, &mut emit).unwrap(), Drained::Over);
+        // Still open: the rest is read and dropped, so the child never meets a closed pipe.
+        assert!(sink.fd.is_some());
+        while sink.drain(&mut scratch, usize::MAX, &mut emit).unwrap() != Drained::Eof {}
+        let kept: Vec<_> = events
+            .iter()
+            .map(|e| match e {
+                Event::Line { line, .. } => line.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(kept, [b"0123".to_vec(), b"56".to_vec()]);
+        assert_eq!(sink.seen, 14);
     }
 }

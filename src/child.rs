@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
@@ -15,6 +15,7 @@ use crate::reaper::{self, Outcome, Proc};
 use crate::signal::Signal;
 use crate::stdio::{ChildStderr, ChildStdin, ChildStdout};
 use crate::sys::spawn::PathTaken;
+use crate::tree::Tree;
 use crate::Pid;
 
 /// What happens to a still-running child when its [`Child`] is dropped.
@@ -46,9 +47,13 @@ pub(crate) enum DropPolicy {
 ///
 /// # Differences from std
 ///
-/// `std::process::Child::wait` closes the child's stdin before waiting. These methods take
-/// `&self` and cannot: drop `child.stdin` (or `take()` it) first when the child reads its
-/// stdin to the end.
+/// The methods take `&self`, so that several threads can wait for one child. As in std,
+/// [`wait`](Child::wait) first closes the child's stdin if it is still in `child.stdin`
+/// (a later write to it fails with `BrokenPipe`), so a child that reads its stdin to the end
+/// sees EOF; a stdin taken out of the `Child` is left alone. The deadline forms
+/// ([`wait_timeout`](Child::wait_timeout), [`wait_deadline`](Child::wait_deadline)) and
+/// [`try_wait`](Child::try_wait) leave it open, so that writing can go on after they return.
+/// [`wait_with_output`](Child::wait_with_output) is std's.
 ///
 /// # Examples
 ///
@@ -76,6 +81,11 @@ pub struct Child {
     drop_policy: DropPolicy,
     path: PathTaken,
     argv: Vec<OsString>,
+    tree: Option<Tree>,
+    containment_fallback: Option<Error>,
+    /// Descendants a stop found under the child, held as pidfds for the `SIGKILL` that may
+    /// follow (see `src/stop.rs`).
+    held: Mutex<Vec<(Pid, OwnedFd)>>,
 }
 
 /// How a child ended, as delivered by [`Child::exit_receiver`] and [`Child::wait_exit`].
@@ -170,7 +180,38 @@ impl Child {
             drop_policy,
             path,
             argv,
+            tree: None,
+            containment_fallback: None,
+            held: Mutex::new(Vec::new()),
         }
+    }
+
+    pub(crate) fn set_containment(&mut self, tree: Option<Tree>, fallback: Option<Error>) {
+        self.tree = tree;
+        self.containment_fallback = fallback;
+    }
+
+    /// The child's process tree, if it was spawned with
+    /// [`Command::contain`](crate::Command::contain): the child and every process it starts,
+    /// to kill, signal, freeze or wait for together.
+    ///
+    /// The methods of `Child` itself ([`kill`](Child::kill), [`terminate`](Child::terminate),
+    /// [`wait`](Child::wait)...) still concern the child alone.
+    pub fn tree(&self) -> Option<&Tree> {
+        self.tree.as_ref()
+    }
+
+    /// Why a best-effort containment ([`Containment::best_effort`](crate::Containment::best_effort))
+    /// fell back to a process group: the error creating the cgroup would have returned.
+    /// `None` if the child is contained or containment was not asked for.
+    pub fn containment_fallback(&self) -> Option<&Error> {
+        self.containment_fallback.as_ref()
+    }
+
+    /// `true` if stopping the child should stop its descendants too: it leads a process
+    /// group or is contained.
+    pub(crate) fn stops_together(&self) -> bool {
+        self.group.is_some() || self.tree.is_some()
     }
 
     /// The child's process id.
@@ -208,13 +249,31 @@ impl Child {
     ///
     /// [`ErrorKind::StatusUnavailable`] if other code reaped the child; an
     /// [`ErrorKind::Io`] error if waiting itself failed.
+    ///
+    /// Closes the child's stdin first if it is still in `child.stdin`, as std does, so that
+    /// a child reading its stdin to the end does not wait for the parent forever.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// use std::io::Write;
+    /// let mut child = Command::new("sort").stdin(Stdio::piped()).stdout(Stdio::null()).spawn()?;
+    /// child.stdin.as_mut().unwrap().write_all(b"b\na\n")?;
+    /// assert!(child.wait()?.success()); // stdin closed here: sort sees EOF
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[doc(alias = "waitpid")]
     pub fn wait(&self) -> Result<ExitStatus> {
         self.wait_exit()?.status()
     }
 
-    /// Waits for the child to exit and returns its [`Exit`], with its resource usage.
+    /// Waits for the child to exit and returns its [`Exit`], with its resource usage. Closes
+    /// the child's stdin first, as [`wait`](Child::wait) does.
     pub fn wait_exit(&self) -> Result<Exit> {
+        if let Some(stdin) = &self.stdin {
+            stdin.close_for_wait();
+        }
         match self.wait_outcome(None)? {
             Some(o) => Ok(Exit::new(self.pid(), o)),
             None => unreachable!("a wait without a deadline returned early"),
@@ -286,9 +345,15 @@ impl Child {
     /// Sends `signal` to the child.
     ///
     /// Sending a signal to a child that has exited and been collected is a no-op that returns
-    /// `Ok(())` (as std's `kill` does): offspring never signals a pid it no longer owns. On
-    /// Linux the signal goes through the child's pidfd; elsewhere it is sent only after
-    /// checking, under the lock that guards collection, that the child is still unreaped.
+    /// `Ok(())` (as std's `kill` does): offspring never signals a pid it no longer owns. The
+    /// signal goes through the child's pidfd, which cannot reach a recycled pid.
+    ///
+    /// # Errors
+    ///
+    /// Without pidfds (Linux before 5.3) a pid cannot be told apart from a recycled one
+    /// (other code's `waitpid(-1)`, or `SIGCHLD` set to `SIG_IGN`, lets the kernel reuse it
+    /// while it still looks like a running child), so offspring refuses to signal there: an
+    /// [`ErrorKind::Io`] error saying so (`ENOTSUP`-like, no errno).
     #[doc(alias = "kill")]
     pub fn signal(&self, signal: Signal) -> Result<()> {
         self.proc.signal(signal).map_err(|e| {
@@ -311,6 +376,12 @@ impl Child {
     /// [`ProcessGroup::New`](crate::ProcessGroup::New) or
     /// [`new_session`](crate::Command::new_session)); `ESRCH` as an `Io` error is not
     /// returned for an empty group, which is treated as success.
+    ///
+    /// The group is never confused with a later one that got the same number: the signal
+    /// is sent while the leader is unreaped (its pid, the group's number, cannot be reused
+    /// meanwhile), or after that only while no other process holds the leader's pid (a
+    /// group with members keeps its number out of use). If another process has it, the
+    /// group emptied and nothing is sent.
     #[doc(alias = "killpg")]
     pub fn signal_group(&self, signal: Signal) -> Result<()> {
         let Some(pgid) = self.group else {
@@ -320,7 +391,7 @@ impl Child {
             )
             .with_argv(&self.argv));
         };
-        match crate::sys::wait::kill_group(pgid, signal.as_raw()) {
+        match self.proc.signal_group(pgid, signal) {
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) => Ok(()),
             Err(e) => Err(Error::os(Stage::Wait, e, format!("sending {signal} to the group"))
                 .with_argv(&self.argv)),
@@ -366,16 +437,75 @@ impl Child {
         &self.argv
     }
 
+    /// Arms the reaper to send `sig` at `at` (to the group the child leads, if any), then
+    /// `SIGKILL` after `grace`: a spawned child's timeout.
+    pub(crate) fn stop_at(&self, at: Instant, sig: Signal, grace: Duration) {
+        reaper::signal_later(&self.proc, at, sig, self.group, Some(grace));
+    }
+
+    /// Closes stdin, reads stdout and stderr to the end (those that are piped) and waits for
+    /// the child, as [`std::process::Child::wait_with_output`]: one `poll()` loop, so it
+    /// cannot deadlock. Draining after the child exits is bounded by 1 s (see
+    /// [`Communication::drain_timeout`](crate::Communication::drain_timeout) to choose).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// use std::io::Write;
+    /// let mut child = Command::new("sort").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    /// child.stdin.as_mut().unwrap().write_all(b"b\na\n")?;
+    /// let out = child.wait_with_output()?;
+    /// assert_eq!(out.stdout, b"a\nb\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_with_output(mut self) -> Result<crate::Output> {
+        drop(self.stdin.take());
+        self.communicate(b"")?.wait()
+    }
+
+    /// Keeps the pidfds of descendants a stop found, for a later signal.
+    pub(crate) fn hold_descendants(&self, found: Vec<(Pid, OwnedFd)>) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        for (pid, fd) in found {
+            if !held.iter().any(|(p, _)| *p == pid) {
+                held.push((pid, fd));
+            }
+        }
+    }
+
+    /// Whether a stop found descendants to follow up on.
+    pub(crate) fn holds_descendants(&self) -> bool {
+        !self.held.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
+    /// Sends `sig` to the descendants a stop found.
+    pub(crate) fn signal_held(&self, sig: Signal) {
+        crate::stop::signal_all(&self.held.lock().unwrap_or_else(|e| e.into_inner()), sig);
+    }
+
     /// Declares that the calling code polls [`pidfd`](Child::pidfd) and reaps the child itself
     /// (with `try_wait`) until the guard is dropped; the reaper stays out of the way meanwhile.
-    pub(crate) fn self_wait(&self) -> crate::reaper::SelfWait<'_> {
+    pub(crate) fn self_wait(&self) -> crate::reaper::SelfWait<&Proc> {
         crate::reaper::SelfWait::new(&self.proc)
     }
 
+    /// As [`self_wait`](Child::self_wait), for a loop that keeps the child past this borrow.
+    pub(crate) fn self_wait_owned(&self) -> crate::reaper::SelfWait<Arc<Proc>> {
+        crate::reaper::SelfWait::new(Arc::clone(&self.proc))
+    }
+
     /// The child's pidfd, when the reaper tracks it with one: readable once the child exits.
+    /// `None` also while a ptracer holds the exited child ([`mark_held`](Child::mark_held)):
+    /// pollers then look at the child on a timer instead.
     pub(crate) fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        use std::os::fd::AsFd;
-        self.proc.pidfd.as_ref().map(|fd| fd.as_fd())
+        self.proc.poll_fd()
+    }
+
+    /// Records that [`pidfd`](Child::pidfd) was readable but `try_wait` found nothing to
+    /// collect (a ptracer holds the exited child), so that no loop spins on it.
+    pub(crate) fn mark_held(&self) {
+        self.proc.mark_held();
     }
 }
 
@@ -387,6 +517,17 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
 
 impl Drop for Child {
     fn drop(&mut self) {
+        if let Some(tree) = &self.tree {
+            // The whole tree, even after the child itself has exited.
+            match self.drop_policy {
+                DropPolicy::Reap => {}
+                DropPolicy::Kill => {
+                    let _ = tree.kill();
+                }
+                DropPolicy::Terminate(grace) => tree.terminate_later(deadline_after(grace)),
+            }
+            return;
+        }
         if self.proc.outcome().is_some() {
             return;
         }

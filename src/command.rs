@@ -17,8 +17,9 @@ use crate::signal::Signal;
 use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio, StdioKind};
 use crate::sys::cstr::{CStringArray, Envp};
 use crate::sys::spawn::{
-    self as sys_spawn, ChildStage, FdPlan, PathTaken, PreExec, Rlimit, SpawnRequest,
+    self as sys_spawn, CgroupFds, ChildStage, FdPlan, PathTaken, PreExec, Rlimit, SpawnRequest,
 };
+use crate::tree::{Cgroup, Containment, Tree};
 use crate::validate;
 
 /// A number for one of the child's file descriptors, for [`Command::fd`]: 3 or above (0, 1
@@ -40,12 +41,21 @@ impl ChildFd {
 }
 
 /// Which process group a child joins, for [`Command::process_group`].
+///
+/// Without a choice, a child stays in this process's group, except in a run that may stop it
+/// (a [`timeout`](Command::timeout), also on `spawn` and `status`, a
+/// [`cancel_with`](Command::cancel_with) or a [`max_buffer`](Command::max_buffer) that kills):
+/// that one gets a new group when this process is not the foreground process group of a
+/// terminal (see the crate docs, "Stopping a command").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProcessGroup {
     /// A new group, led by the child: its group id is its pid.
     New,
     /// The existing group with this id.
     Join(crate::Pid),
+    /// This process's own group, as std does: the child gets the terminal's `Ctrl-C` and job
+    /// control with this process, also in a run that may stop it.
+    Inherit,
 }
 
 /// A resource the child's limits can be set on, for [`Command::rlimit`].
@@ -107,7 +117,7 @@ pub struct Command {
     pub(crate) stdout: Option<Stdio>,
     pub(crate) stderr: Option<Stdio>,
     extra_fds: Vec<(ChildFd, Stdio)>,
-    process_group: Option<i32>,
+    process_group: Option<ProcessGroup>,
     new_session: bool,
     close_fds: bool,
     search_relative: bool,
@@ -122,6 +132,7 @@ pub struct Command {
     parent_death_signal: Option<Signal>,
     pub(crate) pre_exec: Vec<PreExec>,
     drop_policy: DropPolicy,
+    containment: Option<Containment>,
     force_path: Option<PathTaken>,
     /// Capture options for the buffered runners (`src/exec.rs`).
     pub(crate) run: crate::exec::RunOptions,
@@ -155,6 +166,7 @@ impl Command {
             parent_death_signal: None,
             pre_exec: Vec::new(),
             drop_policy: DropPolicy::Reap,
+            containment: None,
             force_path: None,
             run: Default::default(),
         }
@@ -263,10 +275,7 @@ impl Command {
     /// descendants ([`Child::signal_group`]), and a timeout kills the whole group.
     #[doc(alias = "setpgid")]
     pub fn process_group(&mut self, group: ProcessGroup) -> &mut Command {
-        self.process_group = Some(match group {
-            ProcessGroup::New => 0,
-            ProcessGroup::Join(pgid) => pgid.as_raw_nonzero().get(),
-        });
+        self.process_group = Some(group);
         self
     }
 
@@ -364,6 +373,41 @@ impl Command {
         self
     }
 
+    /// Starts the child in a cgroup v2 of its own (default `false`), so that it and
+    /// everything it starts, even a daemon that calls `setsid` or double-forks, can be killed,
+    /// signalled, frozen and waited for together through [`Child::tree`]. Timeouts, output
+    /// limits, cancels, [`kill_on_drop`](Command::kill_on_drop) and
+    /// [`terminate_on_drop`](Command::terminate_on_drop) then act on the whole tree.
+    ///
+    /// The cgroup is created under this process's own cgroup; the spawn fails with an error
+    /// that says why and what to do where that is impossible (no cgroup v2, not writable). Use
+    /// [`containment`](Command::containment) to name another parent or to fall back to a
+    /// process group instead. The child takes the vfork path (`CLONE_INTO_CGROUP`, Linux 5.7)
+    /// or the fork path (it joins before anything else), never `posix_spawn`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use offspring::Command;
+    /// let child = Command::new("make").arg("test").contain(true).spawn()?;
+    /// let tree = child.tree().expect("contained").clone();
+    /// child.wait()?;
+    /// tree.kill()?; // whatever the build left running
+    /// tree.wait()?;
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn contain(&mut self, yes: bool) -> &mut Command {
+        self.containment = yes.then(Containment::new);
+        self
+    }
+
+    /// Contains the child as `containment` says: under a named parent cgroup, or with a
+    /// process-group fallback. See [`contain`](Command::contain).
+    pub fn containment(&mut self, containment: Containment) -> &mut Command {
+        self.containment = Some(containment);
+        self
+    }
+
     #[doc(hidden)]
     /// Test switch: always use the fork path.
     pub fn force_fork_path(&mut self, yes: bool) -> &mut Command {
@@ -414,8 +458,26 @@ impl Command {
         std::iter::once(self.program.clone()).chain(self.args.iter().cloned()).collect()
     }
 
-    pub(crate) fn has_own_group(&self) -> bool {
-        self.new_session || self.process_group == Some(0)
+    /// The `setpgid` argument for the child: `Some(0)` for a new group, `Some(pgid)` to join
+    /// one, `None` to stay in this process's group.
+    fn group_for(&self, defaults: Defaults) -> Option<i32> {
+        match self.process_group {
+            Some(ProcessGroup::New) => Some(0),
+            Some(ProcessGroup::Join(pgid)) => Some(pgid.as_raw_nonzero().get()),
+            Some(ProcessGroup::Inherit) => None,
+            None => defaults.new_group.then_some(0),
+        }
+    }
+
+    /// The cgroup for a contained spawn, or the reason a best-effort one fell back to a
+    /// process group.
+    fn make_cgroup(&self) -> Result<(Option<Cgroup>, Option<Error>)> {
+        let Some(c) = &self.containment else { return Ok((None, None)) };
+        match Cgroup::create(c) {
+            Ok(cg) => Ok((Some(cg), None)),
+            Err(e) if c.is_best_effort() => Ok((None, Some(e))),
+            Err(e) => Err(e),
+        }
     }
 
     /// Starts the child and returns its handle, with the parent's ends of any pipes.
@@ -426,19 +488,57 @@ impl Command {
     /// or not runnable ([`ErrorKind::NotFound`], [`ErrorKind::PermissionDenied`],
     /// [`ErrorKind::ExecFormat`]), a missing working directory (`NotFound` at
     /// [`Stage::Chdir`]), `E2BIG`, and running out of fds or processes. A failed spawn leaves
-    /// no fd open and no zombie behind.
+    /// no fd open and no zombie behind. [`ErrorKind::InvalidInput`] naming an option that
+    /// `spawn` cannot honour: [`input`](Command::input) (write to `child.stdin` or use
+    /// [`Child::communicate`]), [`cancel_with`](Command::cancel_with) and the capture options
+    /// (`max_buffer`, `on_overflow`, `stderr_to_stdout`, `drain_timeout`).
+    ///
+    /// [`timeout`](Command::timeout) is honoured: the reaper thread sends the
+    /// [kill signal](Command::kill_signal) to the child (to its group when it leads one) at
+    /// the deadline, and `SIGKILL` after the [grace period](Command::force_kill_after). Such
+    /// a child gets a new process group as a capturing run's does (see [`ProcessGroup`]).
+    /// [`input_file`](Command::input_file) is honoured too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Signal};
+    /// use std::time::Duration;
+    /// let child = Command::new("sleep").arg("10").timeout(Duration::from_millis(100)).spawn()?;
+    /// assert_eq!(child.wait()?.signal(), Some(Signal::TERM));
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
     #[doc(alias = "posix_spawn")]
     pub fn spawn(&mut self) -> Result<Child> {
-        self.spawn_with_defaults(Default::default())
+        self.spawn_run()
     }
 
     /// Runs the child with inherited stdio (unless set otherwise) and waits for it.
     ///
-    /// Non-zero exit is not an error here: inspect the [`ExitStatus`].
+    /// Non-zero exit is not an error here: inspect the [`ExitStatus`]. Honours
+    /// [`timeout`](Command::timeout) (with [`kill_signal`](Command::kill_signal) and
+    /// [`force_kill_after`](Command::force_kill_after)), [`cancel_with`](Command::cancel_with),
+    /// [`input`](Command::input) and [`input_file`](Command::input_file).
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Command::spawn); [`ErrorKind::TimedOut`] or [`ErrorKind::Canceled`] when
+    /// the child was stopped (the error holds its status); [`ErrorKind::InvalidInput`] naming
+    /// an option that only the capturing runners honour (`max_buffer`, `on_overflow`,
+    /// `stderr_to_stdout`, `drain_timeout`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, ErrorKind};
+    /// use std::time::Duration;
+    /// let err = Command::new("sleep").arg("10").timeout(Duration::from_millis(100)).status().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::TimedOut);
+    /// assert!(err.exit_status().unwrap().signal().is_some());
+    /// ```
     #[doc(alias = "spawnSync")]
     pub fn status(&mut self) -> Result<ExitStatus> {
-        let child = self.spawn_with_defaults(Defaults::default())?;
-        child.wait()
+        self.status_run()
     }
 
     /// Starts the child with the given defaults for unset stdio.
@@ -519,7 +619,10 @@ impl Command {
             self.child_path_var().as_deref(),
             self.search_relative,
             self.cwd.as_deref(),
-        )?;
+        )
+        // The error quotes the whole command, not the program alone.
+        .map_err(|e| e.with_argv(self.argv_for_errors()))?;
+        let group = self.group_for(defaults);
 
         let cstr = |s: &OsStr| CString::new(s.as_bytes()).expect("validated: no NUL");
         let program = cstr(resolved.as_os_str());
@@ -530,6 +633,13 @@ impl Command {
         }
         let envp = self.envp();
         let cwd = self.cwd.as_deref().map(|d| cstr(d.as_os_str()));
+        let (cgroup, fallback) = self.make_cgroup()?;
+        // A best-effort containment that found no cgroup: a process group of its own.
+        let process_group = match (self.new_session, &fallback) {
+            (true, _) => None,
+            (false, Some(_)) => Some(0),
+            (false, None) => group,
+        };
 
         // The child's fds: (target, source); the parent keeps the other ends of pipes.
         let mut io = ChildIo::default();
@@ -630,7 +740,7 @@ impl Command {
             cwd: cwd.as_deref(),
             fds: &plans,
             max_target,
-            process_group: if self.new_session { None } else { self.process_group },
+            process_group,
             new_session: self.new_session,
             close_fds: self.close_fds,
             sig_default: &self.sig_default,
@@ -643,10 +753,13 @@ impl Command {
             pre_exec: &mut self.pre_exec,
             force: self.force_path,
             report_fd: -1,
+            cgroup: cgroup.as_ref().map(|cg| CgroupFds { dir: cg.dir_fd(), procs: cg.procs_fd() }),
+            cgroup_placed: false,
+            reset_handlers: false,
         };
         let spawned = match sys_spawn::spawn(&mut req) {
             Ok(s) => s,
-            Err(e) => return Err(self.spawn_error(e, &resolved)),
+            Err(e) => return Err(self.spawn_error(e, &resolved, cgroup.as_ref())),
         };
         // The child has its copies now; closing ours (when these go out of scope) makes EOF
         // work.
@@ -675,24 +788,74 @@ impl Command {
                 return Err(abandon(Error::os(Stage::Setup, e, "opening a pidfd for the child")))
             }
         };
-        let group = self.has_own_group().then_some(pid);
-        Ok(Child::new(proc, io, group, self.drop_policy, spawned.path, self.argv_for_errors()))
+        let group = (self.new_session || process_group == Some(0)).then_some(pid);
+        let mut child =
+            Child::new(proc, io, group, self.drop_policy, spawned.path, self.argv_for_errors());
+        child.set_containment(cgroup.map(Tree::new), fallback);
+        Ok(child)
     }
 
-    fn spawn_error(&self, e: sys_spawn::SpawnError, resolved: &Path) -> Error {
+    fn spawn_error(
+        &self,
+        e: sys_spawn::SpawnError,
+        resolved: &Path,
+        cgroup: Option<&Cgroup>,
+    ) -> Error {
         let argv = self.argv_for_errors();
+        if let (Some(ChildStage::Cgroup), Some(cg)) = (e.stage, cgroup) {
+            use rustix::io::Errno;
+            let why = match Errno::from_raw_os_error(e.errno) {
+                Errno::AGAIN => {
+                    "cannot start the child in its cgroup: a pids.max limit (or \
+                                 the system's process limit) is reached"
+                }
+                Errno::BUSY | Errno::OPNOTSUPP => {
+                    "cannot start the child in its cgroup: the parent cgroup enables \
+                     controllers in cgroup.subtree_control and this cgroup cannot hold \
+                     processes (the no-internal-processes rule)"
+                }
+                _ => "cannot start the child in its cgroup",
+            };
+            let stage = if e.in_parent { Stage::Setup } else { Stage::ChildSetup };
+            return Error::errno(stage, e.errno, why).with_argv(argv).with_path(cg.path());
+        }
         if e.in_parent {
             return Error::errno(Stage::Setup, e.errno, "starting the child").with_argv(argv);
         }
         let stage = match e.stage {
             Some(ChildStage::Chdir) => Stage::Chdir,
             Some(ChildStage::Exec) => Stage::Exec,
-            Some(ChildStage::Setup) => Stage::ChildSetup,
-            // posix_spawn does not say whether chdir or execve failed: if the directory is
-            // not usable, it was chdir.
-            None => match &self.cwd {
-                Some(dir) if !crate::sys::is_searchable_dir(dir) => Stage::Chdir,
-                _ => Stage::Exec,
+            Some(ChildStage::Setup | ChildStage::Cgroup) => Stage::ChildSetup,
+            Some(ChildStage::HookPanicked) => {
+                return Error::new(
+                    ErrorKind::Io,
+                    Stage::ChildSetup,
+                    "a pre_exec hook panicked; the child aborted before exec",
+                )
+                .with_argv(argv)
+                .with_path(resolved);
+            }
+            // posix_spawn reports the errno of its clone, its file actions, chdir and execve
+            // alike. Errors of process creation come first: EAGAIN / ENOMEM / ENOSYS (which
+            // execve of a well-formed program does not return), and EPERM for a program that
+            // is an executable file (clone3 refused by a seccomp filter). Then a directory
+            // that is not usable means chdir; anything else is the exec.
+            None => match e.errno {
+                crate::sys::EAGAIN | crate::sys::ENOMEM | crate::sys::ENOSYS => {
+                    return Error::errno(Stage::Setup, e.errno, "starting the child")
+                        .with_argv(argv);
+                }
+                crate::sys::EPERM
+                    if crate::sys::executable_file(resolved).unwrap_or(false)
+                        && self.cwd.as_deref().map_or(true, crate::sys::is_searchable_dir) =>
+                {
+                    return Error::errno(Stage::Setup, e.errno, "starting the child")
+                        .with_argv(argv);
+                }
+                _ => match &self.cwd {
+                    Some(dir) if !crate::sys::is_searchable_dir(dir) => Stage::Chdir,
+                    _ => Stage::Exec,
+                },
             },
         };
         let (what, path) = match stage {
@@ -766,6 +929,8 @@ pub(crate) struct Defaults {
     pub(crate) stdin: DefaultIo,
     pub(crate) stdout: DefaultIo,
     pub(crate) stderr: DefaultIo,
+    /// A new process group unless the command chose one.
+    pub(crate) new_group: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -779,7 +944,12 @@ pub(crate) enum DefaultIo {
 impl Defaults {
     /// The defaults of `output`: stdin from `/dev/null`, stdout and stderr captured.
     pub(crate) fn capture() -> Defaults {
-        Defaults { stdin: DefaultIo::Null, stdout: DefaultIo::Piped, stderr: DefaultIo::Piped }
+        Defaults {
+            stdin: DefaultIo::Null,
+            stdout: DefaultIo::Piped,
+            stderr: DefaultIo::Piped,
+            new_group: false,
+        }
     }
 }
 
@@ -847,10 +1017,39 @@ pub(crate) fn lookup(
         None => Err(Error::errno(
             Stage::Lookup,
             crate::sys::ENOENT,
-            format!("program not found on PATH ({})", String::from_utf8_lossy(path.as_bytes())),
+            format!("not on PATH (searched {})", searched(path.as_bytes(), search_relative)),
         )
         .with_argv(argv)),
     }
+}
+
+/// The `PATH` entries a lookup searched, each once, in order, shortened to about 160 bytes
+/// with a count of the rest.
+fn searched(path: &[u8], search_relative: bool) -> String {
+    const SHOWN: usize = 160;
+    let mut seen: Vec<&[u8]> = Vec::new();
+    for dir in path.split(|&b| b == b':') {
+        let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
+        if (search_relative || dir.first() == Some(&b'/')) && !seen.contains(&dir) {
+            seen.push(dir);
+        }
+    }
+    let mut out = String::new();
+    for (i, dir) in seen.iter().enumerate() {
+        let dir = String::from_utf8_lossy(dir);
+        if !out.is_empty() && out.len() + dir.len() > SHOWN {
+            out.push_str(&format!(" and {} more", seen.len() - i));
+            break;
+        }
+        if !out.is_empty() {
+            out.push(':');
+        }
+        out.push_str(&dir);
+    }
+    if out.is_empty() {
+        out.push_str("no absolute entry");
+    }
+    out
 }
 
 /// Finds a program on this process's `PATH`, as the shell's `which` does, skipping empty and

@@ -11,7 +11,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::capture::Stream;
+use crate::capture::{Output, Stop, Stream};
 use crate::exit_status::ExitStatus;
 use crate::signal::Signal;
 
@@ -191,6 +191,9 @@ struct Inner {
     stderr: Vec<u8>,
     limit: Option<(Stream, usize)>,
     merged: bool,
+    seen: [u64; 2],
+    drain_expired: bool,
+    stop: Option<Stop>,
 }
 
 /// How many bytes of stderr a message quotes.
@@ -214,6 +217,9 @@ impl Error {
                 stderr: Vec::new(),
                 limit: None,
                 merged: false,
+                seen: [0, 0],
+                drain_expired: false,
+                stop: None,
             }),
         }
     }
@@ -299,7 +305,27 @@ impl Error {
         self
     }
 
+    /// Records what the finished run's [`Output`] says besides its buffers: the bytes seen,
+    /// whether draining ran out, why the run stopped the child.
+    pub(crate) fn with_run(mut self, out: &Output) -> Error {
+        self.inner.seen = out.seen();
+        self.inner.drain_expired = out.drain_expired();
+        self.inner.stop = out.stopped_by();
+        self
+    }
+
     /// Records that stderr was merged into stdout, so the message quotes the tail of stdout.
+    /// Puts `context` in front of the message (`"context: message"`).
+    pub(crate) fn with_context(mut self, context: impl Into<String>) -> Error {
+        let mut m = context.into();
+        if !self.inner.message.is_empty() {
+            m.push_str(": ");
+            m.push_str(&self.inner.message);
+        }
+        self.inner.message = m;
+        self
+    }
+
     pub(crate) fn with_merged_output(mut self, merged: bool) -> Error {
         self.inner.merged = merged;
         self
@@ -391,6 +417,48 @@ impl Error {
         (inner.stdout, inner.stderr)
     }
 
+    /// For a run that finished (stopped by a timeout, a cancel or an output limit, or failed a
+    /// check of its exit status): the whole [`Output`], with its status, both streams and
+    /// [`Output::stopped_by`]. Any other error (the child never ran) comes back as it is.
+    ///
+    /// `cmd.output().or_else(Error::into_run_output)` gives one `Output` for every run that
+    /// finished, to be judged in one `match`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{exec, Error, Stop};
+    /// use std::time::Duration;
+    /// let out = exec("echo partial; sleep 10").timeout(Duration::from_millis(200)).run()
+    ///     .or_else(Error::into_run_output)?;
+    /// assert_eq!(out.stopped_by(), Some(Stop::Timeout));
+    /// assert_eq!(out.stdout, b"partial\n");
+    /// let out = exec("exit 3").run().or_else(Error::into_run_output)?;
+    /// assert_eq!((out.stopped_by(), out.status.code()), (None, Some(3)));
+    /// // The child never ran: still an error.
+    /// assert!(offspring::exec_file("/no/such/program", [""; 0]).run().or_else(Error::into_run_output).is_err());
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn into_run_output(self) -> Result<Output> {
+        let Some(status) = self.inner.status else { return Err(self) };
+        let i = *self.inner;
+        Ok(Output::from_parts(status, i.stdout, i.stderr, i.seen, i.drain_expired, i.stop))
+    }
+
+    /// `true` if the child had exited but its pipes were still held open (by a process it
+    /// started) when the [drain timeout](crate::Command::drain_timeout) ran out, as
+    /// [`Output::drain_expired`]. The message then says that a process the child started may
+    /// still be running.
+    pub fn drain_expired(&self) -> bool {
+        self.inner.drain_expired
+    }
+
+    /// Why the run stopped the child ([`Stop::Timeout`], [`Stop::Canceled`],
+    /// [`Stop::Limit`]), if it did.
+    pub fn stopped_by(&self) -> Option<Stop> {
+        self.inner.stop
+    }
+
     /// The command line, quoted so that pasting it into a POSIX shell runs the same argv.
     pub fn command_line(&self) -> String {
         crate::quote::display_argv(&self.inner.argv)
@@ -400,16 +468,22 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.inner;
-        if i.argv.is_empty() {
-            write!(f, "{}", i.kind.as_str())?;
-        } else {
-            write!(f, "{} failed: {}", self.command_line(), i.kind.as_str())?;
+        // A checked exit's message is the status ("exit code 3"), which names the kind.
+        let says_kind = matches!(i.kind, ErrorKind::ExitCode | ErrorKind::Signaled);
+        let kind = if says_kind && !i.message.is_empty() { "" } else { i.kind.as_str() };
+        if !i.argv.is_empty() {
+            write!(f, "{} failed: ", bounded(&self.command_line(), COMMAND_SHOWN))?;
         }
+        f.write_str(kind)?;
         if !i.message.is_empty() {
-            write!(f, ": {}", i.message)?;
+            let sep = if kind.is_empty() { "" } else { ": " };
+            write!(f, "{sep}{}", bounded(&i.message, MESSAGE_SHOWN))?;
+        }
+        if i.drain_expired {
+            f.write_str(&format!("; {HELD_OPEN}"))?;
         }
         if let Some(p) = &i.path {
-            write!(f, " ({})", crate::quote::display_path(p))?;
+            write!(f, " ({})", bounded(&crate::quote::display_path(p), MESSAGE_SHOWN))?;
         }
         if let Some(errno) = i.errno {
             let e = io::Error::from_raw_os_error(errno);
@@ -436,6 +510,33 @@ impl fmt::Display for Error {
     }
 }
 
+/// What an error says when the pipes outlived the child.
+const HELD_OPEN: &str =
+    "the pipes were still held open after the child exited: a process it started may still be running";
+
+/// How much of a command line a message quotes: a longer one is cut in the middle.
+const COMMAND_SHOWN: usize = 1024;
+
+/// How much of any other part of a message (a path, a `PATH` list) is shown.
+const MESSAGE_SHOWN: usize = 1024;
+
+/// `s` if it is at most `max` bytes, else its start and end with the middle cut out, saying
+/// how much was cut.
+fn bounded(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
+        return s.into();
+    }
+    let floor = |mut i: usize| {
+        while !s.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let head = floor(max * 2 / 3);
+    let tail = floor(s.len() - max / 3);
+    format!("{} [... {} bytes cut ...] {}", &s[..head], tail - head, &s[tail..]).into()
+}
+
 /// `io::Error`'s text ends in " (os error N)"; the errno is printed by name already.
 fn strip_os_suffix(s: &str) -> &str {
     match s.rfind(" (os error ") {
@@ -452,19 +553,65 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {}
 
+/// An error with an errno becomes `io::Error::from_raw_os_error(errno)`, so
+/// [`raw_os_error`](io::Error::raw_os_error) and [`kind`](io::Error::kind) are the
+/// operating system's, as std's `Command` gives them (the command is not in its message).
+/// Any other error becomes an `io::Error` of the matching kind whose payload is the whole
+/// `Error` ([`get_ref`](io::Error::get_ref) and downcast): [`TimedOut`](io::ErrorKind::TimedOut)
+/// for a timeout, [`Other`](io::ErrorKind::Other) for a cancel (never `Interrupted`, which
+/// read and retry loops take as "try again").
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
+        if let Some(errno) = e.raw_os_error() {
+            return io::Error::from_raw_os_error(errno);
+        }
         let kind = match e.kind() {
             ErrorKind::InvalidInput => io::ErrorKind::InvalidInput,
             ErrorKind::NotFound => io::ErrorKind::NotFound,
             ErrorKind::PermissionDenied => io::ErrorKind::PermissionDenied,
             ErrorKind::TimedOut => io::ErrorKind::TimedOut,
-            ErrorKind::Canceled => io::ErrorKind::Interrupted,
             ErrorKind::InvalidData => io::ErrorKind::InvalidData,
             _ => io::ErrorKind::Other,
         };
-        // The whole error is the payload: `get_ref()` gives it back with its errno and argv.
         io::Error::new(kind, e)
+    }
+}
+
+impl ErrorKind {
+    /// The kind of an [`io::Error`], whatever produced it: an offspring [`Error`] converted
+    /// with `?` keeps its kind; an [`OutputReader`](crate::OutputReader) deadline that
+    /// passed is [`ErrorKind::TimedOut`]; an errno maps as for a spawn. This is the one way
+    /// to tell a timeout from a failure whichever error you hold: `err.kind()` on an
+    /// offspring `Error`, `ErrorKind::from_io(&err)` on an `io::Error`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, ErrorKind, Stdio};
+    /// use std::time::Duration;
+    /// let mut child = Command::new("sleep").arg("5").stdout(Stdio::piped()).kill_on_drop(true).spawn()?;
+    /// let mut out = child.stdout_reader().unwrap();
+    /// let err = out.read_timeout(&mut [0; 16], Duration::from_millis(10)).unwrap_err();
+    /// assert_eq!(ErrorKind::from_io(&err), ErrorKind::TimedOut);
+    /// let err = Command::new("sleep").arg("5").timeout(Duration::from_millis(10)).run().unwrap_err();
+    /// assert_eq!(ErrorKind::from_io(&std::io::Error::from(err)), ErrorKind::TimedOut);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_io(err: &io::Error) -> ErrorKind {
+        if let Some(e) = err.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
+            return e.kind();
+        }
+        if let Some(errno) = err.raw_os_error() {
+            return ErrorKind::from_errno(errno);
+        }
+        match err.kind() {
+            io::ErrorKind::NotFound => ErrorKind::NotFound,
+            io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+            io::ErrorKind::InvalidInput => ErrorKind::InvalidInput,
+            io::ErrorKind::InvalidData => ErrorKind::InvalidData,
+            io::ErrorKind::TimedOut => ErrorKind::TimedOut,
+            _ => ErrorKind::Io,
+        }
     }
 }
 

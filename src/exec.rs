@@ -17,8 +17,10 @@ use std::time::Duration;
 
 use crate::cancel::CancelHandle;
 use crate::capture::{self, Finished, Output, Overflow, Policy, Session, Stop, Stream};
+use crate::child::{deadline_after, Child};
 use crate::command::{Command, DefaultIo, Defaults};
 use crate::error::{Error, ErrorKind, Result, Stage};
+use crate::exit_status::ExitStatus;
 use crate::signal::Signal;
 use crate::stdio::{Stdio, StdioKind};
 
@@ -85,7 +87,7 @@ where
 
 /// What to write to the child's stdin.
 #[derive(Debug)]
-enum Input {
+pub(crate) enum Input {
     Bytes(Vec<u8>),
     File(PathBuf),
 }
@@ -99,14 +101,14 @@ pub(crate) struct RunOptions {
     grace: Option<Duration>,
     drain: Option<Duration>,
     limits: [Option<usize>; 2],
-    overflow: Overflow,
+    overflow: Option<Overflow>,
     merge: bool,
     unchecked: bool,
     cancel: Option<CancelHandle>,
 }
 
 impl RunOptions {
-    fn policy(&self) -> Policy {
+    pub(crate) fn policy(&self) -> Policy {
         let d = Policy::default();
         Policy {
             timeout: self.timeout,
@@ -114,18 +116,109 @@ impl RunOptions {
             grace: self.grace.unwrap_or(d.grace),
             drain: self.drain.unwrap_or(d.drain),
             limits: self.limits,
-            overflow: self.overflow,
+            overflow: self.overflow.unwrap_or_default(),
         }
+    }
+
+    /// Whether a run may stop its child: a timeout, a cancel, or a limit that kills.
+    fn may_stop(&self) -> bool {
+        self.timeout.is_some()
+            || self.cancel.is_some()
+            || (self.limits.iter().any(Option::is_some)
+                && self.overflow.unwrap_or_default() == Overflow::Kill)
+    }
+
+    /// The first option set on the command that `method` cannot honour, with a hint.
+    fn unsupported(&self, method: Method) -> Option<(&'static str, &'static str)> {
+        const CAPTURE: &str = "it captures no output; use output(), run() or read()";
+        let capture_only = [
+            (self.limits.iter().any(Option::is_some), "max_buffer", CAPTURE),
+            (self.overflow.is_some(), "on_overflow", CAPTURE),
+            (self.merge, "stderr_to_stdout", CAPTURE),
+            (self.drain.is_some(), "drain_timeout", CAPTURE),
+        ];
+        let spawn_only = [
+            (
+                matches!(self.input, Some(Input::Bytes(_))),
+                "input",
+                "write to child.stdin (Stdio::piped()) or use Child::communicate",
+            ),
+            (
+                self.cancel.is_some(),
+                "cancel_with",
+                "signal the Child, or use output(), run() or status()",
+            ),
+        ];
+        let found = match method {
+            Method::Capture => None,
+            Method::Status => capture_only.iter().find(|o| o.0),
+            Method::Spawn => capture_only.iter().chain(&spawn_only).find(|o| o.0),
+        };
+        found.map(|o| (o.1, o.2))
+    }
+}
+
+/// Which runner a command is started by, for the options it honours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Spawn,
+    Status,
+    Capture,
+}
+
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Method::Spawn => "spawn()",
+            Method::Status => "status()",
+            Method::Capture => "output()",
+        }
+    }
+}
+
+/// The options the mapped runner (`src/mapped.rs`) shares with the others.
+impl RunOptions {
+    pub(crate) fn take_input(&mut self) -> Option<Input> {
+        self.input.take()
+    }
+    pub(crate) fn restore_input(&mut self, input: Option<Input>) {
+        self.input = input;
+    }
+    pub(crate) fn has_limits(&self) -> bool {
+        self.limits.iter().any(Option::is_some)
+    }
+    pub(crate) fn merge(&self) -> bool {
+        self.merge
+    }
+    pub(crate) fn unchecked(&self) -> bool {
+        self.unchecked
+    }
+    pub(crate) fn cancel(&self) -> Option<&CancelHandle> {
+        self.cancel.as_ref()
     }
 }
 
 /// # Capture options
 ///
 /// These shape the buffered runners ([`output`](Command::output), [`run`](Command::run),
-/// [`read`](Command::read) and friends); [`spawn`](Command::spawn) and
-/// [`status`](Command::status) ignore them (for a spawned child use
-/// [`Child::communicate`](crate::Child::communicate), [`Child::wait_timeout`](crate::Child::wait_timeout)
-/// and [`Child::terminate`](crate::Child::terminate)).
+/// [`read`](Command::read) and friends). [`status`](Command::status) honours the timeout,
+/// the kill signal, the grace period, the cancel handle and the input;
+/// [`spawn`](Command::spawn) honours the timeout (through the reaper thread), the kill
+/// signal, the grace period and the input file. An option that a method cannot honour makes
+/// it fail with [`ErrorKind::InvalidInput`] naming the option; nothing is ignored silently.
+///
+/// Options are set through `&mut Command`. Chained on a temporary, the command must be used
+/// in the same statement (`Command::new("x").timeout(t).run()`); to keep it, bind it first:
+///
+/// ```
+/// use offspring::exec;
+/// use std::time::Duration;
+/// let mut cmd = exec("echo hi");
+/// cmd.timeout(Duration::from_secs(10));
+/// assert_eq!(cmd.read()?, "hi");
+/// assert_eq!(cmd.read()?, "hi"); // a command runs again, as in std
+/// # Ok::<(), offspring::Error>(())
+/// ```
 impl Command {
     /// Writes `bytes` to the child's stdin, then closes it (Node's `input`). Written by the
     /// same loop that reads the output, so any size works, and a child that stops reading
@@ -172,10 +265,11 @@ impl Command {
         self
     }
 
-    /// Stops the child if it runs longer than `timeout` (Node's `timeout`): the
-    /// [kill signal](Command::kill_signal) goes to the child (to its whole process group if
-    /// it leads one, see [`process_group`](Command::process_group)), then `SIGKILL` after the
-    /// [grace period](Command::force_kill_after) if it is still running. The run fails with
+    /// Stops the command if it runs longer than `timeout` (Node's `timeout`): the
+    /// [kill signal](Command::kill_signal) goes to the child, its process group and its
+    /// descendants (the crate docs, "Stopping a command", say exactly which processes that
+    /// reaches), then `SIGKILL` after the [grace period](Command::force_kill_after) if it is
+    /// still running. [`status`](Command::status) and [`spawn`](Command::spawn) honour it too. The run fails with
     /// [`ErrorKind::TimedOut`]; the error says which signals were needed and keeps the
     /// output captured so far.
     ///
@@ -334,7 +428,7 @@ impl Command {
     /// # Ok::<(), offspring::Error>(())
     /// ```
     pub fn on_overflow(&mut self, policy: Overflow) -> &mut Command {
-        self.run.overflow = policy;
+        self.run.overflow = Some(policy);
         self
     }
 
@@ -528,65 +622,70 @@ impl Command {
     /// The runners' common path: set up stdio, spawn, run the loop, judge the result.
     fn capture(&mut self, checked: bool) -> Result<Output> {
         let argv = self.argv_for_errors();
+        let fin = self.run_session(Method::Capture, &argv)?;
+        judge(fin, checked && !self.run.unchecked, self.run.merge, argv)
+    }
+
+    /// [`Command::status`]: the capture loop with no pipe to read when a timeout, a cancel
+    /// or input needs it, a plain wait otherwise.
+    pub(crate) fn status_run(&mut self) -> Result<ExitStatus> {
+        let plain = self.run.timeout.is_none()
+            && self.run.cancel.is_none()
+            && !matches!(self.run.input, Some(Input::Bytes(_)));
+        if plain {
+            self.check_method(Method::Status)?;
+            let (child, _) = self.spawn_for_run(Defaults::default(), false)?;
+            return child.wait();
+        }
+        let argv = self.argv_for_errors();
+        let fin = self.run_session(Method::Status, &argv)?;
+        judge(fin, false, false, argv).map(|out| out.status)
+    }
+
+    /// [`Command::spawn`]: the input file and the timeout are honoured, other run options
+    /// are refused.
+    pub(crate) fn spawn_run(&mut self) -> Result<Child> {
+        self.check_method(Method::Spawn)?;
+        let defaults = Defaults {
+            new_group: self.run.timeout.is_some() && crate::stop::new_group_by_default(),
+            ..Defaults::default()
+        };
+        let (child, _) = self.spawn_for_run(defaults, false)?;
+        if let Some(t) = self.run.timeout {
+            let policy = self.run.policy();
+            child.stop_at(deadline_after(t), policy.kill_signal, policy.grace);
+        }
+        Ok(child)
+    }
+
+    fn check_method(&self, method: Method) -> Result<()> {
+        match self.run.unsupported(method) {
+            None => Ok(()),
+            Some((option, hint)) => Err(Error::invalid_input(format!(
+                "{} cannot honour {option}(..): {hint}",
+                method.name()
+            ))
+            .with_argv(self.argv_for_errors())),
+        }
+    }
+
+    /// Spawns for `method` and runs the capture loop to the end.
+    fn run_session(&mut self, method: Method, argv: &[std::ffi::OsString]) -> Result<Finished> {
+        self.check_method(method)?;
         if let Some(c) = &self.run.cancel {
             if c.is_canceled() {
                 return Err(Error::new(ErrorKind::Canceled, Stage::Run, "canceled before start")
                     .with_argv(argv));
             }
         }
-        // The input stays with the command so that it can run again.
-        let input = self.run.input.take();
-        let result = self.capture_with(input.as_ref(), &argv);
-        self.run.input = input;
-        let fin = result?;
-        judge(fin, checked && !self.run.unchecked, self.run.merge, argv)
-    }
-
-    fn capture_with(
-        &mut self,
-        input: Option<&Input>,
-        argv: &[std::ffi::OsString],
-    ) -> Result<Finished> {
-        let conflict = |what: &str| Error::invalid_input(what.to_owned()).with_argv(argv);
-        let mut defaults = Defaults::capture();
-        match input {
-            Some(_) if self.stdin.is_some() => {
-                return Err(conflict("both stdin and input are set; use one"));
-            }
-            Some(Input::Bytes(_)) => defaults.stdin = DefaultIo::Piped,
-            Some(Input::File(path)) => {
-                let file = File::open(path).map_err(|e| {
-                    Error::os(Stage::Setup, e, "cannot open the input file")
-                        .with_argv(argv)
-                        .with_path(path)
-                })?;
-                self.stdin = Some(Stdio::from(file));
-            }
-            None => {}
-        }
-        let mut merged: Option<OwnedFd> = None;
-        if self.run.merge {
-            if self.stderr.is_some() {
-                return Err(conflict("stderr_to_stdout(true) and stderr(..) are both set"));
-            }
-            if !matches!(self.stdout.as_ref().map(|s| &s.0), None | Some(StdioKind::Piped)) {
-                return Err(conflict("stderr_to_stdout(true) needs stdout to be captured"));
-            }
-            let setup = |e: std::io::Error| {
-                Error::os(Stage::Setup, e, "creating the merged output pipe").with_argv(argv)
-            };
-            let (rd, wr) = crate::sys::pipe::pipe().map_err(setup)?;
-            let wr2 = wr.try_clone().map_err(setup)?;
-            self.stdout = Some(Stdio::from(wr));
-            self.stderr = Some(Stdio::from(wr2));
-            merged = Some(rd);
-        }
-
-        let mut child = self.spawn_with_defaults(defaults)?;
+        let mut defaults =
+            if method == Method::Capture { Defaults::capture() } else { Defaults::default() };
+        defaults.new_group = self.run.may_stop() && crate::stop::new_group_by_default();
+        let (mut child, merged) = self.spawn_for_run(defaults, self.run.merge)?;
         let stdin = child.stdin.take();
         let stdout = merged.or_else(|| child.stdout.take().map(OwnedFd::from));
         let stderr = child.stderr.take().map(OwnedFd::from);
-        let data: &[u8] = match input {
+        let data: &[u8] = match &self.run.input {
             Some(Input::Bytes(b)) => b,
             _ => &[],
         };
@@ -607,7 +706,15 @@ impl Command {
             }
         };
         match session.pump(None) {
-            Ok(_) => Ok(session.finish()),
+            Ok(_) => {
+                let fin = session.finish();
+                if let (Some(_), Some(tree)) = (fin.stop, child.tree()) {
+                    // A stopped contained run leaves nothing behind: whatever of the tree
+                    // outlived the child and its pipes goes too.
+                    let _ = tree.kill();
+                }
+                Ok(fin)
+            }
             Err(e) => {
                 // Do not leave the child running unwatched with nobody reading its pipes.
                 session.abandon();
@@ -615,10 +722,119 @@ impl Command {
             }
         }
     }
+
+    /// Spawns with this run's own stdio (the input file; with `merge`, one pipe for stdout
+    /// and stderr) put in place for the spawn only: the command keeps what the user set, so
+    /// it can run again, and the parent keeps no write end of the merged pipe. Returns the
+    /// child and the merged pipe's read end.
+    fn spawn_for_run(
+        &mut self,
+        mut defaults: Defaults,
+        merge: bool,
+    ) -> Result<(Child, Option<OwnedFd>)> {
+        let mut stdin_file = None;
+        match &self.run.input {
+            Some(_) if self.stdin.is_some() => {
+                return Err(self.conflict("both stdin and input are set; use one"));
+            }
+            Some(Input::Bytes(_)) => defaults.stdin = DefaultIo::Piped,
+            Some(Input::File(path)) => {
+                let file = File::open(path).map_err(|e| {
+                    Error::os(Stage::Setup, e, "cannot open the input file")
+                        .with_argv(self.argv_for_errors())
+                        .with_path(path)
+                })?;
+                stdin_file = Some(Stdio::from(file));
+            }
+            None => {}
+        }
+        let mut merged = None;
+        let mut merged_ends = None;
+        if merge {
+            if self.stderr.is_some() {
+                return Err(self.conflict("stderr_to_stdout(true) and stderr(..) are both set"));
+            }
+            if !matches!(self.stdout.as_ref().map(|s| &s.0), None | Some(StdioKind::Piped)) {
+                return Err(self.conflict("stderr_to_stdout(true) needs stdout to be captured"));
+            }
+            let setup = |e: std::io::Error| {
+                Error::os(Stage::Setup, e, "creating the merged output pipe")
+                    .with_argv(self.argv_for_errors())
+            };
+            let (rd, wr) = crate::sys::pipe::pipe().map_err(setup)?;
+            let wr2 = wr.try_clone().map_err(setup)?;
+            merged_ends = Some((Stdio::from(wr), Stdio::from(wr2)));
+            merged = Some(rd);
+        }
+        let saved_stdin = stdin_file.map(|f| self.stdin.replace(f));
+        let saved_out = merged_ends.map(|(o, e)| (self.stdout.replace(o), self.stderr.replace(e)));
+        let spawned = self.spawn_with_defaults(defaults);
+        // Put the command's own settings back; this run's ends close here, once the child
+        // has its copies.
+        if let Some(old) = saved_stdin {
+            self.stdin = old;
+        }
+        if let Some((out, err)) = saved_out {
+            self.stdout = out;
+            self.stderr = err;
+        }
+        Ok((spawned?, merged))
+    }
+
+    fn conflict(&self, what: &str) -> Error {
+        Error::invalid_input(what.to_owned()).with_argv(self.argv_for_errors())
+    }
+
+    /// Spawns the child of a capture that someone else drives (a [`Mux`](crate::Mux)): the
+    /// child and its pipes, its input (copied), and its capture policy.
+    pub(crate) fn spawn_for_mux(&mut self) -> Result<MuxParts> {
+        let argv = self.argv_for_errors();
+        self.check_method(Method::Capture)?;
+        if self.run.cancel.as_ref().is_some_and(CancelHandle::is_canceled) {
+            return Err(Error::new(ErrorKind::Canceled, Stage::Run, "canceled before start")
+                .with_argv(argv));
+        }
+        let mut defaults = Defaults::capture();
+        defaults.new_group = self.run.may_stop() && crate::stop::new_group_by_default();
+        let (mut child, merged) = self.spawn_for_run(defaults, self.run.merge)?;
+        let stdin = child.stdin.take();
+        let stdout = merged.or_else(|| child.stdout.take().map(OwnedFd::from));
+        let stderr = child.stderr.take().map(OwnedFd::from);
+        let input = match &self.run.input {
+            Some(Input::Bytes(b)) => b.clone(),
+            _ => Vec::new(),
+        };
+        Ok(MuxParts {
+            spawned: Spawned { child, stdin, stdout, stderr },
+            input,
+            policy: self.run.policy(),
+            merged: self.run.merge,
+            cancel: self.run.cancel.clone(),
+            argv,
+        })
+    }
+}
+
+/// A child spawned for a capture, with the parent's ends of its pipes.
+pub(crate) struct Spawned {
+    pub(crate) child: crate::child::Child,
+    pub(crate) stdin: Option<crate::stdio::ChildStdin>,
+    pub(crate) stdout: Option<OwnedFd>,
+    pub(crate) stderr: Option<OwnedFd>,
+}
+
+/// What a [`Mux`](crate::Mux) needs to drive a child spawned from a [`Command`].
+pub(crate) struct MuxParts {
+    pub(crate) spawned: Spawned,
+    pub(crate) input: Vec<u8>,
+    pub(crate) policy: Policy,
+    pub(crate) merged: bool,
+    pub(crate) cancel: Option<CancelHandle>,
+    pub(crate) argv: Vec<std::ffi::OsString>,
 }
 
 /// Turns a finished capture into the runner's result.
-fn judge(
+pub(crate) fn judge(
     fin: Finished,
     checked: bool,
     merged: bool,
@@ -671,6 +887,7 @@ fn judge(
     Err(err
         .with_argv(argv)
         .with_status(status)
+        .with_run(&output)
         .with_merged_output(merged)
         .with_output(output.stdout, output.stderr))
 }

@@ -79,6 +79,51 @@ impl ExitStatus {
     pub fn core_dumped(self) -> bool {
         self.signal().is_some() && self.0 & 0x80 != 0
     }
+
+    /// The exit code a shell reports for this status (`$?`): the code for an exit, `128 + N`
+    /// for a death by signal `N`. What a CLI that runs a child should exit with to pass its
+    /// result on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{ExitStatus, Signal};
+    /// assert_eq!(ExitStatus::from_code(3).shell_code(), 3);
+    /// assert_eq!(ExitStatus::from_signal(Signal::KILL, false).shell_code(), 137);
+    /// ```
+    pub fn shell_code(self) -> i32 {
+        match (self.code(), self.signal()) {
+            (Some(c), _) => c,
+            (None, Some(s)) => 128 + s.as_raw(),
+            // Stopped or continued: not an end; report it as the shell does a failure.
+            (None, None) => 1,
+        }
+    }
+
+    /// `Err` with this status as an [`Error`](crate::Error) ([`ExitCode`](crate::ErrorKind::ExitCode)
+    /// or [`Signaled`](crate::ErrorKind::Signaled)) unless it is a success: std's unstable
+    /// `exit_ok`, so that `cmd.status()?.exit_ok()?` checks an exit in one line.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, ErrorKind};
+    /// assert!(Command::new("true").status()?.exit_ok().is_ok());
+    /// let err = Command::new("false").status()?.exit_ok().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::ExitCode);
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn exit_ok(self) -> crate::Result<()> {
+        if self.success() {
+            return Ok(());
+        }
+        let kind = if self.signal().is_some() {
+            crate::ErrorKind::Signaled
+        } else {
+            crate::ErrorKind::ExitCode
+        };
+        Err(crate::Error::new(kind, crate::Stage::Run, self.to_string()).with_status(self))
+    }
 }
 
 impl fmt::Display for ExitStatus {

@@ -27,9 +27,29 @@
 //! ```
 //!
 //! The names are std's where std has the concept (`Command`, `Child`, `Stdio`, `ExitStatus`,
-//! `Output`, `spawn`/`status`/`output`), so code written for [`std::process`] ports by
-//! changing the import. Node's names (`exec`, `execFile`, `spawnSync`, `detached`, `cwd`...)
-//! are search aliases in these docs.
+//! `Output`, `spawn`/`status`/`output`), so most code written for [`std::process`] ports by
+//! changing the import; [Coming from std](#coming-from-std) lists every difference. Node's
+//! names (`exec`, `execFile`, `spawnSync`, `detached`, `cwd`...) are search aliases in these
+//! docs.
+//!
+//! Options are set through `&mut Command`, as in std. Chain them on a temporary only when the
+//! run is in the same statement; to keep a command (to run it again, or to set options in
+//! several steps), bind it first:
+//!
+//! ```
+//! use offspring::exec;
+//! use std::time::Duration;
+//!
+//! // Chained: the temporary lives until the end of the statement.
+//! let n = exec("echo 3").timeout(Duration::from_secs(10)).read()?;
+//!
+//! // Bound: `let mut cmd = exec(..); cmd.timeout(..);` and run it as often as needed.
+//! let mut cmd = exec("make -j2 >/dev/null 2>&1 || true");
+//! cmd.timeout(Duration::from_secs(60));
+//! cmd.run()?;
+//! # assert_eq!(n, "3");
+//! # Ok::<(), offspring::Error>(())
+//! ```
 //!
 //! # Spawning
 //!
@@ -115,8 +135,8 @@
 //!   runs a shell command line, [`exec_file`] a program with arguments.
 //! - Options: [`input`](Command::input) or [`input_file`](Command::input_file);
 //!   [`timeout`](Command::timeout), [`kill_signal`](Command::kill_signal) and
-//!   [`force_kill_after`](Command::force_kill_after) (a timeout signals the whole process group
-//!   when the child leads one); [`max_buffer`](Command::max_buffer) per stream, exact to the
+//!   [`force_kill_after`](Command::force_kill_after) (a stop reaches what the command started,
+//!   see [Stopping a command](#stopping-a-command)); [`max_buffer`](Command::max_buffer) per stream, exact to the
 //!   byte, with an [`Overflow`] policy (kill, or truncate and keep draining);
 //!   [`stderr_to_stdout`](Command::stderr_to_stdout) (`2>&1`); a [`CancelHandle`] another
 //!   thread can trigger.
@@ -135,10 +155,92 @@
 //! geometrically, and fault its pages in ahead of the reads, outside the pipe's lock; peak
 //! memory stays close to the size of the output (1.02x for 1 GiB).
 //!
+//! # Stopping a command
+//!
+//! A [`timeout`](Command::timeout), an output limit ([`max_buffer`](Command::max_buffer) with
+//! [`Overflow::Kill`]) or a [`cancel`](Command::cancel_with) stops the *command*, not only its
+//! first process: `exec("make -j2").timeout(..)` also stops what `make` started. The
+//! [kill signal](Command::kill_signal), then `SIGKILL` after the
+//! [grace period](Command::force_kill_after), reaches:
+//!
+//! - the child;
+//! - its process group, when it leads one. A run that may stop its child starts it in a new
+//!   group by default, **unless this process is the foreground process group of its
+//!   terminal**: there a new group would take the child out of the terminal's job control
+//!   (`Ctrl-C` and `Ctrl-Z` would no longer reach it, and reading the terminal would stop it
+//!   with `SIGTTIN`), so it stays in this process's group, as in std, Python and Node. Without a
+//!   controlling terminal (services, CI, cron, a pipeline's background job) it gets its own.
+//!   [`ProcessGroup::Inherit`] keeps std's behaviour always, [`ProcessGroup::New`] asks for a
+//!   group always; a run that cannot stop its child is left in this process's group;
+//! - on Linux, every descendant that `/proc` shows under the child when the stop begins,
+//!   whatever its group: each is opened as a pidfd (so a recycled pid is never signalled) and
+//!   held, so that the `SIGKILL` after the grace period reaches it even once it is orphaned.
+//!
+//! What is **not** reached: a process that has left both the group and the tree before the
+//! stop, that is, one that called `setsid` (or joined another group) and whose parent had
+//! already exited (a daemon's double fork), and descendants that ignore the kill signal after
+//! their parent has died when the run has already returned. Such a process keeps running; if
+//! it still holds the pipes, the run returns after the
+//! [drain timeout](Command::drain_timeout) and says so: [`Output::drain_expired`] and
+//! [`Error::drain_expired`] are `true`, and the error's message ends with "the pipes were still
+//! held open after the child exited: a process it started may still be running". Only
+//! containment in a cgroup catches those.
+//!
+//! Go's `exec.CommandContext` kills only the first process (its `Cancel` hook and `WaitDelay`
+//! are the tools to do more), as do Python's `subprocess.run(timeout=)` and Node's `timeout`;
+//! coreutils' `timeout(1)` starts a group of its own and has `--foreground` for the terminal
+//! case. offspring does the group where it is harmless and follows the tree everywhere.
+//!
+//! ```
+//! use offspring::{exec, ErrorKind};
+//! use std::time::Duration;
+//! let err = exec("sleep 1000 & sleep 1000").timeout(Duration::from_millis(200)).run().unwrap_err();
+//! assert_eq!(err.kind(), ErrorKind::TimedOut);
+//! assert!(!err.drain_expired()); // both sleeps were stopped: nothing held the pipes
+//! ```
+//!
+//! [`status`](Command::status) honours the timeout the same way. [`spawn`](Command::spawn)
+//! honours it through the reaper thread, which at the deadline signals the child's group
+//! (chosen as above) or, when it leads none, the child alone: the descendants walk is the
+//! capture loop's.
+//!
+//! # Capturing into shared memory
+//!
+//! For large outputs kept whole in memory, [`Command::output_mapped`] and
+//! [`Command::run_mapped`] give the child a memory file (`memfd_create`) as its stdout and
+//! stderr instead of pipes. The parent reads nothing while the child writes; it maps the
+//! file as it grows, and when the child has exited it seals the file (no more writes, no
+//! shrinking, no growing: a grandchild that kept the fd gets `EPERM`) and hands out a
+//! read-only [`MappedBytes`] that derefs to `[u8]`, is `Send + Sync`, and unmaps on drop. The
+//! parent spends about half the CPU time of `output()` on 1 GiB (page tables instead of
+//! copies; the child pays for allocating the pages instead), and the run ends when the child
+//! does.
+//!
+//! The same options apply (input, timeout and kill signal with the partial output kept,
+//! cancel, checked exit, `2>&1`); with [`max_buffer`](Command::max_buffer) the run takes the
+//! pipes, where the limit is exact; where `memfd_create` is missing or refused it falls back to
+//! the pipe capture. The child writes to a regular file, not a pipe, which changes what some
+//! programs do (no `SIGPIPE`, `/dev/stdout` reopened at offset 0, `S_ISFIFO` checks): the list
+//! is in [`Command::output_mapped`].
+//!
+//! ```
+//! let out = offspring::exec("head -c 5000000 /dev/zero").output_mapped()?;
+//! assert_eq!(out.stdout.len(), 5_000_000);
+//! let bytes: &[u8] = &out.stdout;
+//! assert!(bytes.iter().all(|&b| b == 0));
+//! # Ok::<(), offspring::Error>(())
+//! ```
+//!
 //! # Waiting, timeouts and deadlines
 //!
-//! Every blocking call comes in four forms, as in crossbeam: [`Child::wait`],
-//! [`Child::try_wait`] (never blocks), [`Child::wait_timeout`] and [`Child::wait_deadline`].
+//! Every blocking call comes in four forms, as in crossbeam: the blocking one, `try_` (never
+//! blocks), `_timeout(Duration)` and `_deadline(Instant)`: [`Child::wait`],
+//! [`Child::try_wait`], [`Child::wait_timeout`] and [`Child::wait_deadline`];
+//! [`Communication::wait`] and its three; and for [`OutputReader`], the [`Read`](std::io::Read)
+//! and [`BufRead`](std::io::BufRead) methods `read`, `fill_buf`, `read_until` and `read_line`,
+//! each with its `try_`, `_timeout` and `_deadline` form. The runners
+//! ([`Command::output`] and friends) take their deadline as an option,
+//! [`Command::timeout`].
 //! They take `&self`: any number of threads may wait for one child at once, and all see the
 //! same status. On Linux a waiting thread sleeps in `poll` on the child's pidfd and reaps it
 //! itself the moment it exits; nothing sleeps in a loop.
@@ -171,6 +273,65 @@
 //! The [`Exit`] also carries the child's [`ResourceUsage`] (CPU time, peak memory), which the
 //! kernel hands over when the child is reaped.
 //!
+//! # Errors
+//!
+//! Every failure is one [`Error`]: match on [`Error::kind`] ([`ErrorKind`]), read the stage,
+//! the command, the errno, the status and the partial output from its accessors. Its message
+//! names the command (cut in the middle past 1 KiB), what went wrong and where, and stays
+//! bounded. To tell a timeout from a failure, whichever error you hold: [`Error::kind`] on an
+//! offspring error, [`ErrorKind::from_io`] on a [`std::io::Error`] (an `OutputReader` deadline,
+//! or an offspring error converted with `?`). Converted into `io::Error`, an error with an
+//! errno keeps it ([`raw_os_error`](std::io::Error::raw_os_error)), and a cancel is
+//! [`Other`](std::io::ErrorKind::Other), never `Interrupted`, which retry loops retry.
+//!
+//! A run that finished but failed (timed out, cancelled, over a limit, a checked non-zero
+//! exit) keeps everything: [`Error::into_run_output`] gives its whole [`Output`], with
+//! [`Output::stopped_by`], so that one `match` judges every run:
+//!
+//! ```
+//! use offspring::{exec, Error, Stop};
+//! use std::time::Duration;
+//! let out = exec("echo working; sleep 10").timeout(Duration::from_millis(200)).output()
+//!     .or_else(Error::into_run_output)?;
+//! let verdict = match (out.stopped_by(), out.status.code()) {
+//!     (Some(Stop::Timeout), _) => "timed out",
+//!     (Some(_), _) => "stopped",
+//!     (None, Some(0)) => "ok",
+//!     (None, _) => "failed",
+//! };
+//! assert_eq!(verdict, "timed out");
+//! assert_eq!(out.stdout, b"working\n");
+//! # Ok::<(), offspring::Error>(())
+//! ```
+//!
+//! # Coming from std
+//!
+//! What is the same: the builder's method names, `Stdio`, `child.stdin`/`stdout`/`stderr` as
+//! public fields, [`Child::wait`] closing the child's stdin first, [`Child::wait_with_output`],
+//! `output()` treating a non-zero exit as data, `Child::kill` meaning `SIGKILL`, `Child::id`.
+//! What differs, all of it:
+//!
+//! - `Child`'s methods take `&self` (share one between threads); `wait` still closes the stdin
+//!   that is in `child.stdin` (a write to it afterwards fails with `BrokenPipe`), while
+//!   `try_wait`, `wait_timeout` and `wait_deadline` leave it open.
+//! - Errors are [`Error`], not `io::Error` (`?` converts); messages name the command.
+//! - `output()` of a run with a timeout or a limit that stopped the child is an `Err` (see
+//!   [Errors](#errors) for one `Output` either way).
+//! - Dropping a running `Child` leaves no zombie (the reaper collects it); std leaves one.
+//! - The program is looked up on the child's `PATH` in the parent, never in `.` or other
+//!   relative entries; a script without `#!` is an error, not run through `/bin/sh`.
+//! - The child gets no fd beyond 0-2 and those given with [`Command::fd`], even fds opened
+//!   without `O_CLOEXEC`; `SIGPIPE` is reset to its default action.
+//! - A run that may stop its child can start it in a new process group (see
+//!   [Stopping a command](#stopping-a-command)); without a stop option, the group is std's.
+//! - [`ChildStdin`], [`ChildStdout`], [`ChildStderr`] and [`Output`] are offspring's types
+//!   (`Write`/`Read`, `AsFd`, `Into<OwnedFd>`; `Output` has more than std's three fields).
+//! - [`ExitStatus`] is offspring's (it converts both ways), with
+//!   [`shell_code`](ExitStatus::shell_code) (`128 + N` for a signal) and
+//!   [`exit_ok`](ExitStatus::exit_ok).
+//! - `Command::spawn` with a capture-only option (`input`, `max_buffer`...) is an
+//!   [`ErrorKind::InvalidInput`] error naming it, not a silent no-op.
+//!
 //! # Signals
 //!
 //! Signals are [`Signal`] values, never integers. [`Child::signal`] sends one,
@@ -179,10 +340,97 @@
 //! `SIGKILL` and reports whether it had to. [`Child::signal_group`] reaches the child's whole
 //! process group, grandchildren included, when it leads one.
 //!
-//! A signal can never reach a stranger that inherited the child's pid after it was reaped: on
-//! Linux it goes through the pidfd (`pidfd_send_signal`); without pidfds it is sent only while
-//! the child is known, under the lock that guards its reaping, to be unreaped. Signalling a
-//! child that has already been collected is a no-op.
+//! A signal can never reach a stranger that inherited the child's pid after it was reaped: it
+//! goes through the child's pidfd (`pidfd_send_signal`). Without pidfds (Linux before 5.3) a
+//! pid cannot be told apart from a recycled one, so [`Child::signal`] refuses with an error
+//! saying so. A group signal is sent while the leader is unreaped (its pid, the group's
+//! number, cannot be reused meanwhile), or after that only while no other process has taken
+//! the leader's pid. Signalling a child that has already been collected is a no-op.
+//!
+//! # Process trees
+//!
+//! A process group misses every descendant that calls `setsid` or double-forks, and walking
+//! `/proc` for descendants (what Node's `tree-kill` does) misses every orphan and races with
+//! the tree it kills. [`Command::contain`] starts the child in a cgroup v2 of its own instead:
+//! whatever its descendants do, they stay in it, and [`Child::tree`] gives a [`Tree`] that
+//! reaches them all: [`Tree::kill`] (`cgroup.kill`, atomic), [`Tree::signal`],
+//! [`Tree::freeze`]/[`Tree::thaw`], [`Tree::members`], [`Tree::wait`] and its
+//! `try_`/`_timeout`/`_deadline` forms (a `poll` on `cgroup.events` that wakes when the tree
+//! is empty), [`Tree::cpu_time`], [`Tree::memory_peak`] and [`Tree::terminate`] (signal,
+//! grace period, kill). A contained command's timeout, output limit, cancel, `kill_on_drop`
+//! and `terminate_on_drop` act on the whole tree, and a stopped run returns only after the
+//! tree is killed, so a daemonised grandchild cannot outlive it.
+//!
+//! The cgroup goes under this process's own cgroup (found through `/proc/self/mountinfo` and
+//! `/proc/self/cgroup`), or under a parent named with [`Containment::parent`] (a subtree
+//! delegated by systemd, for example); the child is placed with `CLONE_INTO_CGROUP` (Linux
+//! 5.7), so it never runs outside. The directory is removed once the tree is empty and its
+//! last handle is gone, by the reaper thread if members outlive the handle. Where no cgroup
+//! can be made the spawn fails with an error saying why and what to do, or, with
+//! [`Containment::best_effort`], falls back to a process group and says so
+//! ([`Child::containment_fallback`]).
+//!
+//! ```no_run
+//! use offspring::{exec, Command};
+//! use std::time::Duration;
+//!
+//! // A test runner that leaves a daemon behind: the timeout kills the daemon too.
+//! let err = exec("./run-tests.sh").contain(true).timeout(Duration::from_secs(60)).run();
+//!
+//! let child = Command::new("sh").args(["-c", "setsid sleep 1000 & exit 0"]).contain(true).spawn()?;
+//! child.wait()?;
+//! let tree = child.tree().unwrap();
+//! assert_eq!(tree.members()?.len(), 1); // the daemon
+//! tree.kill()?;
+//! tree.wait()?;
+//! # Ok::<(), offspring::Error>(())
+//! ```
+//!
+//! # Many children at once
+//!
+//! A [`Mux`] runs any number of children on the calling thread and hands out what happens to
+//! them as [`Event`]s, in order: each line (or chunk) of stdout and stderr tagged with the
+//! child's [`MuxId`], each exit with what [`Command::output`] would have returned, and I/O
+//! errors. Every child keeps its own capture options (input, timeout with kill signal and
+//! grace, output limits, `stderr_to_stdout`), children can be added while others run, and
+//! [`Mux::shutdown`] stops them all within one grace period and says which needed `SIGKILL`.
+//! It is the same `poll()` loop that serves a single child's `output()`, with no thread per
+//! child or pipe; [`Mux::into_channel`] moves it to a thread of its own and gives its events
+//! as a [`crossbeam_channel::Receiver`] for `select!`.
+//!
+//! ```
+//! use offspring::{exec, Event, Mux};
+//! let mut mux = Mux::new();
+//! let a = mux.spawn(&mut exec("echo one; echo two"))?;
+//! let b = mux.spawn(&mut exec("echo three >&2; exit 2"))?;
+//! let (mut lines, mut codes) = (0, Vec::new());
+//! for event in &mut mux {
+//!     match event? {
+//!         Event::Line { .. } => lines += 1,
+//!         Event::Exit { id, result } => codes.push((id, result?.status.code())),
+//!         _ => {}
+//!     }
+//! }
+//! codes.sort();
+//! assert_eq!((lines, codes), (3, vec![(a, Some(0)), (b, Some(2))]));
+//! # Ok::<(), offspring::Error>(())
+//! ```
+//!
+//! A [`Pipeline`] connects children as the shell's `a | b | c` does, with real pipes and no
+//! shell: `cmd!("a") | cmd!("b")`. It gives every stage's status (with `pipefail` by default),
+//! takes the capture options as a whole, stops all stages together, and a stage that fails to
+//! spawn leaves nothing running. [`Jobs`] runs a queue of commands with at most N alive at once
+//! (`xargs -P`), hands out each result as it finishes, and stops early on the first failure or
+//! a [`CancelHandle`].
+//!
+//! ```
+//! use offspring::{cmd, Jobs};
+//! let n = (cmd!("printf", "b\na\nb\n") | cmd!("sort", "-u") | cmd!("wc", "-l")).read()?;
+//! assert_eq!(n.trim(), "2");
+//! let ok = Jobs::new(4).run((0..8).map(|i| cmd!("test", i.to_string(), "-lt", "8")));
+//! assert!(ok.into_iter().all(|(_, r)| r.is_ok_and(|o| o.status.success())));
+//! # Ok::<(), offspring::Error>(())
+//! ```
 //!
 //! # Zombies and the reaper thread
 //!
@@ -199,7 +447,9 @@
 //! - Elsewhere (or with `OFFSPRING_REAPER=sigchld` in the environment, which the test suite
 //!   uses) it installs a `SIGCHLD` handler, once, chained to the handler that was there
 //!   before, which writes to a self-pipe; the reaper then checks each of *its own* children
-//!   with `waitpid(pid, WNOHANG)`, and rescans once a second as a safety net.
+//!   with `waitpid(pid, WNOHANG)`, and rescans once a second as a safety net. Where the
+//!   kernel has `pidfd_open` (5.3) each child still gets a pidfd, to be signalled through and
+//!   to check that its pid is still its own before `waitpid` looks at it.
 //!
 //! The reaper never waits for "any child" (`waitpid(-1)`), so children that
 //! `std::process::Command` or other libraries spawn in the same program keep their exit
@@ -213,6 +463,35 @@
 //! asked for that with [`Command::kill_on_drop`] or [`Command::terminate_on_drop`] (SIGTERM,
 //! then SIGKILL from the reaper after a grace period). [`Child::detach`] says "let it run" out
 //! loud.
+//!
+//! # Under faults
+//!
+//! A hostile environment does not leave the engine in a worse state than it found it, and
+//! never makes a transient failure permanent:
+//!
+//! - A spawn that meets a full fd table (`EMFILE`) or process table (`EAGAIN` under
+//!   `RLIMIT_NPROC`) fails with [`ErrorKind::ResourceExhausted`] and leaks nothing. If it
+//!   was the first spawn, the reaper's start (its probe, its epoll set or self-pipe, its
+//!   thread) is simply tried again by the next spawn; a resource error is never read as
+//!   "this kernel lacks pidfds".
+//! - Every spawn path says where a spawn failed: [`Stage::Setup`] "starting the child" for
+//!   process creation (`posix_spawn` included), [`Stage::Chdir`], [`Stage::ChildSetup`],
+//!   [`Stage::Exec`], whatever fds the child is given.
+//! - A `pre_exec` hook runs with every caught signal reset to `SIG_DFL` (no handler of the
+//!   parent runs in the child); if it panics, the child aborts and the spawn fails (see
+//!   [`Command::pre_exec`]).
+//! - A child held by a ptracer after it exited is waited for without spinning; a child
+//!   that exits during `terminate_on_drop`'s grace period is let go of at once.
+//! - A `SIGCHLD` handler that was installed before offspring's keeps its flags (it still
+//!   sees stopped children if it asked for them).
+//!
+//! ```
+//! use offspring::{Command, ErrorKind, Stage};
+//!
+//! // A directory is not a program: the exec fails, on whichever path the spawn takes.
+//! let e = Command::new("/tmp").status().unwrap_err();
+//! assert_eq!((e.kind(), e.stage()), (ErrorKind::PermissionDenied, Stage::Exec));
+//! ```
 //!
 //! # Shell quoting
 //!
@@ -289,27 +568,38 @@ mod command;
 mod error;
 mod exec;
 mod exit_status;
+mod jobs;
 #[doc(hidden)]
 pub mod macros;
+mod mapped;
+mod mux;
+mod pipeline;
 pub mod quote;
 mod reader;
 mod reaper;
 mod signal;
 mod stdio;
+mod stop;
 mod sys;
+mod tree;
 pub mod validate;
 
 pub use crate::cancel::CancelHandle;
-pub use crate::capture::{Communication, Output, Overflow, Stream};
+pub use crate::capture::{Communication, Delivery, Output, Overflow, Stop, Stream};
 pub use crate::child::{Child, Exit, Termination};
 pub use crate::command::{which, ChildFd, Command, ProcessGroup, Resource};
 pub use crate::error::{Error, ErrorKind, Result, Stage};
 pub use crate::exec::{exec, exec_file};
 pub use crate::exit_status::{ExitStatus, ResourceUsage};
+pub use crate::jobs::{JobResults, Jobs};
+pub use crate::mapped::{MappedBytes, MappedOutput};
+pub use crate::mux::{Event, Mux, MuxId, MuxSender, Shutdown};
+pub use crate::pipeline::{Pipeline, PipelineChild, PipelineOutput};
 pub use crate::quote::QuoteError;
 pub use crate::reader::OutputReader;
 pub use crate::signal::Signal;
 pub use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
+pub use crate::tree::{Containment, Tree, TreeCpuTime, TreeTermination};
 pub use crate::validate::Operand;
 /// A process id: never zero, never negative (rustix's type).
 pub use rustix::process::Pid;

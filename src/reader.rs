@@ -202,6 +202,58 @@ impl OutputReader {
         self.fill_buf_inner(Some(deadline))
     }
 
+    /// As [`fill_buf_deadline`](OutputReader::fill_buf_deadline), waiting at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// use std::time::Duration;
+    /// let mut child = Command::new("printf").arg("chunk").stdout(Stdio::piped()).spawn()?;
+    /// let mut out = child.stdout_reader().unwrap();
+    /// assert_eq!(out.fill_buf_timeout(Duration::from_secs(30))?, b"chunk");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fill_buf_timeout(&mut self, timeout: Duration) -> io::Result<&[u8]> {
+        self.fill_buf_inner(Some(deadline_after(timeout)))
+    }
+
+    /// As [`fill_buf_deadline`](OutputReader::fill_buf_deadline), never waiting: what is
+    /// buffered, or what the pipe holds now; [`io::ErrorKind::WouldBlock`] if there is
+    /// nothing yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// let mut child = Command::new("sleep").arg("5").stdout(Stdio::piped()).kill_on_drop(true).spawn()?;
+    /// let mut out = child.stdout_reader().unwrap();
+    /// assert_eq!(out.try_fill_buf().unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_fill_buf(&mut self) -> io::Result<&[u8]> {
+        would_block(self.fill_buf_inner(Some(Instant::now())))
+    }
+
+    /// As [`read_deadline`](OutputReader::read_deadline), never waiting:
+    /// [`io::ErrorKind::WouldBlock`] if nothing has arrived yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// let mut child = Command::new("printf").arg("x").stdout(Stdio::piped()).spawn()?;
+    /// child.wait()?;
+    /// let mut out = child.stdout_reader().unwrap();
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(out.try_read(&mut buf)?, 1);
+    /// assert_eq!(out.try_read(&mut buf)?, 0); // end of file
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        would_block(self.read_inner(out, Some(Instant::now())))
+    }
+
     /// Appends to `out` everything up to and including the next `delim` byte (or up to end of
     /// file, or [`max_line_len`](OutputReader::max_line_len) bytes), waiting until `deadline`
     /// for it: [`BufRead::read_until`] with a deadline. Returns the number of bytes appended;
@@ -232,6 +284,60 @@ impl OutputReader {
         deadline: Instant,
     ) -> io::Result<usize> {
         self.read_until_inner(delim, out, Some(deadline))
+    }
+
+    /// As [`read_until_deadline`](OutputReader::read_until_deadline), waiting at most
+    /// `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// use std::time::Duration;
+    /// let mut child = Command::new("printf").arg("a,b").stdout(Stdio::piped()).spawn()?;
+    /// let mut out = child.stdout_reader().unwrap();
+    /// let mut field = Vec::new();
+    /// out.read_until_timeout(b',', &mut field, Duration::from_secs(30))?;
+    /// assert_eq!(field, b"a,");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_until_timeout(
+        &mut self,
+        delim: u8,
+        out: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> io::Result<usize> {
+        self.read_until_inner(delim, out, Some(deadline_after(timeout)))
+    }
+
+    /// As [`read_until_deadline`](OutputReader::read_until_deadline), never waiting:
+    /// [`io::ErrorKind::WouldBlock`] if the record is not complete yet (nothing is consumed).
+    pub fn try_read_until(&mut self, delim: u8, out: &mut Vec<u8>) -> io::Result<usize> {
+        would_block(self.read_until_inner(delim, out, Some(Instant::now())))
+    }
+
+    /// As [`read_line_deadline`](OutputReader::read_line_deadline), never waiting:
+    /// [`io::ErrorKind::WouldBlock`] if the line is not complete yet (nothing is consumed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use offspring::{Command, Stdio};
+    /// let mut child = Command::new("sh").args(["-c", "printf 'one\ntw'; exec sleep 5"])
+    ///     .stdout(Stdio::piped()).kill_on_drop(true).spawn()?;
+    /// let mut out = child.stdout_reader().unwrap();
+    /// let mut line = String::new();
+    /// while out.try_read_line(&mut line).is_err() {
+    ///     std::thread::sleep(std::time::Duration::from_millis(5));
+    /// }
+    /// assert_eq!(line, "one\n");
+    /// line.clear();
+    /// assert_eq!(out.try_read_line(&mut line).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// assert_eq!(line, "");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_read_line(&mut self, line: &mut String) -> io::Result<usize> {
+        would_block(self.read_line_inner(line, Some(Instant::now())))
     }
 
     /// Appends the next line (with its `\n`, if it has one) to `line`, waiting until `deadline`
@@ -410,6 +516,17 @@ impl OutputReader {
             }
         }
     }
+}
+
+/// A deadline of "now" that passed is, for a `try_` method, "nothing there yet".
+fn would_block<T>(r: io::Result<T>) -> io::Result<T> {
+    r.map_err(|e| {
+        if e.kind() == io::ErrorKind::TimedOut {
+            io::Error::new(io::ErrorKind::WouldBlock, "nothing to read yet")
+        } else {
+            e
+        }
+    })
 }
 
 impl Read for OutputReader {

@@ -31,14 +31,26 @@
 //! If other code reaps one of our children anyway (a stray `waitpid(-1)`, or `SIGCHLD` set to
 //! `SIG_IGN`), `waitid` fails with `ECHILD`. The reaper then asks the pidfd for the status
 //! (`PIDFD_INFO_EXIT`, Linux ≥ 6.15) and otherwise publishes "status unavailable": it never
-//! panics and never hangs. Signals go through the pidfd, which cannot reach a recycled pid;
-//! without pidfds a signal is sent only after `wait4(pid, WNOHANG)` has shown, under the
-//! child's state lock, that the pid is still our unreaped child.
+//! panics and never hangs. Signals go through the pidfd, which cannot reach a recycled pid
+//! (on the fallback path too, where the kernel has `pidfd_open`). Without any pidfd a signal
+//! is refused: `wait4(pid, WNOHANG)` showing a running child proves nothing once someone else
+//! may have reaped ours and the pid gone to another child of this process.
+//!
+//! A pidfd that is not produced atomically by the spawn (`posix_spawn`) is checked with
+//! `waitid(WNOWAIT)` to be of an unreaped child of ours; the fork path opens it while the
+//! child still waits for a go-ahead byte, so its pid cannot have been recycled.
+//!
+//! # Faults
+//!
+//! A start that fails (no fd for the probe, the epoll set or the self-pipe; no task for the
+//! thread under `RLIMIT_NPROC`) is not kept: the next spawn tries again. A child whose
+//! pidfd is readable while `waitid` has nothing (a ptracer holds the zombie) leaves the
+//! epoll set and is looked at every 25 ms until it can be reaped, so nothing spins.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -71,7 +83,15 @@ pub(crate) struct ProcState {
 #[derive(Debug)]
 pub(crate) struct Proc {
     pub(crate) pid: Pid,
+    /// The pidfd the child is watched and reaped through (the pidfd path).
     pub(crate) pidfd: Option<OwnedFd>,
+    /// On the fallback path, a pidfd used only to signal the child and to tell whether its
+    /// pid is still its own (the kernel has `pidfd_open` but offspring reaps by pid).
+    sigfd: Option<OwnedFd>,
+    /// The pidfd said "exited" but `waitid` had nothing (a ptracer holds the zombie): its
+    /// readiness is level-triggered and means nothing until the tracer lets go, so pollers
+    /// look at the child on a timer instead of spinning on it.
+    held: AtomicBool,
     state: Mutex<ProcState>,
     cond: Condvar,
     /// The reaper's key for this child, 0 when it is not (or no longer) in the reaper's table.
@@ -79,8 +99,16 @@ pub(crate) struct Proc {
 }
 
 impl Proc {
-    pub(crate) fn new(pid: Pid, pidfd: Option<OwnedFd>) -> Proc {
-        Proc { pid, pidfd, state: Mutex::default(), cond: Condvar::new(), key: AtomicU64::new(0) }
+    pub(crate) fn new(pid: Pid, fds: Pidfds) -> Proc {
+        Proc {
+            pid,
+            pidfd: fds.reap,
+            sigfd: fds.signal,
+            held: AtomicBool::new(false),
+            state: Mutex::default(),
+            cond: Condvar::new(),
+            key: AtomicU64::new(0),
+        }
     }
 
     /// A child that was reaped by someone else before offspring could open its pidfd (only
@@ -91,6 +119,8 @@ impl Proc {
         Proc {
             pid,
             pidfd: None,
+            sigfd: None,
+            held: AtomicBool::new(false),
             state: Mutex::new(st),
             cond: Condvar::new(),
             key: AtomicU64::new(0),
@@ -119,9 +149,17 @@ impl Proc {
         if let Some(o) = st.outcome {
             return Some(o);
         }
-        let res = match &self.pidfd {
-            Some(fd) => sys_wait::pidfd_try_reap(fd.as_fd()),
-            None => sys_wait::pid_try_reap(self.pid),
+        let res = match (&self.pidfd, &self.sigfd) {
+            (Some(fd), _) => sys_wait::pidfd_try_reap(fd.as_fd()),
+            // Reap by pid only once the pidfd has shown that the pid is still our unreaped
+            // child and has exited: a pid that someone else reaped may belong to another
+            // process by now, whose status `wait4` must neither steal nor report.
+            (None, Some(fd)) => match sys_wait::pidfd_exited(fd.as_fd()) {
+                Ok(true) => sys_wait::pid_try_reap(self.pid),
+                Ok(false) => Ok(None),
+                Err(e) => Err(e),
+            },
+            (None, None) => sys_wait::pid_try_reap(self.pid),
         };
         let outcome = match res {
             Ok(Some(r)) => Outcome::Exited(r),
@@ -129,7 +167,8 @@ impl Proc {
             Err(_) => {
                 // ECHILD: another party reaped it. Recover the status from the pidfd if the
                 // kernel keeps it; anything else is reported as unavailable.
-                match self.pidfd.as_ref().and_then(|fd| sys_wait::pidfd_exit_info(fd.as_fd())) {
+                let fd = self.pidfd.as_ref().or(self.sigfd.as_ref());
+                match fd.and_then(|fd| sys_wait::pidfd_exit_info(fd.as_fd())) {
                     Some(status) => Outcome::Exited(Reaped { status, usage: None }),
                     None => Outcome::Unavailable,
                 }
@@ -166,29 +205,76 @@ impl Proc {
     }
 
     /// Sends `sig` to the child unless it has already been collected, in which case this is
-    /// a no-op. Never signals a recycled pid: through the pidfd where there is one, else only
-    /// after `wait4(pid, WNOHANG)` under the state lock has shown the pid is still our
-    /// unreaped child.
+    /// a no-op. Never signals a recycled pid: it goes through a pidfd, which cannot reach
+    /// one. Without any pidfd (Linux before 5.3) there is no sound way to tell that the pid
+    /// is still the child's (a `waitpid(-1)` elsewhere or `SIGCHLD` set to `SIG_IGN` lets
+    /// the kernel reuse it while `wait4(pid)` still shows a running child of ours), so
+    /// this refuses with `ENOTSUP`.
     pub(crate) fn signal(&self, sig: crate::signal::Signal) -> io::Result<()> {
-        match &self.pidfd {
-            Some(fd) => match sys_wait::pidfd_send_signal(fd.as_fd(), sig.as_raw()) {
-                // ESRCH: the process is gone (reaped). Like std, signalling an exited child
-                // is not an error.
-                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) => {
-                    Ok(())
-                }
-                other => other,
-            },
-            None => {
+        let fd = match (&self.pidfd, &self.sigfd) {
+            (Some(fd), _) => fd,
+            (None, Some(fd)) => {
                 let mut st = self.lock();
                 if self.try_collect_locked(&mut st).is_some() {
                     return Ok(());
                 }
-                // Still running and still ours: the lock keeps the reaper from collecting
-                // it (and the pid from being freed) until the signal is sent.
-                sys_wait::kill(self.pid, sig.as_raw())
+                fd
             }
+            (None, None) => {
+                if self.outcome().is_some() {
+                    return Ok(());
+                }
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!(
+                        "refusing to send {sig} to pid {}: without pidfds (Linux < 5.3) \
+                         offspring cannot tell whether the pid still belongs to the child",
+                        self.pid.as_raw_nonzero()
+                    ),
+                ));
+            }
+        };
+        match sys_wait::pidfd_send_signal(fd.as_fd(), sig.as_raw()) {
+            // ESRCH: the process is gone (reaped). Like std, signalling an exited child is
+            // not an error.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) => Ok(()),
+            other => other,
         }
+    }
+
+    /// Sends `sig` to the process group `pgid` that this child leads (or led). Never reaches
+    /// a group whose number was recycled: while the leader is unreaped its pid, and so the
+    /// group's number, cannot be reused (the state lock keeps the reaper out meanwhile). Once
+    /// it is reaped, the number stays out of use as long as the group has members; if a
+    /// process with that pid exists, the group emptied and the number went to someone else,
+    /// and nothing is sent. (Left: a group that empties and is recycled between that check
+    /// and `killpg`, a window of two system calls.)
+    pub(crate) fn signal_group(&self, pgid: Pid, sig: crate::signal::Signal) -> io::Result<()> {
+        let mut st = self.lock();
+        if self.try_collect_locked(&mut st).is_none() {
+            return sys_wait::kill_group(pgid, sig.as_raw());
+        }
+        drop(st);
+        match sys_wait::kill(pgid, 0) {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) => {
+                sys_wait::kill_group(pgid, sig.as_raw())
+            }
+            // The pid is someone else's now: our group is gone.
+            _ => Ok(()),
+        }
+    }
+
+    /// The pidfd to poll for the child's exit, unless a ptracer holds it (see `held`).
+    pub(crate) fn poll_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        if self.held.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
+    }
+
+    /// Records that the pidfd was readable but the child could not be reaped.
+    pub(crate) fn mark_held(&self) {
+        self.held.store(true, Ordering::Relaxed);
     }
 
     /// Waits until the child is collected or `deadline` passes.
@@ -231,6 +317,15 @@ impl Proc {
                 }
                 None => None,
             };
+            if self.held.load(Ordering::Relaxed) {
+                // Readiness means nothing while a tracer holds the child: look on a timer.
+                if let Some(o) = self.try_collect() {
+                    return Ok(Some(o));
+                }
+                let nap = timeout.map_or(HELD_RECHECK, |t| t.min(HELD_RECHECK));
+                let _ = rustix::event::poll(&mut [], Some(&timespec(nap)));
+                continue;
+            }
             let mut fds = [rustix::event::PollFd::new(pidfd, rustix::event::PollFlags::IN)];
             match rustix::event::poll(&mut fds, timeout.map(timespec).as_ref()) {
                 Ok(0) | Err(rustix::io::Errno::INTR) => {}
@@ -238,6 +333,7 @@ impl Proc {
                     if let Some(o) = self.try_collect() {
                         return Ok(Some(o));
                     }
+                    self.mark_held();
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -274,24 +370,27 @@ impl Proc {
 /// reaper's epoll set, so the exit wakes one thread, not two racing for the same status. The
 /// last one to leave puts the pidfd back if the child is still running, or drops the child
 /// from the reaper's table if it was collected.
-pub(crate) struct SelfWait<'a>(&'a Proc);
+///
+/// `P` is how the guard holds the child: `&Proc` for a wait, `Arc<Proc>` for a multiplexer
+/// that owns its children.
+pub(crate) struct SelfWait<P: std::ops::Deref<Target = Proc>>(P);
 
-impl<'a> SelfWait<'a> {
-    pub(crate) fn new(proc: &'a Proc) -> SelfWait<'a> {
+impl<P: std::ops::Deref<Target = Proc>> SelfWait<P> {
+    pub(crate) fn new(proc: P) -> SelfWait<P> {
         if proc.pidfd.is_some() {
             let mut st = proc.lock();
             st.waiters += 1;
             if st.waiters == 1 && st.outcome.is_none() {
-                disarm(proc);
+                disarm(&proc);
             }
         }
         SelfWait(proc)
     }
 }
 
-impl Drop for SelfWait<'_> {
+impl<P: std::ops::Deref<Target = Proc>> Drop for SelfWait<P> {
     fn drop(&mut self) {
-        let proc = self.0;
+        let proc: &Proc = &self.0;
         if proc.pidfd.is_none() {
             return;
         }
@@ -308,7 +407,7 @@ impl Drop for SelfWait<'_> {
     }
 }
 
-impl std::fmt::Debug for SelfWait<'_> {
+impl<P: std::ops::Deref<Target = Proc>> std::fmt::Debug for SelfWait<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("SelfWait").field(&self.0.pid).finish()
     }
@@ -325,39 +424,131 @@ pub(crate) fn timespec(d: Duration) -> rustix::event::Timespec {
 /// How often the fallback path rescans its children without a `SIGCHLD`.
 const FALLBACK_RESCAN: Duration = Duration::from_secs(1);
 
+/// How often a child whose exited zombie a ptracer holds is looked at again.
+const HELD_RECHECK: Duration = Duration::from_millis(25);
+
 /// The key of the wake-up fd in the epoll set.
 const WAKE_KEY: u64 = 0;
 
 enum Mode {
-    Pidfd { epoll: OwnedFd, wake: OwnedFd },
-    Sigchld { pipe: Option<OwnedFd> },
+    Pidfd {
+        epoll: OwnedFd,
+        wake: OwnedFd,
+    },
+    /// `signal_pidfds`: the kernel has `pidfd_open`, so each child also gets a pidfd to be
+    /// signalled through (and to check that its pid is still its own).
+    Sigchld {
+        pipe: Option<OwnedFd>,
+        signal_pidfds: bool,
+    },
 }
 
 struct Reaper {
     mode: Mode,
     procs: Mutex<HashMap<u64, Arc<Proc>>>,
     timers: Mutex<Vec<KillTimer>>,
+    /// Process trees whose handles are gone (`src/tree.rs`), with an optional kill time.
+    leftovers: Mutex<HashMap<u64, Adopted>>,
+    /// Children whose pidfd is readable but that a ptracer keeps from being reaped: out of
+    /// the epoll set (it would report them ready at every wait), looked at on a timer.
+    held: Mutex<Vec<Arc<Proc>>>,
     next_key: AtomicU64,
 }
 
-/// A pending `SIGKILL` for a dropped child that was sent a gentler signal first.
+/// The pidfds a new child is tracked with (see [`Proc`]).
+#[derive(Debug, Default)]
+pub(crate) struct Pidfds {
+    reap: Option<OwnedFd>,
+    signal: Option<OwnedFd>,
+}
+
+/// A leftover and when to kill it.
+type Adopted = (Box<dyn Leftover>, Option<Instant>);
+
+/// Work left over from a process tree whose handle is gone: the reaper calls
+/// [`kill`](Leftover::kill) at the time it was given, and [`finish`](Leftover::finish) when
+/// [`events`](Leftover::events) reports a change (`POLLPRI`) or on the fallback's rescan,
+/// until it returns `true`; then it drops it.
+pub(crate) trait Leftover: Send + Sync {
+    /// An fd whose `POLLPRI` means "look again" (a cgroup's `cgroup.events`).
+    fn events(&self) -> std::os::fd::BorrowedFd<'_>;
+    /// The grace period is over.
+    fn kill(&self);
+    /// Finishes if it can (the tree is empty); `true` when done.
+    fn finish(&self) -> bool;
+}
+
+/// Hands `leftover` to the reaper thread (see [`Leftover`]).
+pub(crate) fn adopt(leftover: Box<dyn Leftover>, kill_at: Option<Instant>) {
+    let Ok(r) = reaper() else { return };
+    let key = r.next_key.fetch_add(1, Ordering::Relaxed);
+    if let Mode::Pidfd { epoll, .. } = &r.mode {
+        let data = epoll::EventData::new_u64(key);
+        if epoll::add(epoll, leftover.events(), data, epoll::EventFlags::PRI).is_err() {
+            return;
+        }
+    }
+    lock(&r.leftovers).insert(key, (leftover, kill_at));
+    wake(r);
+}
+
+/// Calls `finish` on the leftovers `keys` names (all of them if `None`) and drops the done.
+fn finish_leftovers(r: &Reaper, keys: Option<&[u64]>) {
+    let done: Vec<Box<dyn Leftover>> = {
+        let mut left = lock(&r.leftovers);
+        let finished: Vec<u64> = left
+            .iter()
+            .filter(|(key, (l, _))| keys.map_or(true, |k| k.contains(key)) && l.finish())
+            .map(|(key, _)| *key)
+            .collect();
+        finished.iter().filter_map(|key| left.remove(key)).map(|(l, _)| l).collect()
+    };
+    for l in done {
+        if let Mode::Pidfd { epoll, .. } = &r.mode {
+            let _ = epoll::delete(epoll, l.events());
+        }
+        // Dropped outside the lock: dropping a tree may hand its cgroup back through `adopt`.
+        drop(l);
+    }
+}
+
+/// A pending signal: the `SIGKILL` for a dropped child that was sent a gentler signal first,
+/// or a spawned child's timeout.
 struct KillTimer {
     at: Instant,
     proc: Arc<Proc>,
+    sig: crate::signal::Signal,
+    /// The process group the child leads, signalled instead while the child is uncollected.
+    group: Option<Pid>,
+    /// For a gentler signal: `SIGKILL` follows after this grace period.
+    then_kill: Option<Duration>,
 }
 
-/// `true` unless the test switch `OFFSPRING_REAPER=sigchld` forces the fallback path.
-pub(crate) fn force_fallback() -> bool {
-    static FORCE: OnceLock<bool> = OnceLock::new();
-    *FORCE.get_or_init(|| std::env::var_os("OFFSPRING_REAPER").is_some_and(|v| v == "sigchld"))
+/// The test switch `OFFSPRING_REAPER`: `sigchld` forces the fallback path (reaping by pid
+/// on `SIGCHLD`), `sigchld-nopidfd` also does without pidfds altogether, as on Linux < 5.3.
+fn forced() -> (bool, bool) {
+    static FORCE: OnceLock<(bool, bool)> = OnceLock::new();
+    *FORCE.get_or_init(|| match std::env::var_os("OFFSPRING_REAPER") {
+        Some(v) if v == "sigchld" => (true, false),
+        Some(v) if v == "sigchld-nopidfd" => (true, true),
+        _ => (false, false),
+    })
 }
 
+/// The reaper, started on first use. A start that fails (`EMFILE`, `EAGAIN`...) is not kept:
+/// the next spawn tries again.
 fn reaper() -> Result<&'static Reaper> {
-    static REAPER: OnceLock<std::result::Result<Reaper, String>> = OnceLock::new();
-    REAPER
-        .get_or_init(|| start().map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(|e| Error::new(ErrorKind::Io, Stage::Setup, format!("reaper thread: {e}")))
+    static REAPER: OnceLock<Reaper> = OnceLock::new();
+    static STARTING: Mutex<()> = Mutex::new(());
+    if let Some(r) = REAPER.get() {
+        return Ok(r);
+    }
+    let _one_at_a_time = lock(&STARTING);
+    if let Some(r) = REAPER.get() {
+        return Ok(r);
+    }
+    let r = start().map_err(|e| Error::os(Stage::Setup, e, "starting the reaper"))?;
+    Ok(REAPER.get_or_init(|| r))
 }
 
 /// Opens the pidfd that tracks a new child, when the reaper works with pidfds.
@@ -368,31 +559,72 @@ fn reaper() -> Result<&'static Reaper> {
 ///
 /// `existing` is a pidfd the spawn path already produced atomically (`CLONE_PIDFD`); it is
 /// used as is, or closed on the fallback path, which must not track children by pidfd.
-pub(crate) fn open_pidfd(pid: Pid, existing: Option<OwnedFd>) -> io::Result<Option<OwnedFd>> {
-    match reaper().map(|r| &r.mode) {
-        Ok(Mode::Pidfd { .. }) => match existing {
-            Some(fd) => Ok(Some(fd)),
-            None => sys_wait::pidfd_open(pid).map(Some),
-        },
-        _ => Ok(None),
-    }
+///
+/// A pidfd that the spawn path did not produce atomically (`posix_spawn`) is opened after the
+/// child started, when someone else may already have reaped it (`waitpid(-1)`, `SIGCHLD`
+/// ignored) and its pid gone to another process: such a pidfd is checked to be of an
+/// unreaped child of ours, and `ESRCH` is returned when it is not.
+pub(crate) fn open_pidfd(pid: Pid, existing: Option<OwnedFd>) -> io::Result<Pidfds> {
+    // Without a reaper (its start failed), `register` reports why.
+    let Ok(r) = reaper() else { return Ok(Pidfds::default()) };
+    let wanted = match r.mode {
+        Mode::Pidfd { .. } => true,
+        Mode::Sigchld { signal_pidfds, .. } => signal_pidfds,
+    };
+    let fd = match (wanted, existing) {
+        (false, _) => return Ok(Pidfds::default()),
+        (true, Some(fd)) => fd,
+        (true, None) => {
+            let fd = sys_wait::pidfd_open(pid)?;
+            if let Err(e) = sys_wait::pidfd_exited(fd.as_fd()) {
+                if e.raw_os_error() == Some(rustix::io::Errno::CHILD.raw_os_error()) {
+                    return Err(rustix::io::Errno::SRCH.into());
+                }
+            }
+            fd
+        }
+    };
+    Ok(match r.mode {
+        Mode::Pidfd { .. } => Pidfds { reap: Some(fd), signal: None },
+        Mode::Sigchld { .. } => Pidfds { reap: None, signal: Some(fd) },
+    })
 }
 
-fn pidfds_work() -> bool {
-    // waitid(P_PIDFD) (Linux 5.4) on a pidfd of ourselves: ECHILD means the kernel knows
-    // P_PIDFD; EINVAL means it does not.
+/// Whether the kernel has `waitid(P_PIDFD)` (Linux 5.4). A resource error (`EMFILE`...)
+/// says nothing about the kernel: it is returned, and the start is tried again later.
+fn pidfds_work() -> io::Result<bool> {
+    // waitid(P_PIDFD) on a pidfd of ourselves: ECHILD means the kernel knows P_PIDFD; EINVAL
+    // means it does not.
     let me = rustix::process::getpid();
     match sys_wait::pidfd_open(me) {
         Ok(fd) => match sys_wait::pidfd_try_reap(fd.as_fd()) {
-            Err(e) => e.raw_os_error() == Some(rustix::io::Errno::CHILD.raw_os_error()),
-            Ok(_) => false,
+            Err(e) => Ok(e.raw_os_error() == Some(rustix::io::Errno::CHILD.raw_os_error())),
+            Ok(_) => Ok(false),
         },
-        Err(_) => false,
+        Err(e) if is_resource_error(&e) => Err(e),
+        Err(_) => Ok(false),
     }
 }
 
+/// Whether `pidfd_open` works at all (Linux 5.3), for signalling on the fallback path.
+fn pidfd_open_works() -> io::Result<bool> {
+    match sys_wait::pidfd_open(rustix::process::getpid()) {
+        Ok(_) => Ok(true),
+        Err(e) if is_resource_error(&e) => Err(e),
+        Err(_) => Ok(false),
+    }
+}
+
+fn is_resource_error(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    [Errno::MFILE, Errno::NFILE, Errno::NOMEM, Errno::AGAIN]
+        .iter()
+        .any(|x| e.raw_os_error() == Some(x.raw_os_error()))
+}
+
 fn start() -> io::Result<Reaper> {
-    let mode = if !force_fallback() && pidfds_work() {
+    let (fallback, no_pidfds) = forced();
+    let mode = if !fallback && pidfds_work()? {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         let wake = rustix::event::eventfd(
             0,
@@ -401,31 +633,48 @@ fn start() -> io::Result<Reaper> {
         epoll::add(&epoll, &wake, epoll::EventData::new_u64(WAKE_KEY), epoll::EventFlags::IN)?;
         Mode::Pidfd { epoll, wake }
     } else {
+        let signal_pidfds = !no_pidfds && pidfd_open_works()?;
         // SIGCHLD set to SIG_IGN (auto-reap) is left alone: `install` refuses, and the
-        // periodic rescan reports such children as unavailable.
-        Mode::Sigchld { pipe: crate::sys::sigchld::install().ok() }
+        // periodic rescan reports such children as unavailable. Any other failure (no fd
+        // for the self-pipe) fails this start; the next spawn tries again.
+        let pipe = match crate::sys::sigchld::install() {
+            Ok(pipe) => Some(pipe),
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => None,
+            Err(e) => return Err(e),
+        };
+        Mode::Sigchld { pipe, signal_pidfds }
     };
-    let reaper =
-        Reaper { mode, procs: Mutex::default(), timers: Mutex::default(), next_key: 1.into() };
+    let reaper = Reaper {
+        mode,
+        procs: Mutex::default(),
+        timers: Mutex::default(),
+        leftovers: Mutex::default(),
+        held: Mutex::default(),
+        next_key: 1.into(),
+    };
     Ok(reaper)
 }
 
-/// Starts the reaper thread on first use.
+/// Starts the reaper thread on first use. A failed start (`EAGAIN` under `RLIMIT_NPROC`)
+/// is not kept: the next spawn tries again.
 fn ensure_thread(r: &'static Reaper) -> Result<()> {
-    static THREAD: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    THREAD
-        .get_or_init(|| {
-            std::thread::Builder::new()
-                .name("offspring-reap".into())
-                .stack_size(64 * 1024)
-                .spawn(move || run(r))
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(|e| {
-            Error::new(ErrorKind::ResourceExhausted, Stage::Setup, format!("reaper thread: {e}"))
-        })
+    static STARTED: Mutex<bool> = Mutex::new(false);
+    let mut started = lock(&STARTED);
+    if !*started {
+        std::thread::Builder::new()
+            .name("offspring-reap".into())
+            .stack_size(64 * 1024)
+            .spawn(move || run(r))
+            .map_err(|e| {
+                let kind = match e.raw_os_error() {
+                    Some(n) => ErrorKind::from_errno(n),
+                    None => ErrorKind::ResourceExhausted,
+                };
+                Error::new(kind, Stage::Setup, format!("starting the reaper thread: {e}"))
+            })?;
+        *started = true;
+    }
+    Ok(())
 }
 
 /// Registers a freshly spawned child. Called before the `Child` reaches the caller.
@@ -489,8 +738,21 @@ fn forget(proc: &Proc) {
 
 /// Arranges for `proc` to get `SIGKILL` at `at` unless it has exited by then.
 pub(crate) fn kill_later(proc: &Arc<Proc>, at: Instant) {
+    signal_later(proc, at, crate::signal::Signal::KILL, None, None);
+}
+
+/// Sends `sig` to the child (or to the `group` it leads) at `at` unless it has been
+/// collected by then, then `SIGKILL` after `then_kill` if it still runs: a spawned child's
+/// timeout.
+pub(crate) fn signal_later(
+    proc: &Arc<Proc>,
+    at: Instant,
+    sig: crate::signal::Signal,
+    group: Option<Pid>,
+    then_kill: Option<Duration>,
+) {
     if let Ok(r) = reaper() {
-        lock(&r.timers).push(KillTimer { at, proc: Arc::clone(proc) });
+        lock(&r.timers).push(KillTimer { at, proc: Arc::clone(proc), sig, group, then_kill });
         wake(r);
     }
 }
@@ -513,7 +775,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 fn run(r: &'static Reaper) {
     let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
     loop {
-        let timeout = fire_timers(r);
+        let mut timeout = fire_timers(r);
+        if recheck_held(r) {
+            timeout = Some(timeout.map_or(HELD_RECHECK, |t| t.min(HELD_RECHECK)));
+        }
         match &r.mode {
             Mode::Pidfd { epoll, wake } => {
                 events.clear();
@@ -531,18 +796,30 @@ fn run(r: &'static Reaper) {
                         continue;
                     }
                     let proc = lock(&r.procs).get(&key).cloned();
+                    if proc.is_none() {
+                        finish_leftovers(r, Some(&[key]));
+                    }
                     if let Some(proc) = proc {
-                        if proc.try_collect().is_some() {
-                            if let Some(fd) = &proc.pidfd {
-                                let _ = epoll::delete(epoll, fd);
-                            }
+                        let collected = proc.try_collect().is_some();
+                        if let Some(fd) = &proc.pidfd {
+                            // Collected, or readable with nothing to collect (a ptracer
+                            // holds it): either way out of the level-triggered set.
+                            let _ = epoll::delete(epoll, fd);
+                        }
+                        if collected {
                             forget(&proc);
+                        } else {
+                            proc.mark_held();
+                            let mut held = lock(&r.held);
+                            if !held.iter().any(|p| Arc::ptr_eq(p, &proc)) {
+                                held.push(proc);
+                            }
                         }
                     }
                 }
             }
-            Mode::Sigchld { pipe } => {
-                let busy = !lock(&r.procs).is_empty();
+            Mode::Sigchld { pipe, .. } => {
+                let busy = !lock(&r.procs).is_empty() || !lock(&r.leftovers).is_empty();
                 let wait = match (timeout, busy) {
                     (Some(t), true) => Some(t.min(FALLBACK_RESCAN)),
                     (Some(t), false) => Some(t),
@@ -575,22 +852,71 @@ fn run(r: &'static Reaper) {
                         forget(&proc);
                     }
                 }
+                finish_leftovers(r, None);
             }
         }
     }
 }
 
-/// Sends `SIGKILL` to every timed-out dropped child and returns the time until the next
-/// timer, if any.
+/// Looks again at the children a ptracer held; returns `true` if some still are.
+fn recheck_held(r: &Reaper) -> bool {
+    let mut held = lock(&r.held);
+    held.retain(|proc| {
+        if proc.try_collect().is_some() {
+            forget(proc);
+            false
+        } else {
+            true
+        }
+    });
+    !held.is_empty()
+}
+
+/// Sends `SIGKILL` to every timed-out dropped child, forgets the timers of children that
+/// exited (so nothing of theirs, such as the pidfd, is kept until the grace period ends),
+/// and returns the time until the next timer, if any.
 fn fire_timers(r: &Reaper) -> Option<Duration> {
     let mut timers = lock(&r.timers);
     let now = Instant::now();
+    let mut follow = Vec::new();
     timers.retain(|t| {
+        if t.proc.outcome().is_some() {
+            // Collected: nothing to signal, and the pidfd need not be held any longer.
+            return false;
+        }
         if t.at > now {
             return true;
         }
-        let _ = t.proc.signal(crate::signal::Signal::KILL);
+        // A group is signalled only while its leader is uncollected, so its id cannot have
+        // been reused.
+        let _ = match t.group {
+            Some(pg) => sys_wait::kill_group(pg, t.sig.as_raw()),
+            None => t.proc.signal(t.sig),
+        };
+        if let Some(grace) = t.then_kill.filter(|_| t.sig != crate::signal::Signal::KILL) {
+            let at = now.checked_add(grace).unwrap_or_else(|| crate::child::deadline_after(grace));
+            let (proc, group) = (Arc::clone(&t.proc), t.group);
+            follow.push(KillTimer {
+                at,
+                proc,
+                sig: crate::signal::Signal::KILL,
+                group,
+                then_kill: None,
+            });
+        }
         false
     });
-    timers.iter().map(|t| t.at.saturating_duration_since(now)).min()
+    timers.extend(follow);
+    let mut next = timers.iter().map(|t| t.at.saturating_duration_since(now)).min();
+    for (l, at) in lock(&r.leftovers).values_mut() {
+        match *at {
+            Some(t) if t <= now => {
+                l.kill();
+                *at = None;
+            }
+            Some(t) => next = Some(next.map_or(t - now, |n| n.min(t - now))),
+            None => {}
+        }
+    }
+    next
 }

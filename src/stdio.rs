@@ -95,11 +95,14 @@ macro_rules! pipe_end {
         /// Dropping it closes the parent's end of the pipe.
         pub struct $name {
             fd: OwnedFd,
+            /// Set once `Child::wait` closed the pipe (stdin only).
+            #[allow(dead_code)]
+            closed: std::sync::atomic::AtomicBool,
         }
 
         impl $name {
             pub(crate) fn new(fd: OwnedFd) -> $name {
-                $name { fd }
+                $name { fd, closed: std::sync::atomic::AtomicBool::new(false) }
             }
         }
 
@@ -153,12 +156,34 @@ fn io_err(e: rustix::io::Errno) -> io::Error {
     e.into()
 }
 
+/// The marker of a stdin that [`Child::wait`](crate::Child::wait) closed.
+static CLOSED_BY_WAIT: &str = "the child's stdin was closed by Child::wait (as std's wait does)";
+
+impl ChildStdin {
+    /// Closes the pipe through `&self` (see `sys::close_in_place`); later writes fail with
+    /// `BrokenPipe`, as writes to a closed pipe do.
+    pub(crate) fn close_for_wait(&self) {
+        if crate::sys::close_in_place(self.fd.as_fd()).is_ok() {
+            self.closed.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    fn check_open(&self) -> io::Result<()> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, CLOSED_BY_WAIT));
+        }
+        Ok(())
+    }
+}
+
 impl Write for ChildStdin {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.check_open()?;
         rustix::io::write(&self.fd, buf).map_err(io_err)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.check_open()?;
         rustix::io::writev(&self.fd, bufs).map_err(io_err)
     }
 
@@ -169,6 +194,7 @@ impl Write for ChildStdin {
 
 impl Write for &ChildStdin {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.check_open()?;
         rustix::io::write(&self.fd, buf).map_err(io_err)
     }
 

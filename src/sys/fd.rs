@@ -45,3 +45,20 @@ pub(crate) fn is_searchable_dir(dir: &Path) -> bool {
         Err(_) => false,
     }
 }
+
+/// `dup3(open("/dev/null"), fd, O_CLOEXEC)`—Closes what `fd` refers to (a pipe end: its
+/// reader sees EOF once no other copy is open) while the number stays valid, now on
+/// `/dev/null`, so that the `OwnedFd` that owns it stays sound. For `Child::wait`, which
+/// closes the child's stdin through `&self` as std's `wait` does through `&mut self`.
+pub(crate) fn close_in_place(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let null = crate::sys::spawn::open_dev_null()?;
+    // SAFETY: both fds are open for the whole call (`null` is owned here, `fd` is borrowed);
+    // dup3 replaces the open file behind `fd` atomically and does not change who owns the
+    // number, so no other owner's fd is closed or reused.
+    let r = unsafe { libc::dup3(null.as_raw_fd(), fd.as_raw_fd(), libc::O_CLOEXEC) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -61,6 +61,7 @@ pub(crate) fn errno_name(errno: i32) -> &'static str {
 
 pub(crate) mod buf;
 pub(crate) mod cstr;
+pub(crate) mod memfd;
 pub(crate) mod pipe;
 mod pre_exec;
 pub(crate) mod sigchld;
@@ -69,12 +70,20 @@ pub(crate) mod vfork;
 pub(crate) mod wait;
 
 mod fd;
-pub(crate) use fd::{dup_cloexec, executable_file, is_searchable_dir};
+pub(crate) use fd::{close_in_place, dup_cloexec, executable_file, is_searchable_dir};
 
 /// `EACCES`, for errors raised in the parent.
 pub(crate) const EACCES: i32 = libc::EACCES;
 /// `ENOENT`, for errors raised in the parent.
 pub(crate) const ENOENT: i32 = libc::ENOENT;
+/// `EAGAIN`, `ENOMEM`, `ENOSYS`, `EPERM`: errors of process creation (see `spawn_error`).
+pub(crate) const EAGAIN: i32 = libc::EAGAIN;
+/// See [`EAGAIN`].
+pub(crate) const ENOMEM: i32 = libc::ENOMEM;
+/// See [`EAGAIN`].
+pub(crate) const ENOSYS: i32 = libc::ENOSYS;
+/// See [`EAGAIN`].
+pub(crate) const EPERM: i32 = libc::EPERM;
 
 /// The `RLIMIT_*` constant for a [`Resource`](crate::Resource).
 pub(crate) fn rlimit_resource(r: crate::command::Resource) -> i32 {

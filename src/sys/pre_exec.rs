@@ -13,6 +13,12 @@ impl Command {
     /// (fds, working directory, credentials, limits, signal reset) has been applied. An
     /// error it returns fails the spawn with that errno, at [`Stage::ChildSetup`].
     ///
+    /// The hook runs with every signal handler of the parent reset to `SIG_DFL` (ignored
+    /// signals stay ignored) and an empty signal mask, so no handler of the parent can run in
+    /// the child. If the hook panics, the child aborts (after the panic message, which the
+    /// panic hook prints) and the spawn fails at [`Stage::ChildSetup`]; the panic never
+    /// unwinds out of the child into a copy of the parent's program.
+    ///
     /// A command with a hook always takes the fork path. Prefer the built-in settings
     /// (`uid`, `rlimit`, `umask`, `parent_death_signal`...) where they fit: they are applied
     /// without a closure.
@@ -23,7 +29,8 @@ impl Command {
     /// only async-signal-safe functions may be called: it must not allocate or free memory,
     /// take locks (including the ones inside `println!` or the allocator), or touch anything
     /// another thread could have been holding at the moment of the fork. Raw system calls
-    /// through `libc` or `rustix` are fine.
+    /// through `libc` or `rustix` are fine. It should not panic either: printing the panic
+    /// message allocates, which can deadlock in the child of a multi-threaded parent.
     ///
     /// [`Stage::ChildSetup`]: crate::Stage::ChildSetup
     ///

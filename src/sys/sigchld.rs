@@ -88,12 +88,23 @@ pub(crate) fn install() -> io::Result<OwnedFd> {
     std::mem::forget(wr);
 
     // SAFETY: a zeroed sigaction is a valid starting point; we set a handler with the
-    // SA_SIGINFO signature, an empty mask, and flags. `on_sigchld` is async-signal-safe.
+    // SA_SIGINFO signature, a mask and flags. `on_sigchld` is async-signal-safe.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = on_sigchld as *const () as usize;
-        sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_NOCLDSTOP;
-        libc::sigemptyset(&mut sa.sa_mask);
+        if old.sa_sigaction == libc::SIG_DFL {
+            // Nobody else listens: no wake-ups for stops, and no EINTR for anyone.
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_NOCLDSTOP;
+            libc::sigemptyset(&mut sa.sa_mask);
+        } else {
+            // A handler was there before: keep what its flags and mask mean to it (stops
+            // reported or not, restart or EINTR, auto-reaping, its signal stack), since it
+            // is called from ours. A stop only costs the reaper a rescan.
+            let keep =
+                libc::SA_NOCLDSTOP | libc::SA_NOCLDWAIT | libc::SA_RESTART | libc::SA_ONSTACK;
+            sa.sa_flags = libc::SA_SIGINFO | (old.sa_flags & keep);
+            sa.sa_mask = old.sa_mask;
+        }
         if libc::sigaction(libc::SIGCHLD, &sa, std::ptr::null_mut()) < 0 {
             return Err(io::Error::last_os_error());
         }

@@ -13,7 +13,8 @@
 //! two cost the same whatever the parent's memory, where `fork` copies page tables (47x
 //! slower with a 1 GiB heap, measured here), so `fork` serves only `pre_exec` hooks and what
 //! neither can do. [`posix_spawn_cannot`] is the one list of what `posix_spawn` cannot do:
-//! a user hook, credentials, umask, rlimits, a parent-death signal, or a libc that lacks
+//! a user hook, credentials, umask, rlimits, a parent-death signal, a cgroup to start in
+//! (containment), or a libc that lacks
 //! `posix_spawn_file_actions_addchdir_np` / `addclosefrom_np`.
 //!
 //! # The child's signal state
@@ -25,9 +26,12 @@
 //! # Errors
 //!
 //! `posix_spawn` reports the child's `execve` (or `chdir`) errno itself and reaps the failed
-//! child. On the fork path the child writes `errno` and the failing stage over a `CLOEXEC`
-//! pipe and exits with 127; the parent reads 0 bytes (exec succeeded) or 8 bytes (failure),
-//! and on failure reaps the child before returning the error, so no zombie is left behind.
+//! child; it does not say which step failed (the caller works that out). On the fork path the
+//! child writes `errno` and the failing stage over a `CLOEXEC` pipe and exits with 127; the
+//! parent reads 0 bytes (exec succeeded) or 8 bytes (failure), and on failure reaps the
+//! child before returning the error, so no zombie is left behind. The pipe's write end is
+//! moved above every target fd, so the fd plan can neither close nor overwrite it. A hook
+//! that panics is reported over the same pipe, then the child aborts.
 
 #![allow(unsafe_code)]
 
@@ -85,6 +89,22 @@ pub(crate) struct SpawnRequest<'a> {
     pub(crate) force: Option<PathTaken>,
     /// The fork path's failure-report pipe, kept open in the child when closing fds; -1.
     pub(crate) report_fd: RawFd,
+    /// Containment: the child starts in this cgroup (see `src/tree.rs`).
+    pub(crate) cgroup: Option<CgroupFds<'a>>,
+    /// Set by the vfork path while `clone3` places the child (`CLONE_INTO_CGROUP`), so the
+    /// child does not join again.
+    pub(crate) cgroup_placed: bool,
+    /// Reset every caught signal to `SIG_DFL` in the child before unblocking signals (the
+    /// fork path; the vfork path has the kernel do it with `CLONE_CLEAR_SIGHAND`).
+    pub(crate) reset_handlers: bool,
+}
+
+/// The cgroup a contained child starts in: its directory (for `CLONE_INTO_CGROUP`) and its
+/// `cgroup.procs` open for writing (the fork path's child writes `0` there first).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CgroupFds<'a> {
+    pub(crate) dir: BorrowedFd<'a>,
+    pub(crate) procs: BorrowedFd<'a>,
 }
 
 /// Where in the child a spawn failed.
@@ -96,6 +116,10 @@ pub(crate) enum ChildStage {
     Chdir,
     /// `execve`.
     Exec,
+    /// Joining the child's cgroup (containment).
+    Cgroup,
+    /// A `pre_exec` hook panicked; the child aborted.
+    HookPanicked,
 }
 
 /// A failed spawn: the errno, and the stage when known exactly.
@@ -144,6 +168,8 @@ pub(crate) fn posix_spawn_cannot(req: &SpawnRequest<'_>) -> Option<&'static str>
         Some("rlimits")
     } else if req.parent_death_signal.is_some() {
         Some("parent-death signal")
+    } else if req.cgroup.is_some() {
+        Some("cgroup containment")
     } else if req.cwd.is_some() && libc_fns().addchdir.is_none() {
         Some("no posix_spawn_file_actions_addchdir_np")
     } else if req.close_fds && libc_fns().addclosefrom.is_none() {
@@ -175,8 +201,8 @@ pub(crate) fn spawn(req: &mut SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
             return Ok(Spawned { pid, pidfd: None, path: PathTaken::PosixSpawn });
         }
     }
-    let pid = fork_exec(req)?;
-    Ok(Spawned { pid, pidfd: None, path: PathTaken::Fork })
+    let (pid, pidfd) = fork_exec(req)?;
+    Ok(Spawned { pid, pidfd, path: PathTaken::Fork })
 }
 
 type AddChdir = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, *const c_char) -> c_int;
@@ -360,6 +386,8 @@ fn encode_report(errno: c_int, stage: ChildStage) -> [u8; 8] {
         ChildStage::Setup => 1,
         ChildStage::Chdir => 2,
         ChildStage::Exec => 3,
+        ChildStage::Cgroup => 4,
+        ChildStage::HookPanicked => 5,
     };
     [e[0], e[1], e[2], e[3], s, REPORT_TAG[0], REPORT_TAG[1], REPORT_TAG[2]]
 }
@@ -373,32 +401,57 @@ fn decode_report(buf: &[u8; 8]) -> Option<(c_int, ChildStage)> {
         1 => ChildStage::Setup,
         2 => ChildStage::Chdir,
         3 => ChildStage::Exec,
+        4 => ChildStage::Cgroup,
+        5 => ChildStage::HookPanicked,
         _ => return None,
     };
     Some((errno, stage))
 }
 
-fn fork_exec(req: &mut SpawnRequest<'_>) -> Result<rustix::process::Pid, SpawnError> {
-    let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| SpawnError::parent(e.into()))?;
+fn fork_exec(
+    req: &mut SpawnRequest<'_>,
+) -> Result<(rustix::process::Pid, Option<OwnedFd>), SpawnError> {
+    let parent_err = |e: rustix::io::Errno| SpawnError::parent(e.into());
+    let (read_end, write_end) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(parent_err)?;
+    // The report pipe's write end must survive the child's fd plan: above every target, so
+    // no `dup2` lands on it and the gap-closing loop does not close it. (The sources were
+    // moved above the targets before; this pipe is newer than that move.)
+    let write_end = if write_end.as_raw_fd() <= req.max_target {
+        rustix::io::fcntl_dupfd_cloexec(&write_end, req.max_target + 1).map_err(parent_err)?
+    } else {
+        write_end
+    };
+    // The child waits for one byte on this pipe before doing anything, so that the parent
+    // opens its pidfd while the pid cannot have been reaped (and recycled) by anyone.
+    let (go_read, go_write) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(parent_err)?;
     let mut full = MaybeUninit::<libc::sigset_t>::uninit();
     let mut old = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigfillset initialises `full`; pthread_sigmask reads `full` and writes the old
     // mask into `old`. Blocking every signal across fork means no handler of the parent runs
-    // in the child before it has reset its signal state.
+    // in the child before it has reset its signal state (`reset_handlers`).
     unsafe {
         libc::sigfillset(full.as_mut_ptr());
         libc::pthread_sigmask(libc::SIG_SETMASK, full.as_ptr(), old.as_mut_ptr());
     }
     let err_fd = write_end.as_raw_fd();
     req.report_fd = err_fd;
+    req.reset_handlers = true;
+    let go_fd = go_read.as_raw_fd();
 
     // SAFETY: fork is sound to call; in the child, `child_setup` keeps to the rules stated
     // on it (async-signal-safe calls only, no allocation, no locks).
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        // SAFETY: we are the child of a fork; see `child_setup`. It returns only on failure.
+        // SAFETY: we are the child of a fork; `read` is async-signal-safe and `go_fd` is
+        // open (the parent's copy is still open when we fork). See `child_setup`; it
+        // returns only on failure.
         unsafe {
+            let mut byte = 0u8;
+            while libc::read(go_fd, (&mut byte as *mut u8).cast(), 1) < 0 && errno() == libc::EINTR
+            {
+            }
             let (errno, stage) = child_setup(req);
             child_fail(err_fd, errno, stage)
         }
@@ -409,9 +462,25 @@ fn fork_exec(req: &mut SpawnRequest<'_>) -> Result<rustix::process::Pid, SpawnEr
         libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut());
     }
     drop(write_end);
+    drop(go_read);
     if let Some(e) = fork_errno {
         return Err(SpawnError::parent(e));
     }
+    let pid = rustix::process::Pid::from_raw(pid).expect("fork returned pid 0 in the parent");
+    // The child is blocked on the go pipe: it cannot have exited, so the pid is ours.
+    let pidfd = match super::wait::pidfd_open(pid) {
+        Ok(fd) => Some(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => None,
+        Err(e) => {
+            // SAFETY: kill takes plain integers; the child is ours and unreaped.
+            unsafe { libc::kill(pid.as_raw_nonzero().get(), libc::SIGKILL) };
+            drop(go_write);
+            super::wait::reap_blocking(pid);
+            return Err(SpawnError::parent(e));
+        }
+    };
+    let _ = rustix::io::write(&go_write, &[1]);
+    drop(go_write);
 
     let mut buf = [0u8; 8];
     let mut got = 0;
@@ -427,10 +496,9 @@ fn fork_exec(req: &mut SpawnRequest<'_>) -> Result<rustix::process::Pid, SpawnEr
             }
         }
     }
-    let pid = rustix::process::Pid::from_raw(pid).expect("fork returned pid 0 in the parent");
     if got == 0 {
         // EOF: the pipe closed at exec (CLOEXEC), so the exec succeeded.
-        return Ok(pid);
+        return Ok((pid, pidfd));
     }
     // The child failed before or at exec and has exited (or is about to): reap it here so
     // that no zombie remains and the pid is never registered with the reaper.
@@ -440,6 +508,25 @@ fn fork_exec(req: &mut SpawnRequest<'_>) -> Result<rustix::process::Pid, SpawnEr
             Err(SpawnError { errno, stage: Some(stage), in_parent: false })
         }
         _ => Err(SpawnError { errno: libc::EIO, stage: Some(ChildStage::Setup), in_parent: false }),
+    }
+}
+
+/// Armed around the user's hooks in the child: if a hook panics, unwinding drops this, which
+/// reports the panic to the parent and aborts (as std does), so the unwind never leaves the
+/// child (where it would run a second copy of the parent's program on).
+struct AbortOnUnwind(RawFd);
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        let report = encode_report(0, ChildStage::HookPanicked);
+        let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: write, setrlimit and abort are async-signal-safe; `report` and `no_core`
+        // are locals. No core file: the abort is the report, not a crash to debug.
+        unsafe {
+            libc::write(self.0, report.as_ptr().cast(), report.len());
+            libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+            libc::abort()
+        }
     }
 }
 
@@ -468,8 +555,8 @@ fn errno() -> c_int {
 ///
 /// # Safety
 ///
-/// Must only be called in the child, right after `fork` (or `clone3` with `CLONE_VM`, where
-/// the kernel cleared the signal handlers), in a process that may have had other threads: so
+/// Must only be called in the child, right after `fork` with every signal blocked (or
+/// `clone3` with `CLONE_VM`, where the kernel cleared the signal handlers), in a process that may have had other threads: so
 /// this code makes only async-signal-safe calls (`dup2`, `close`, `chdir`,
 /// `setsid`, `setpgid`, `setrlimit`, `umask`, `prctl`, raw credential syscalls,
 /// `sigaction`, `sigprocmask`, `execve`, `write`, `_exit`), allocates and frees nothing,
@@ -480,6 +567,14 @@ pub(crate) unsafe fn child_setup(req: &mut SpawnRequest<'_>) -> (c_int, ChildSta
     // SAFETY: the whole function body: see the function's contract above; every pointer
     // passed is to data owned by `req` or to locals, valid for the duration of each call.
     unsafe {
+        // First, so that nothing the child does runs outside its cgroup. "0" moves the
+        // writing process; the fd was opened by the parent.
+        if let Some(cg) = req.cgroup {
+            if !req.cgroup_placed && libc::write(cg.procs.as_raw_fd(), b"0".as_ptr().cast(), 1) < 0
+            {
+                return (errno(), ChildStage::Cgroup);
+            }
+        }
         if req.new_session && libc::setsid() < 0 {
             return (errno(), ChildStage::Setup);
         }
@@ -550,19 +645,40 @@ pub(crate) unsafe fn child_setup(req: &mut SpawnRequest<'_>) -> (c_int, ChildSta
         }
         let mut dfl: libc::sigaction = std::mem::zeroed();
         dfl.sa_sigaction = libc::SIG_DFL;
+        if req.reset_handlers {
+            // After fork the parent's handlers are still installed (signals are blocked
+            // since before the fork): reset every caught signal to SIG_DFL before unblocking,
+            // as glibc's posix_spawn does, so none of them runs here (during a hook) on
+            // memory this child only has a copy of. Ignored signals stay ignored, as exec
+            // keeps them.
+            for sig in 1..libc::SIGRTMAX() + 1 {
+                let mut cur: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, std::ptr::null(), &mut cur) == 0
+                    && cur.sa_sigaction != libc::SIG_DFL
+                    && cur.sa_sigaction != libc::SIG_IGN
+                {
+                    libc::sigaction(sig, &dfl, std::ptr::null_mut());
+                }
+            }
+        }
         for &sig in req.sig_default.iter() {
             libc::sigaction(sig, &dfl, std::ptr::null_mut());
         }
         let mut empty = MaybeUninit::<libc::sigset_t>::uninit();
         libc::sigemptyset(empty.as_mut_ptr());
         libc::sigprocmask(libc::SIG_SETMASK, empty.as_ptr(), std::ptr::null_mut());
-        for hook in req.pre_exec.iter_mut() {
-            if let Err(e) = hook() {
-                let errno = e.raw_os_error().unwrap_or(libc::EINVAL);
-                // Dropping a custom error would free memory, which is not allowed here.
-                std::mem::forget(e);
-                return (errno, ChildStage::Setup);
+        if !req.pre_exec.is_empty() {
+            let guard = AbortOnUnwind(req.report_fd);
+            for hook in req.pre_exec.iter_mut() {
+                if let Err(e) = hook() {
+                    let errno = e.raw_os_error().unwrap_or(libc::EINVAL);
+                    // Dropping a custom error would free memory, which is not allowed here.
+                    std::mem::forget(e);
+                    std::mem::forget(guard);
+                    return (errno, ChildStage::Setup);
+                }
             }
+            std::mem::forget(guard);
         }
         libc::execve(req.program.as_ptr(), req.argv.as_ptr(), req.envp.as_ptr());
         (errno(), ChildStage::Exec)
@@ -620,7 +736,7 @@ mod tests {
 
     #[test]
     fn report_round_trip() {
-        for stage in [ChildStage::Setup, ChildStage::Chdir, ChildStage::Exec] {
+        for stage in [ChildStage::Setup, ChildStage::Chdir, ChildStage::Exec, ChildStage::Cgroup] {
             let r = encode_report(libc::ENOENT, stage);
             assert_eq!(decode_report(&r), Some((libc::ENOENT, stage)));
         }

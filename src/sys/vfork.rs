@@ -25,7 +25,7 @@
 #![allow(unsafe_code)]
 
 use std::ffi::c_void;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::spawn::{ChildStage, SpawnError, SpawnRequest};
@@ -50,6 +50,7 @@ const CLONE_VM: u64 = 0x100;
 const CLONE_VFORK: u64 = 0x4000;
 const CLONE_PIDFD: u64 = 0x1000;
 const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// The child's stack. Its code is a handful of system calls; 64 KiB is ample.
 const STACK_SIZE: usize = 64 * 1024;
@@ -96,13 +97,18 @@ pub(crate) fn spawn(
 ) -> Result<Option<(rustix::process::Pid, OwnedFd)>, SpawnError> {
     let mut stack = vec![0u8; STACK_SIZE];
     let mut pidfd: libc::c_int = -1;
+    // Containment: the kernel starts the child in its cgroup (Linux 5.7), atomically.
+    let into_cgroup = req.cgroup.map(|cg| cg.dir.as_raw_fd());
+    req.cgroup_placed = into_cgroup.is_some();
     let mut arg = ChildArg { req, report: Report::default() };
     // The stack grows down from the end; the kernel starts the child at `stack + size`,
     // which must be 16-byte aligned for the call into `child_main`.
     let base = stack.as_mut_ptr() as usize;
     let top = (base + STACK_SIZE) & !15;
+    let cgroup_flag = if into_cgroup.is_some() { CLONE_INTO_CGROUP } else { 0 };
     let args = CloneArgs {
-        flags: CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_CLEAR_SIGHAND,
+        flags: CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_CLEAR_SIGHAND | cgroup_flag,
+        cgroup: into_cgroup.map_or(0, |fd| fd as u64),
         pidfd: &mut pidfd as *mut libc::c_int as u64,
         exit_signal: libc::SIGCHLD as u64,
         stack: base as u64,
@@ -125,9 +131,20 @@ pub(crate) fn spawn(
     // SAFETY: restores the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut()) };
     drop(stack);
+    arg.req.cgroup_placed = false;
 
     if ret < 0 {
         let errno = -ret as i32;
+        if into_cgroup.is_some() {
+            // A kernel before 5.7 does not know CLONE_INTO_CGROUP (E2BIG or EINVAL): the fork
+            // path joins the cgroup instead, and the vfork path stays on for the rest. Any
+            // other errno is about the cgroup itself (EAGAIN at pids.max, EBUSY where the
+            // cgroup has controllers in cgroup.subtree_control, EACCES...).
+            if matches!(errno, libc::ENOSYS | libc::EINVAL | libc::E2BIG) {
+                return Ok(None);
+            }
+            return Err(SpawnError { errno, stage: Some(ChildStage::Cgroup), in_parent: true });
+        }
         if matches!(errno, libc::ENOSYS | libc::EINVAL | libc::EPERM | libc::E2BIG) {
             SUPPORT.store(2, Ordering::Relaxed);
             return Ok(None);

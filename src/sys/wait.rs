@@ -253,3 +253,34 @@ pub(crate) fn pidfd_wait_exited(pidfd: BorrowedFd<'_>) -> io::Result<()> {
         }
     }
 }
+
+/// `waitid(P_PIDFD, fd, WEXITED | WNOHANG | WNOWAIT)`—Whether the pidfd's process is an
+/// exited child of ours, without reaping it: `Ok(false)` while it runs (or a ptracer holds
+/// it), `Err(ECHILD)` if it is not (or no longer) an unreaped child of ours. `Ok(true)` also
+/// when the kernel lacks `P_PIDFD` (before 5.4), where only a `wait4` can tell.
+pub(crate) fn pidfd_exited(pidfd: BorrowedFd<'_>) -> io::Result<bool> {
+    const P_PIDFD: libc::idtype_t = 3;
+    loop {
+        let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+        // SAFETY: waitid on a pidfd we borrow, with a zeroed out-parameter.
+        let r = unsafe {
+            libc::waitid(
+                P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                info.as_mut_ptr(),
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if r == 0 {
+            // SAFETY: zero-initialised and possibly filled by the kernel; si_pid stays 0
+            // when nothing has exited.
+            return Ok(unsafe { info.assume_init().si_pid() } != 0);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EINVAL) => return Ok(true),
+            _ => return Err(e),
+        }
+    }
+}

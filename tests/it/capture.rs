@@ -129,7 +129,10 @@ fn timeout_with_a_grandchild_holding_stdout_returns_within_timeout_plus_drain() 
     let (timeout, drain) = (ms(300), ms(300));
     for path in PATHS {
         let t0 = Instant::now();
+        // In this process's group, an orphaned grandchild is out of the stop's reach (by
+        // default a run with a timeout gets a group of its own, which reaches it).
         let err = fixture_sh(path, r#""$0" grandchild 30000; exec "$0" sleep-forever"#)
+            .process_group(ProcessGroup::Inherit)
             .timeout(timeout)
             .drain_timeout(drain)
             .output()
@@ -142,8 +145,11 @@ fn timeout_with_a_grandchild_holding_stdout_returns_within_timeout_plus_drain() 
         assert_eq!(err.exit_status().unwrap().signal(), Some(Signal::TERM));
         let grandchild = first_line_pid(err.stdout());
         assert!(err.stdout().ends_with(b"ready\n"), "partial output kept: {err:?}");
-        // Not in a group of its own: the grandchild survives, only the drain bound saved us.
+        // Not in a group of its own: the grandchild survives, only the drain bound saved us,
+        // and the error says so.
         assert!(alive(grandchild));
+        assert!(err.drain_expired(), "{err}");
+        assert!(err.to_string().contains("a process it started may still be running"), "{err}");
         kill_pid(grandchild);
     }
 }
@@ -252,13 +258,12 @@ fn communicate_resumes_after_a_deadline_without_losing_bytes() {
         // deadline must pass with stdout already collected.
         let mut stdin = child.stdin.take().unwrap();
         let mut comm = child.communicate(b"").unwrap();
-        let deadline = Instant::now() + ms(300);
-        let mut polls = 0;
-        while Instant::now() < deadline {
-            assert!(comm.wait_deadline(deadline).unwrap().is_none());
-            polls += 1;
+        // Deadlines of 300 ms pass one after another (none may return the output) until all of
+        // stdout has come in; a loaded machine may need several.
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while comm.captured(Stream::Stdout).len() < 200_000 && Instant::now() < give_up {
+            assert!(comm.wait_deadline(Instant::now() + ms(300)).unwrap().is_none());
         }
-        assert!(polls >= 1);
         assert_eq!(comm.captured(Stream::Stdout).len(), 200_000);
         assert!(comm.status().is_none());
         std::io::Write::write_all(&mut stdin, b"go\n").unwrap();

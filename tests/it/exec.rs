@@ -219,7 +219,9 @@ fn cancel_from_another_thread_stops_the_run_and_keeps_the_output() {
         assert_eq!(err.exit_status().unwrap().signal(), Some(Signal::TERM));
         assert_eq!(err.stdout(), b"partial\n");
         let io: std::io::Error = err.into();
-        assert_eq!(io.kind(), std::io::ErrorKind::Interrupted);
+        // Not Interrupted: read and retry loops would take that as "try again".
+        assert_eq!(io.kind(), std::io::ErrorKind::Other);
+        assert_eq!(ErrorKind::from_io(&io), ErrorKind::Canceled);
 
         // A cancelled handle fails the next run before anything is spawned.
         let err = fixture(path, ["exit", "0"]).cancel_with(&cancel).output().unwrap_err();

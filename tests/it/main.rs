@@ -15,10 +15,23 @@ mod capture;
 mod errors;
 /// The buffered runners and their options: exec/exec_file, run/read, input, 2>&1, cancel.
 mod exec;
+/// Fault injection: full fd and process tables, panicking hooks, ptrace, recycled pids.
+mod faults;
+/// Fault injection for the capture loop: zero deadlines, maximum sizes, limit stops.
+mod faults_capture;
+/// Fault injection for the runners: reusable commands, bounded and complete errors.
+mod faults_run;
 /// The child's fd table and signal state, including under concurrent spawning.
 mod fds;
 /// `cmd!` and `sh!`: one value, one argument or one shell word.
 mod macros;
+/// Many children at once: the multiplexer, pipelines, the concurrency limit, shutdown.
+mod many;
+/// The mapped capture: 1 GiB exact, sealing against grandchildren, limits, no leaks.
+mod mapped;
+/// What a new user hits: stops reach the whole command, options honoured or refused, std's
+/// shapes, lossless error conversion, one result shape.
+mod newuser;
 /// Shell quoting against real dash and bash; the fuzz corpus replayed on stable.
 mod quote;
 /// The reaper: no zombies after drop, the SIGCHLD fallback runs the same suite.
@@ -29,6 +42,8 @@ mod signal;
 mod spawn;
 /// Policy: no `unsafe` outside `src/sys/`, SAFETY comments, CHANGELOG and README current.
 mod tidy;
+/// Process trees: containment in a cgroup v2, kill/freeze/wait for the tree, cleanup.
+mod tree;
 /// The validators agree with spawning; the `Operand` guard against option injection.
 mod validate;
 /// Waiting: deadlines, many waiters, exit channels, std children alongside ours.
