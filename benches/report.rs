@@ -23,6 +23,8 @@
 //! | `small` | capture `/bin/echo hi` into memory | std `output()` |
 //! | `big` | capture 1 GiB from `head -c` | std `output()` |
 //! | `fanout` | 1,000 `/bin/echo hello` at once, outputs and statuses collected | a libc spawn-all loop |
+//! | `ipc-rtt` | a small message to a child and back (the methods of `benches/ipc.rs`) | a raw socket pair |
+//! | `ipc-oneway` | small messages to a child, back to back, until it says it has them all | a raw socket pair, one `write` each |
 //! | `echo` | a line echoed through a `cat` child | a libc `write`/`read` loop |
 //!
 //! Python and Node rows are skipped, with a note, where `python3` or `node` is missing. After
@@ -42,6 +44,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio as StdStdio;
 use std::time::Instant;
 
+/// The IPC bench's methods (`benches/ipc.rs`), measured here as the report's case 5.
+#[allow(dead_code)]
+#[path = "ipc.rs"]
+mod ipc_bench;
+
 /// Bytes captured in the `big` case.
 const BIG: u64 = 1 << 30;
 /// Children started at once in the `fanout` case.
@@ -58,12 +65,22 @@ enum Case {
     Small,
     Big,
     Fanout,
+    IpcRtt,
+    IpcOneway,
     Echo,
 }
 
 impl Case {
-    const ALL: [Case; 6] =
-        [Case::Spawn, Case::SpawnHeap, Case::Small, Case::Big, Case::Fanout, Case::Echo];
+    const ALL: [Case; 8] = [
+        Case::Spawn,
+        Case::SpawnHeap,
+        Case::Small,
+        Case::Big,
+        Case::Fanout,
+        Case::IpcRtt,
+        Case::IpcOneway,
+        Case::Echo,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -72,6 +89,8 @@ impl Case {
             Case::Small => "small",
             Case::Big => "big",
             Case::Fanout => "fanout",
+            Case::IpcRtt => "ipc-rtt",
+            Case::IpcOneway => "ipc-oneway",
             Case::Echo => "echo",
         }
     }
@@ -83,6 +102,8 @@ impl Case {
             Case::Small => "2. small capture: /bin/echo hi into memory",
             Case::Big => "3. capture 1 GiB of stdout (head -c 1073741824 /dev/zero)",
             Case::Fanout => "4. fan-out: 1,000 /bin/echo hello, outputs and statuses collected",
+            Case::IpcRtt => "5a. IPC round trip of a small message, parent <-> child",
+            Case::IpcOneway => "5b. IPC one way: small messages parent -> child, back to back",
             Case::Echo => "6. pipe echo: one line through a cat child and back",
         }
     }
@@ -94,6 +115,8 @@ impl Case {
             Case::SpawnHeap => 30,
             Case::Big => BIG,
             Case::Fanout => FANOUT as u64,
+            Case::IpcRtt => 20_000,
+            Case::IpcOneway => 200_000,
             Case::Echo => 20_000,
         }
     }
@@ -111,6 +134,7 @@ impl Case {
         match self {
             Case::Big => "GB/s",
             Case::Fanout => "ms / 1000",
+            Case::IpcOneway => "M msgs/s",
             _ => "us / op",
         }
     }
@@ -119,6 +143,7 @@ impl Case {
         match self {
             Case::Big => BIG as f64 / secs / 1e9,
             Case::Fanout => secs * 1e3,
+            Case::IpcOneway => self.n() as f64 / secs / 1e6,
             _ => secs / self.n() as f64 * 1e6,
         }
     }
@@ -159,6 +184,13 @@ impl Case {
                 "std thread per child",
                 "python Popen all, communicate",
                 "node async spawn all",
+            ],
+            Case::IpcRtt | Case::IpcOneway => &[
+                "libc socketpair, one write per message",
+                "offspring JSON (Node's wire format)",
+                "offspring binary frames",
+                "offspring parent, node child",
+                "node fork() + send()",
             ],
             Case::Echo => &[
                 "libc write+read",
@@ -321,11 +353,12 @@ fn sample(case: Case, method: &str) -> Result<Sample, String> {
     let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers");
     let n = case.n().to_string();
     let heap = case.heap_mib().to_string();
-    let mut cmd = if method.starts_with("python") {
+    let peer = !matches!(case, Case::IpcRtt | Case::IpcOneway);
+    let mut cmd = if peer && method.starts_with("python") {
         let mut c = std::process::Command::new("python3");
         c.arg(peers.join("report.py")).args([case.name(), &n, &heap]);
         c
-    } else if method.starts_with("node") {
+    } else if peer && method.starts_with("node") {
         let mut c = std::process::Command::new("node");
         c.arg(peers.join("report.js")).args([case.name(), &n, &heap]);
         c
@@ -678,6 +711,22 @@ fn run_one(case: Case, method: &str) -> f64 {
                 _ => panic!("unknown method {method}"),
             }
             start.elapsed().as_secs_f64()
+        }
+        Case::IpcRtt | Case::IpcOneway => {
+            let key = match method {
+                "libc socketpair, one write per message" => "raw",
+                "offspring JSON (Node's wire format)" => "json",
+                "offspring binary frames" => "binary",
+                "offspring parent, node child" => "node-child",
+                "node fork() + send()" => "node-node",
+                _ => panic!("unknown method {method}"),
+            };
+            let n = n as usize;
+            if case == Case::IpcRtt {
+                ipc_bench::round_trip(key, n) * n as f64
+            } else {
+                n as f64 / ipc_bench::one_way(key, n)
+            }
         }
         Case::Echo => match method {
             "libc write+read" => {

@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh [--merge] [SECONDS] [TARGET...]
 #
 #   SECONDS   how long each target runs (default 600)
-#   TARGET    quote_roundtrip, quote_shell, validate (default: all three)
+#   TARGET    quote_roundtrip, quote_shell, sh_template, validate (default: all four)
 #   --merge   afterwards, add the new inputs that raise coverage to fuzz/corpus/TARGET
 #             (the committed corpus, which `cargo test` replays)
 #
@@ -13,9 +13,11 @@
 # read, never written, unless --merge. A finding stops the run with a non-zero status and a
 # crash file under fuzz/artifacts/TARGET/. Each target's log is kept in fuzz/target/logs/.
 #
-# quote_shell runs without a sanitizer (-s none): its code is safe Rust, and it keeps batches
-# of inputs between runs, which LeakSanitizer would scan after every input. Its inputs are
-# capped at 512 bytes (long words are covered by the unit tests): the shells are the cost.
+# quote_shell and sh_template run without a sanitizer (-s none): their code is safe Rust, and
+# they keep batches of inputs between runs, which LeakSanitizer would scan after every input.
+# quote_shell's inputs are capped at 512 bytes (long words are covered by the unit tests),
+# sh_template's at 64 pieces of template: the shells are the cost. quote_shell also runs the
+# multibyte locales, which it generates with localedef (Debian package `locales`).
 #
 # Environment: CARGO_TARGET_DIR is honoured; OFFSPRING_FUZZ_BATCH and OFFSPRING_FUZZ_DISPLAY
 # tune quote_shell (see fuzz/fuzz_targets/quote_shell.rs); FUZZ_ARGS adds libFuzzer flags.
@@ -33,7 +35,7 @@ case $seconds in
     '' | *[!0-9]*) echo "usage: $0 [--merge] [SECONDS] [TARGET...]" >&2; exit 2 ;;
 esac
 [ $# -gt 0 ] && shift
-targets=${*:-quote_roundtrip quote_shell validate}
+targets=${*:-quote_roundtrip quote_shell sh_template validate}
 
 sudo=
 [ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -44,15 +46,17 @@ fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
-if ! command -v dash >/dev/null 2>&1 || ! command -v bash >/dev/null 2>&1; then
+if ! command -v dash >/dev/null 2>&1 || ! command -v bash >/dev/null 2>&1 \
+    || ! command -v localedef >/dev/null 2>&1 || [ ! -e /usr/share/i18n/charmaps/GB18030.gz ]; then
     $sudo apt-get update
-    $sudo apt-get install -y dash bash
+    $sudo apt-get install -y dash bash locales
 fi
 
 mkdir -p target/logs
 for target in $targets; do
     case $target in
         quote_shell) sanitizer="-s none" flags=-max_len=512 ;;
+        sh_template) sanitizer="-s none" flags=-max_len=64 ;;
         quote_roundtrip | validate) sanitizer= flags= ;;
         *) echo "unknown target: $target" >&2; exit 2 ;;
     esac

@@ -141,9 +141,23 @@ pub struct Output {
     seen: [u64; 2],
     drain_expired: bool,
     stop: Option<Stop>,
+    usage: Option<crate::exit_status::ResourceUsage>,
 }
 
 impl Output {
+    /// What the child used (CPU time, peak RSS and more), as the kernel reported when it
+    /// was reaped. The same figures are on an [`Error`] of a stopped run
+    /// ([`Error::resource_usage`]).
+    ///
+    /// ```
+    /// let out = offspring::exec("true").output()?;
+    /// assert!(out.resource_usage().is_some());
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    pub fn resource_usage(&self) -> Option<crate::exit_status::ResourceUsage> {
+        self.usage
+    }
+
     pub(crate) fn from_parts(
         status: ExitStatus,
         stdout: Vec<u8>,
@@ -151,8 +165,9 @@ impl Output {
         seen: [u64; 2],
         drain_expired: bool,
         stop: Option<Stop>,
+        usage: Option<crate::exit_status::ResourceUsage>,
     ) -> Output {
-        Output { status, stdout, stderr, seen, drain_expired, stop }
+        Output { status, stdout, stderr, seen, drain_expired, stop, usage }
     }
 
     /// Why the run stopped the child, if it did: `None` when the child ended on its own
@@ -1125,6 +1140,7 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
                 seen: [self.sinks[0].seen, self.sinks[1].seen],
                 drain_expired: self.drain_expired,
                 stop: self.stop,
+                usage: self.child.borrow().resource_usage(),
             },
             stop: self.stop,
             needed_kill: self.needed_kill,
@@ -1169,11 +1185,19 @@ impl Core {
         let now = Instant::now();
         let mut wake = give_up;
         let mut live = 0;
+        // A run that its timers finished just now must be handed back before any poll: the
+        // mux collects it after the round, and a poll on a wake fd with no other timer could
+        // sleep forever first. (Runs that were done before stay in a session's array.)
+        let mut done = false;
         for (k, slot) in runs.iter_mut().enumerate() {
             let Some(run) = slot else { continue };
+            let was_done = run.is_done();
             let mut emit = Emit { id: run.id, events };
             match run.tick(now, canceled, &mut emit) {
-                Ok(true) => continue,
+                Ok(true) => {
+                    done |= !was_done;
+                    continue;
+                }
                 Ok(false) => {}
                 Err(e) => {
                     run.abandon(&mut emit);
@@ -1186,7 +1210,7 @@ impl Core {
                 wake = Some(wake.map_or(t, |w| w.min(t)));
             }
         }
-        if (live == 0 && wake_fds.iter().all(Option::is_none)) || !failed.is_empty() {
+        if done || (live == 0 && wake_fds.iter().all(Option::is_none)) || !failed.is_empty() {
             return Ok(Round { progress: true, woken: [false; 2] });
         }
         let timeout = wake.map(|w| crate::reaper::timespec(w.saturating_duration_since(now)));

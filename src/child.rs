@@ -86,6 +86,7 @@ pub struct Child {
     /// Descendants a stop found under the child, held as pidfds for the `SIGKILL` that may
     /// follow (see `src/stop.rs`).
     held: Mutex<Vec<(Pid, OwnedFd)>>,
+    channel: Option<(crate::ipc::Sender, crate::ipc::Receiver)>,
 }
 
 /// How a child ended, as delivered by [`Child::exit_receiver`] and [`Child::wait_exit`].
@@ -183,6 +184,7 @@ impl Child {
             tree: None,
             containment_fallback: None,
             held: Mutex::new(Vec::new()),
+            channel: None,
         }
     }
 
@@ -212,6 +214,20 @@ impl Child {
     /// group or is contained.
     pub(crate) fn stops_together(&self) -> bool {
         self.group.is_some() || self.tree.is_some()
+    }
+
+    pub(crate) fn set_channel(&mut self, pair: (crate::ipc::Sender, crate::ipc::Receiver)) {
+        self.channel = Some(pair);
+    }
+
+    /// Takes the parent's half of the message channel that
+    /// [`Command::ipc`](crate::Command::ipc) set up: `None` without one, or the second time.
+    ///
+    /// The channel lives on its own: dropping the `Child` does not close it, and it closes
+    /// when the child exits (or closes its end) and its messages have been received.
+    #[doc(alias = "child.send")]
+    pub fn take_channel(&mut self) -> Option<(crate::ipc::Sender, crate::ipc::Receiver)> {
+        self.channel.take()
     }
 
     /// The child's process id.

@@ -15,7 +15,7 @@ use crate::exit_status::ExitStatus;
 use crate::reaper::{self, Proc};
 use crate::signal::Signal;
 use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio, StdioKind};
-use crate::sys::cstr::{CStringArray, Envp};
+use crate::sys::cstr::{CStringArray, Envp, PidSlot};
 use crate::sys::spawn::{
     self as sys_spawn, CgroupFds, ChildStage, FdPlan, PathTaken, PreExec, Rlimit, SpawnRequest,
 };
@@ -117,6 +117,8 @@ pub struct Command {
     pub(crate) stdout: Option<Stdio>,
     pub(crate) stderr: Option<Stdio>,
     extra_fds: Vec<(ChildFd, Stdio)>,
+    /// Socket activation: named fds passed at 3, 4, ... with `LISTEN_*` set.
+    listen_fds: Vec<(String, Stdio)>,
     process_group: Option<ProcessGroup>,
     new_session: bool,
     close_fds: bool,
@@ -134,6 +136,7 @@ pub struct Command {
     drop_policy: DropPolicy,
     containment: Option<Containment>,
     force_path: Option<PathTaken>,
+    ipc: Option<crate::ipc::Options>,
     /// Capture options for the buffered runners (`src/exec.rs`).
     pub(crate) run: crate::exec::RunOptions,
 }
@@ -153,6 +156,7 @@ impl Command {
             stdout: None,
             stderr: None,
             extra_fds: Vec::new(),
+            listen_fds: Vec::new(),
             process_group: None,
             new_session: false,
             close_fds: true,
@@ -168,6 +172,7 @@ impl Command {
             drop_policy: DropPolicy::Reap,
             containment: None,
             force_path: None,
+            ipc: None,
             run: Default::default(),
         }
     }
@@ -266,6 +271,67 @@ impl Command {
     pub fn fd(&mut self, child_fd: ChildFd, cfg: impl Into<Stdio>) -> &mut Command {
         self.extra_fds.retain(|(n, _)| *n != child_fd);
         self.extra_fds.push((child_fd, cfg.into()));
+        self
+    }
+
+    /// Passes `fd` to the child in systemd's socket-activation convention
+    /// (`sd_listen_fds(3)`): the first such fd at 3, the next at 4, and so on, with
+    /// `LISTEN_FDS` (how many), `LISTEN_FDNAMES` (the names, `:`-separated) and `LISTEN_PID`
+    /// set in the child's environment. `LISTEN_PID` must be the child's own pid, which
+    /// exists only after the fork: the environment is built beforehand with room for it and
+    /// the child writes its pid there itself, without allocating, before `execve`. Values
+    /// of these three variables in the parent's environment are not passed on.
+    ///
+    /// The command keeps `fd` and passes it again on every spawn, so several children (a
+    /// [`Supervisor`](crate::Supervisor)'s workers) can accept connections on one listening
+    /// socket, and a restarted child finds the same socket: no connection is refused while
+    /// it restarts. Such a spawn takes the vfork or fork path (`posix_spawn` cannot run code
+    /// in the child).
+    ///
+    /// The name must be non-empty, at most 255 bytes, without `:` or NUL (checked at spawn).
+    /// Another fd set with [`Command::fd`] at one of these numbers is an error at spawn.
+    ///
+    /// ```
+    /// use offspring::Command;
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let out = Command::new("sh")
+    ///     .args(["-c", r#"echo "$LISTEN_FDS $LISTEN_FDNAMES $([ "$LISTEN_PID" = $$ ] && echo mine)""#])
+    ///     .listen_fd("http", listener)
+    ///     .output()?;
+    /// assert_eq!(out.stdout, b"1 http mine\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[doc(alias = "LISTEN_FDS")]
+    #[doc(alias = "sd_listen_fds")]
+    pub fn listen_fd(&mut self, name: &str, fd: impl Into<OwnedFd>) -> &mut Command {
+        self.listen_fds.push((name.to_owned(), Stdio::from(fd.into())));
+        self
+    }
+
+    /// Gives the child a message channel, as Node's `fork()` does: a Unix socket pair whose
+    /// child end is the fd [`Options::fd`](crate::ipc::Options::fd) (3 by default, through
+    /// [`fd`](Command::fd)), named to the child by `NODE_CHANNEL_FD` and
+    /// `NODE_CHANNEL_SERIALIZATION_MODE`. Any program can take it: a Node script
+    /// (`process.send`, `process.on('message')`), or a Rust program that calls
+    /// [`ipc::attach`](crate::ipc::attach). The parent takes its half with
+    /// [`Child::take_channel`]; see the [`ipc`](crate::ipc) module.
+    ///
+    /// ```
+    /// use offspring::{ipc, Command};
+    /// let mut child = Command::new("node")
+    ///     .args(["-e", "process.on('message', m => { process.send({got: m}); process.disconnect() })"])
+    ///     .ipc(ipc::Options::new())
+    ///     .spawn();
+    /// # let Ok(mut child) = child else { return Ok(()) }; // no node on this machine
+    /// let (tx, rx) = child.take_channel().unwrap();
+    /// tx.send(br#"{"n":1}"#)?;
+    /// assert_eq!(rx.recv()?.as_bytes(), br#"{"got":{"n":1}}"#);
+    /// assert!(child.wait()?.success());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[doc(alias = "fork")]
+    pub fn ipc(&mut self, options: crate::ipc::Options) -> &mut Command {
+        self.ipc = Some(options);
         self
     }
 
@@ -566,6 +632,21 @@ impl Command {
         if let Some(dir) = &self.cwd {
             validate::check_cwd(dir)?;
         }
+        for (i, (name, _)) in self.listen_fds.iter().enumerate() {
+            let target = 3 + i as RawFd;
+            if name.is_empty() || name.len() > 255 || name.contains([':', '\0']) {
+                return Err(Error::invalid_input(format!(
+                    "listen_fd {i} (fd {target}): the name {name:?} must be 1-255 bytes \
+                     without ':' or NUL"
+                )));
+            }
+            if self.extra_fds.iter().any(|(n, _)| n.0 == target) {
+                return Err(Error::invalid_input(format!(
+                    "Command::fd({target}) collides with listen_fd {i} ({name:?}), which \
+                     passes its socket at fd {target}"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -580,10 +661,13 @@ impl Command {
 
     /// The child's environment as an `envp` array, or `None` when the command leaves the
     /// parent's environment unchanged, so that it is passed as it is, without a copy.
-    fn envp(&self) -> Option<CStringArray> {
-        if !self.env_clear && self.env.is_empty() {
+    fn envp(&self) -> Option<(CStringArray, Option<PidSlot>)> {
+        let listen = !self.listen_fds.is_empty();
+        if !self.env_clear && self.env.is_empty() && !listen {
             return None;
         }
+        const LISTEN_VARS: [&str; 3] = ["LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID"];
+        let ours = |k: &OsStr| listen && LISTEN_VARS.iter().any(|v| k == OsStr::new(v));
         let inherited: Vec<(OsString, OsString)> =
             if self.env_clear { Vec::new() } else { std::env::vars_os().collect() };
         let mut envp = CStringArray::with_capacity(inherited.len() + self.env.len());
@@ -600,19 +684,43 @@ impl Command {
         for (k, v) in &inherited {
             // The parent's environment cannot hold a NUL; a `=` in a key cannot come from
             // the kernel either.
-            if !self.env.contains_key(k) {
+            if !self.env.contains_key(k) && !ours(k) {
                 push(k, v);
             }
         }
         for (k, v) in &self.env {
             if let Some(v) = v {
-                push(k, v);
+                if !ours(k) {
+                    push(k, v);
+                }
             }
         }
-        Some(envp)
+        if !listen {
+            return Some((envp, None));
+        }
+        let names: Vec<&str> = self.listen_fds.iter().map(|(n, _)| n.as_str()).collect();
+        push(OsStr::new("LISTEN_FDS"), OsStr::new(&self.listen_fds.len().to_string()));
+        push(OsStr::new("LISTEN_FDNAMES"), OsStr::new(&names.join(":")));
+        let slot = envp.push_pid_slot(b"LISTEN_PID");
+        Some((envp, Some(slot)))
     }
 
     fn spawn_inner(&mut self, defaults: Defaults) -> Result<Child> {
+        // The IPC channel: an extra socket-pair fd, and the variables that name it. A
+        // channel this process inherited itself is never passed on.
+        let channel_vars = ["NODE_CHANNEL_FD", "NODE_CHANNEL_SERIALIZATION_MODE"];
+        if let Some(o) = &self.ipc {
+            let (fd, mode) = (o.get_fd(), o.mode_env());
+            self.fd(fd, Stdio::piped());
+            self.env.insert(channel_vars[0].into(), Some(fd.get().to_string().into()));
+            self.env.insert(channel_vars[1].into(), Some(mode.into()));
+        } else {
+            for k in channel_vars {
+                if !self.env.contains_key(OsStr::new(k)) && std::env::var_os(k).is_some() {
+                    self.env.insert(k.into(), None);
+                }
+            }
+        }
         self.validate()?;
         let resolved = lookup(
             &self.program,
@@ -675,7 +783,9 @@ impl Command {
                 }
             }
         }
-        for (child_fd, cfg) in &self.extra_fds {
+        let listen =
+            self.listen_fds.iter().enumerate().map(|(i, (_, s))| (ChildFd(3 + i as RawFd), s));
+        for (child_fd, cfg) in self.extra_fds.iter().map(|(n, s)| (*n, s)).chain(listen) {
             let target = child_fd.0;
             match want(Some(cfg), DefaultIo::Inherit) {
                 Want::Inherit => {
@@ -690,7 +800,7 @@ impl Command {
                 Want::Piped => {
                     let (mine, theirs) = crate::sys::pipe::socketpair()
                         .map_err(|e| Error::os(Stage::Setup, e, "creating a socket pair"))?;
-                    io.extra.push((*child_fd, mine));
+                    io.extra.push((child_fd, mine));
                     sources.push((target, Source::Owned(theirs)));
                 }
             }
@@ -736,7 +846,7 @@ impl Command {
         let mut req = SpawnRequest {
             program: &program,
             argv: &argv,
-            envp: envp.as_ref().map_or(Envp::Inherit, Envp::Built),
+            envp: envp.as_ref().map_or(Envp::Inherit, |(e, _)| Envp::Built(e)),
             cwd: cwd.as_deref(),
             fds: &plans,
             max_target,
@@ -752,6 +862,7 @@ impl Command {
             parent_death_signal: self.parent_death_signal.map(|s| s.as_raw()),
             pre_exec: &mut self.pre_exec,
             force: self.force_path,
+            pid_slot: envp.as_ref().and_then(|(_, slot)| *slot),
             report_fd: -1,
             cgroup: cgroup.as_ref().map(|cg| CgroupFds { dir: cg.dir_fd(), procs: cg.procs_fd() }),
             cgroup_placed: false,
@@ -792,6 +903,12 @@ impl Command {
         let mut child =
             Child::new(proc, io, group, self.drop_policy, spawned.path, self.argv_for_errors());
         child.set_containment(cgroup.map(Tree::new), fallback);
+        if let Some(o) = &self.ipc {
+            let fd = child.take_fd(o.get_fd()).expect("the channel's fd was set up as piped");
+            let pair = crate::ipc::channel(fd, o)
+                .map_err(|e| Error::os(Stage::Setup, e, "starting the IPC channel"))?;
+            child.set_channel(pair);
+        }
         Ok(child)
     }
 
@@ -964,6 +1081,8 @@ impl fmt::Debug for Command {
             .field("stdout", &self.stdout)
             .field("stderr", &self.stderr)
             .field("extra_fds", &self.extra_fds)
+            .field("listen_fds", &self.listen_fds)
+            .field("ipc", &self.ipc)
             .field("process_group", &self.process_group)
             .field("new_session", &self.new_session)
             .finish_non_exhaustive()

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::capture::{Output, Stop, Stream};
-use crate::exit_status::ExitStatus;
+use crate::exit_status::{ExitStatus, ResourceUsage};
 use crate::signal::Signal;
 
 /// `Result` with [`Error`] as the default error type.
@@ -191,6 +191,7 @@ struct Inner {
     stderr: Vec<u8>,
     limit: Option<(Stream, usize)>,
     merged: bool,
+    usage: Option<ResourceUsage>,
     seen: [u64; 2],
     drain_expired: bool,
     stop: Option<Stop>,
@@ -217,6 +218,7 @@ impl Error {
                 stderr: Vec::new(),
                 limit: None,
                 merged: false,
+                usage: None,
                 seen: [0, 0],
                 drain_expired: false,
                 stop: None,
@@ -299,6 +301,11 @@ impl Error {
         self
     }
 
+    pub(crate) fn with_usage(mut self, usage: Option<ResourceUsage>) -> Error {
+        self.inner.usage = usage;
+        self
+    }
+
     /// Records that `stream` went over its limit of `limit` bytes.
     pub(crate) fn with_limit(mut self, stream: Stream, limit: usize) -> Error {
         self.inner.limit = Some((stream, limit));
@@ -360,6 +367,12 @@ impl Error {
     /// the resolved program for an exec failure), if any.
     pub fn path(&self) -> Option<&std::path::Path> {
         self.inner.path.as_deref()
+    }
+
+    /// What the child used (CPU time, peak RSS), for errors raised after the child
+    /// finished (checked runs, timeouts, limits, cancels).
+    pub fn resource_usage(&self) -> Option<ResourceUsage> {
+        self.inner.usage
     }
 
     /// The exit status, for errors raised after the child finished (checked runs, timeouts).
@@ -442,7 +455,7 @@ impl Error {
     pub fn into_run_output(self) -> Result<Output> {
         let Some(status) = self.inner.status else { return Err(self) };
         let i = *self.inner;
-        Ok(Output::from_parts(status, i.stdout, i.stderr, i.seen, i.drain_expired, i.stop))
+        Ok(Output::from_parts(status, i.stdout, i.stderr, i.seen, i.drain_expired, i.stop, i.usage))
     }
 
     /// `true` if the child had exited but its pipes were still held open (by a process it
@@ -496,7 +509,9 @@ impl fmt::Display for Error {
             if i.merged { ("stdout+stderr", &i.stdout) } else { ("stderr", &i.stderr) };
         if !quoted.is_empty() && matches!(i.stage, Stage::Run) {
             let tail = &quoted[quoted.len().saturating_sub(STDERR_TAIL)..];
-            let text = String::from_utf8_lossy(tail);
+            // Escaped as the command line is: the child's bytes must not drive the terminal
+            // that shows the error (cursor moves, titles, hyperlinks). `stderr()` keeps them.
+            let text = crate::quote::display_text(tail);
             let text = text.trim_end();
             if !text.is_empty() {
                 write!(f, "\n--- {label}")?;
@@ -648,5 +663,25 @@ mod tests {
         let s = e.to_string();
         assert!(s.len() < STDERR_TAIL + 200, "{}", s.len());
         assert!(s.contains("last 4096 of 12288 bytes"));
+    }
+
+    #[test]
+    fn stderr_tail_is_escaped_and_the_accessor_is_raw() {
+        // A hyperlink, a window title, a cursor move, an invisible character, bytes that are
+        // not UTF-8 and a backslash.
+        let raw = b"error: \x1b]8;;http://evil/\x1b\\here\x1b]8;;\x1b\\ \x1b]0;title\x07\x1b[2A\r\xe2\x81\xa0 \xff c:\\x\nline 2\n".to_vec();
+        let e = Error::new(ErrorKind::ExitCode, Stage::Run, "exit code 1")
+            .with_argv(["p"])
+            .with_output(Vec::new(), raw.clone());
+        let s = e.to_string();
+        assert!(!s.chars().any(|c| c.is_control() && c != '\n'), "{s:?}");
+        assert!(!s.contains('\u{2060}'), "{s:?}");
+        assert!(
+            s.ends_with(
+                "--- stderr ---\nerror: \\033]8;;http://evil/\\033\\\\here\\033]8;;\\033\\\\ \\033]0;title\\007\\033[2A\\015\\342\\201\\240 \\377 c:\\\\x\nline 2"
+            ),
+            "{s:?}"
+        );
+        assert_eq!(e.stderr(), raw);
     }
 }

@@ -889,5 +889,6 @@ pub(crate) fn judge(
         .with_status(status)
         .with_run(&output)
         .with_merged_output(merged)
+        .with_usage(output.resource_usage())
         .with_output(output.stdout, output.stderr))
 }

@@ -464,6 +464,64 @@
 //! then SIGKILL from the reaper after a grace period). [`Child::detach`] says "let it run" out
 //! loud.
 //!
+//! # Supervising workers, clusters and graceful shutdown
+//!
+//! A [`Supervisor`] keeps N workers of one or more commands ([`Workers`]) running, as PM2 or
+//! a hand-written Node `ProcessManager` would: a restart policy ([`Restart`]: always, on
+//! failure, never, with the exit codes that count as success), exponential [`Backoff`] with
+//! a cap and jitter, a limit of restarts within a window after which it gives up on that
+//! worker and says so, a minimum uptime that resets the backoff, a ready check (a line on
+//! stdout containing a pattern, [`ReadyLine`], within a deadline), a stop signal with a grace
+//! period then `SIGKILL` to the worker's process group, rolling restarts (one worker at a
+//! time, the next once the new one is ready), every output line tagged with its worker, and a
+//! [history](Supervisor::history) of each worker's runs ([`Run`]: start, ready, status,
+//! duration, CPU time and peak RSS). Everything that happens comes out as
+//! [`SupervisorEvent`]s on a `crossbeam_channel::Receiver`. One thread serves every worker,
+//! through one [`Mux`].
+//!
+//! A cluster, Node's `cluster` for any program: [`Command::listen_fd`] hands a listening
+//! socket to every worker in systemd's socket-activation convention (`LISTEN_FDS`,
+//! `LISTEN_FDNAMES`, and `LISTEN_PID` set to the worker's own pid by the child itself before
+//! exec), so N workers accept on one port and a restarted worker finds the same socket: no
+//! connection is refused while it restarts.
+//!
+//! ```no_run
+//! use offspring::{Command, Supervisor, SupervisorEvent, Workers};
+//! use std::time::Duration;
+//!
+//! let mut cmd = Command::new("./server"); // accepts on fd 3 (sd_listen_fds)
+//! cmd.listen_fd("http", std::net::TcpListener::bind("127.0.0.1:8080")?);
+//! let sup = Supervisor::start(vec![Workers::new("web", cmd)
+//!     .count(4)
+//!     .ready_line("listening", Duration::from_secs(10))])?;
+//! let signals = offspring::shutdown_signals()?; // SIGTERM, SIGINT, SIGHUP
+//! loop {
+//!     crossbeam_channel::select! {
+//!         recv(signals) -> sig => {
+//!             sup.shutdown(Duration::from_secs(5))?; // every worker, one deadline
+//!             offspring::exit_by_signal(sig.unwrap());
+//!         }
+//!         recv(sup.events()) -> ev => {
+//!             if let SupervisorEvent::Line { worker, line, .. } = ev.unwrap() {
+//!                 println!("[{worker}] {line}");
+//!             }
+//!         }
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! [`shutdown_signals`] is the graceful-shutdown half: this process's own `SIGTERM`,
+//! `SIGINT` and `SIGHUP` as a channel, through a self-pipe handler installed once and chained
+//! to any handler before it; [`exit_by_signal`] then ends the process with the status its
+//! parent expects. Children that must die with the parent even when it is killed with
+//! `SIGKILL` (when no handler runs) get [`Command::parent_death_signal`]; supervised workers
+//! have it.
+//!
+//! The same, as a command-line tool (`cargo install offspring --features cli`):
+//! `offspring supervise -n 4 --ready-line listening -- ./server` and
+//! `offspring run --timeout 10s --json -- make test` (timeout(1) and time(1) in one).
+//!
 //! # Under faults
 //!
 //! A hostile environment does not leave the engine in a worse state than it found it, and
@@ -492,6 +550,43 @@
 //! let e = Command::new("/tmp").status().unwrap_err();
 //! assert_eq!((e.kind(), e.stage()), (ErrorKind::PermissionDenied, Stage::Exec));
 //! ```
+//! # IPC channels (Node's `fork`)
+//!
+//! [`Command::ipc`] gives a child a message channel the way Node's `fork()` does (a Unix
+//! socket pair at fd 3, named by `NODE_CHANNEL_FD`), and speaks Node's wire format: a Rust
+//! program can drive Node workers (`process.on('message')`, `process.send`), a Node program
+//! can fork Rust workers that call [`ipc::attach`], and two Rust programs can talk, in JSON
+//! lines or in length-prefixed binary frames. [`Child::take_channel`] hands out an
+//! [`ipc::Sender`] and an [`ipc::Receiver`] in crossbeam's shape:
+//!
+//! ```
+//! use offspring::{ipc, Command};
+//! use std::time::Duration;
+//! // A Node worker that says it is ready, then echoes every message. A Rust worker does the
+//! // same with `ipc::attach()`, `tx.send_ready()` and `rx.recv()`.
+//! let worker = "process.send({cmd: 'NODE_OFFSPRING_READY'}); process.on('message', m => process.send(m))";
+//! let child = Command::new("node").args(["-e", worker]).ipc(ipc::Options::new()).spawn();
+//! # let Ok(mut child) = child else { return Ok(()) }; // no node on this machine
+//! let (tx, rx) = child.take_channel().unwrap();
+//! rx.wait_ready_timeout(Duration::from_secs(10))?;   // the ready handshake
+//! tx.send(br#"{"job":42}"#)?;                        // JSON text, checked, never re-encoded
+//! assert_eq!(rx.recv_timeout(Duration::from_secs(10))?.as_bytes(), br#"{"job":42}"#);
+//! drop(tx);                                          // the worker sees 'disconnect'
+//! assert!(child.wait()?.success());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! - Messages are JSON bytes, checked by a small validator (no JSON library in the default
+//!   build; the `serde` feature adds typed messages). Nothing that would crash a Node peer is
+//!   ever written: no empty line, no invalid JSON, no `{"cmd":"NODE_..."}` from a user.
+//! - fds travel with `SCM_RIGHTS` in Node's `NODE_HANDLE` handshake ([`ipc::Sender::send_fd`],
+//!   [`ipc::Message::take_fd`]): a Node parent can hand a listening server to a Rust worker.
+//! - A receiver reads on the calling thread; a reader thread (`offspring-ipc-read`) takes over
+//!   when one is needed (`Select` through [`ipc::Receiver::as_crossbeam`], fd
+//!   acknowledgements, the ready handshake). Back-to-back sends are coalesced by a writer
+//!   thread (`offspring-ipc-write`) into one `sendmsg`. Both are bounded: a slow peer makes
+//!   `send` block, never memory grow. The [`ipc`] module explains the threads, disconnects and
+//!   limits.
 //!
 //! # Shell quoting
 //!
@@ -527,16 +622,28 @@
 //! - Every spawn first runs the checks of the [`validate`] module: no NUL anywhere, no empty
 //!   program, no environment variable name that is empty or contains `=`.
 //! - [`Operand`] guards untrusted arguments that a program would read as options (`-rf`,
-//!   `--upload-pack=...`); its documentation shows where to put `--` instead.
+//!   `--upload-pack=...`); [`Operand::path`] writes every relative path as `./path`, so a
+//!   file name is never an option, a response file (`@file`), an operator (`!`) or an
+//!   assignment (`NAME=value`); its documentation says what each guard covers.
 //! - Errors and logs show commands with [`quote::display`], so pasting one into a shell runs
-//!   the same argv.
+//!   the same argv, and escape the child's stderr the same way, so it cannot drive the
+//!   terminal that shows the error.
 //!
-//! The quoting is fuzzed against the real dash and bash; see `fuzz/` in the repository.
+//! The quoting is fuzzed against the real dash and bash, and bash under the multibyte locales
+//! it supports (GB18030, GBK, Big5, Big5-HKSCS, Shift-JIS); `sh!` templates are generated,
+//! checked and run with hostile values in dash, bash and bash as `sh`. Where those shells
+//! read a template differently, `sh!` refuses it at compile time. See `fuzz/` in the
+//! repository.
 //!
 //! # Process-global state
 //!
 //! offspring owns exactly this, process-wide: the reaper thread and its `epoll` fd and
 //! `eventfd` (or, on the fallback path, its `SIGCHLD` handler and self-pipe). It never changes
+//! the parent's signal mask or dispositions except for the fallback's `SIGCHLD` handler (and,
+//! once [`shutdown_signals`] is called, the handler for `SIGTERM`, `SIGINT` and `SIGHUP` and
+//! its thread, `offspring-signals`), and never changes an fd it did not create.
+//! `eventfd` (or, on the fallback path, its `SIGCHLD` handler and self-pipe). Each IPC
+//! channel adds up to two threads of its own, which end with it (see [`ipc`]). It never changes
 //! the parent's signal mask or dispositions except for the fallback's `SIGCHLD` handler, and
 //! never changes an fd it did not create.
 //!
@@ -568,6 +675,7 @@ mod command;
 mod error;
 mod exec;
 mod exit_status;
+pub mod ipc;
 mod jobs;
 #[doc(hidden)]
 pub mod macros;
@@ -577,9 +685,11 @@ mod pipeline;
 pub mod quote;
 mod reader;
 mod reaper;
+mod shutdown;
 mod signal;
 mod stdio;
 mod stop;
+mod supervisor;
 mod sys;
 mod tree;
 pub mod validate;
@@ -597,8 +707,13 @@ pub use crate::mux::{Event, Mux, MuxId, MuxSender, Shutdown};
 pub use crate::pipeline::{Pipeline, PipelineChild, PipelineOutput};
 pub use crate::quote::QuoteError;
 pub use crate::reader::OutputReader;
+pub use crate::shutdown::{exit_by_signal, shutdown_signals};
 pub use crate::signal::Signal;
 pub use crate::stdio::{ChildStderr, ChildStdin, ChildStdout, Stdio};
+pub use crate::supervisor::{
+    Backoff, Next, ReadyLine, Restart, Run, StopReason, Supervisor, SupervisorEvent, WorkerId,
+    Workers,
+};
 pub use crate::tree::{Containment, Tree, TreeCpuTime, TreeTermination};
 pub use crate::validate::Operand;
 /// A process id: never zero, never negative (rustix's type).

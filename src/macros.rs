@@ -109,13 +109,26 @@ macro_rules! __cmd_args {
 /// - a `{` or `}` that is not part of `{}`, `{{` or `}}` is refused;
 /// - a placeholder must stand where a quoted word keeps its meaning: not inside `'...'` or
 ///   `"..."` (the value is quoted already; `"{}"` would put its quotes inside yours), not
-///   right after a `\` or a `$`, not inside backquotes, `${...}` or `$((...))`, not in a
+///   right after a `\` or a `$`, not inside backquotes, `${...}`, `$((...))`, bash's
+///   `((...))` or `$[...]` (arithmetic that runs `$(...)` found in a quoted value), not in a
 ///   comment, and not anywhere after a here-document `<<`. Placeholders inside `$(...)` are
-///   fine. The checker does not follow `case` inside `$(...)` and refuses it there.
+///   fine. The checker does not follow `case` inside `$(...)` and refuses it there;
+/// - no placeholder may come after a `$'...'`, which dash 0.5.12 does not have: it reads `$`
+///   and a single-quoted string, so the quotes after it pair up differently than in bash;
+/// - a placeholder must not extend a parameter (`$P{}`, `$${}`: write `${{P}}{}`) or a
+///   tilde (`~{}` with `root` is `/root`), come before a `=` in the same word (a value such as `PATH` would make the word an
+///   assignment), or come right before `<` or `>` (a number would be a file descriptor);
+/// - a splat must be a word of its own, with a blank before it and a blank, `;`, `|`, `&` or
+///   `)` after it: glued to other text (`X={}`) its second item would be a word of its own,
+///   and an empty splat would change what follows (`{}#x` would become a comment);
+/// - where dash, bash and bash in POSIX mode read the template differently, it is refused:
+///   a `'` inside `"${x:-...}"`, a `$((` or `((` closed by a single `)`. Line continuations
+///   (backslash-newline) are deleted first, as the shells do, so they hide nothing.
 ///
 /// Quoting keeps each value one word; it does not stop a command from running a word as
-/// code: `sh!("eval {}", x)`, `sh!("bash -c {}", x)` and bash's arithmetic on a word
-/// (`let {}`, `[[ {} -eq 1 ]]`) execute `x` however it is quoted (see
+/// code: `sh!("eval {}", x)`, `sh!("bash -c {}", x)`, `alias a={}`, `trap {} EXIT`,
+/// `. {}` and bash's arithmetic on a word (`let {}`, `[[ {} -eq 1 ]]`, `declare -i`, array
+/// subscripts, `printf -v`) execute `x` however it is quoted (see
 /// [the quoting rule](crate::quote#the-quoting-rule)).
 ///
 /// A value with a NUL byte cannot be quoted (no shell word holds one); it is kept as it is,
@@ -147,20 +160,25 @@ macro_rules! __cmd_args {
 #[macro_export]
 macro_rules! sh {
     ($template:literal $(, $($values:tt)*)?) => {{
-        const _: () = $crate::macros::check_template($template, $crate::__sh_count!($($($values)*)?));
+        const _: () = $crate::macros::check_template($template, $crate::__sh_splats!($($($values)*)?));
         let mut __offspring_script = $crate::macros::Script::new($template);
         $crate::__sh_values!(__offspring_script; $($($values)*)?);
         __offspring_script.into_command()
     }};
 }
 
-/// Counts `sh!`'s values.
+/// `sh!`'s values as a list of whether each is a splat (`..values`): its length is the count.
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __sh_count {
-    () => { 0usize };
-    (.. $values:expr $(, $($rest:tt)*)?) => { 1usize + $crate::__sh_count!($($($rest)*)?) };
-    ($value:expr $(, $($rest:tt)*)?) => { 1usize + $crate::__sh_count!($($($rest)*)?) };
+macro_rules! __sh_splats {
+    (@ [$($kinds:expr),*]) => { &[$($kinds),*] };
+    (@ [$($kinds:expr),*] .. $values:expr $(, $($rest:tt)*)?) => {
+        $crate::__sh_splats!(@ [$($kinds,)* true] $($($rest)*)?)
+    };
+    (@ [$($kinds:expr),*] $value:expr $(, $($rest:tt)*)?) => {
+        $crate::__sh_splats!(@ [$($kinds,)* false] $($($rest)*)?)
+    };
+    ($($values:tt)*) => { $crate::__sh_splats!(@ [] $($values)*) };
 }
 
 /// Fills `sh!`'s placeholders one by one, in order.
@@ -181,16 +199,16 @@ macro_rules! __sh_values {
 /// A script being built from an `sh!` template that [`check_template`] accepted.
 #[doc(hidden)]
 #[derive(Debug)]
-pub struct Script {
-    template: &'static [u8],
+pub struct Script<'t> {
+    template: &'t [u8],
     /// How far into the template the script has been written.
     at: usize,
     script: Vec<u8>,
 }
 
-impl Script {
+impl<'t> Script<'t> {
     /// Starts a script from `template`.
-    pub fn new(template: &'static str) -> Script {
+    pub fn new(template: &'t str) -> Script<'t> {
         Script { template: template.as_bytes(), at: 0, script: Vec::with_capacity(template.len()) }
     }
 
@@ -268,13 +286,212 @@ fn push_value(script: &mut Vec<u8>, value: &OsStr) {
     }
 }
 
+/// Every template shape `sh!` must refuse, as compile-fail tests (issue 16): each block
+/// below fails with E0080, the checker's panic in a constant (so a typo, which fails with
+/// another error, would not pass for a refusal).
+///
+/// a `$'...'` anywhere before a placeholder (class 1):
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("printf $'%s\n' {}", "x");
+/// ```
+///
+/// a continuation hiding a comment (class 2):
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo \\\n#x {}", "x");
+/// ```
+///
+/// a continuation hiding a here-document (class 2):
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("cat <\\\n<EOF\n{}\nEOF", "x");
+/// ```
+///
+/// a continuation hiding `$((` (class 2):
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo $\\\n((1 + {}))", "1");
+/// ```
+///
+/// a continuation hiding `case` (class 2):
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo $(ca\\\nse x in x) {};; esac)", "x");
+/// ```
+///
+/// `#` after `$(...)` continues the word (class 3):
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo $(true)#'\n{}'", "x");
+/// ```
+///
+/// `#` after `$((...))` continues the word (class 3):
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo $((1))#'\n{}'", "x");
+/// ```
+///
+/// a `'` inside `"${x:-...}"` (class 3):
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo \"${{x:-'}}" {} "'"", "x");
+/// ```
+///
+/// `$((` closed by a single `)` (class 3):
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo $((echo a) ; echo {})", "x");
+/// ```
+///
+/// a placeholder right after `$$` (class 3):
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo $${}", "x");
+/// ```
+///
+/// bash's `((...))` (class 4):
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("(( {} ))", "1");
+/// ```
+///
+/// bash's `$[...]` (class 4):
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo $[ {} ]", "1");
+/// ```
+///
+/// a splat in an assignment (class 5):
+///
+/// ```compile_fail,E0080
+/// let v = ["a", "b"]; offspring::sh!("X={} true", ..v);
+/// ```
+///
+/// a splat glued before `#` (class 5):
+///
+/// ```compile_fail,E0080
+/// let v: [&str; 0] = []; offspring::sh!("echo {}#x", ..v);
+/// ```
+///
+/// a splat glued to a word (class 5):
+///
+/// ```compile_fail,E0080
+/// let v = ["a"]; offspring::sh!("ls a{}", ..v);
+/// ```
+///
+/// a value extending a parameter name (class 5):
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo $P{}", "ATH");
+/// ```
+///
+/// a value before `=` (class 5):
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("{}=x true", "PATH");
+/// ```
+///
+/// a value after `~` (class 5):
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("ls ~{}", "root");
+/// ```
+///
+/// a value before a redirection (class 5):
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo {}>/dev/null", "2");
+/// ```
+///
+/// inside single quotes:
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo '{}'", "x");
+/// ```
+///
+/// inside double quotes:
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo \"{}\"", "x");
+/// ```
+///
+/// after a backslash:
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo \\{}", "x");
+/// ```
+///
+/// after `$`:
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo ${}", "x");
+/// ```
+///
+/// inside backquotes:
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo `cat {}`", "x");
+/// ```
+///
+/// inside `${...}`:
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo ${{x:-{}}}", "x");
+/// ```
+///
+/// inside `$((...))`:
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo $(( {} + 1 ))", "1");
+/// ```
+///
+/// in a comment:
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo hi # {}", "x");
+/// ```
+///
+/// after a here-document:
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("cat <<EOF\n{}\nEOF", "x");
+/// ```
+///
+/// `case` inside `$(...)`:
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo \"$(case x in a) echo {};; esac)\"", "x");
+/// ```
+///
+/// a stray brace:
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo {x} {}", "x");
+/// ```
+///
+/// fewer values than placeholders:
+///
+/// ```compile_fail,E0080
+/// offspring::sh!("echo {} {}", "x");
+/// ```
+///
+/// And the same shapes, reworded, compile:
+///
+/// ```
+/// let v = ["a", "b"];
+/// let _ = offspring::sh!("X={} true; ls {}; echo ${{P}}{} $(( 1 )) {} 2>/dev/null", "x", ..v, "y", "z");
+/// ```
+#[doc(hidden)]
+pub const REFUSED_SHAPES: () = ();
+
 // What the template lexer is inside of.
 const TOP: u8 = 0;
 /// `'...'`
 const SQ: u8 = 1;
 /// `"..."`
 const DQ: u8 = 2;
-/// `$'...'` (bash, dash 0.5.13+)
+/// `$'...'` (bash's ANSI-C quote; dash 0.5.12 reads `$` and a single-quoted string)
 const DSQ: u8 = 3;
 /// `` `...` ``
 const BQ: u8 = 4;
@@ -286,8 +503,10 @@ const PAREN: u8 = 6;
 const BRACE: u8 = 7;
 /// `$((...))`
 const ARITH: u8 = 8;
-/// `(...)` inside `$((...))`
+/// `(...)` inside `$((...))` or `((...))`
 const ARITH_PAREN: u8 = 9;
+/// bash's arithmetic command `((...))` (dash: two subshells); after it a new word starts.
+const ARITH_CMD: u8 = 10;
 
 /// How deeply the lexer follows nesting; deeper templates are refused.
 const MAX_DEPTH: usize = 32;
@@ -295,7 +514,13 @@ const MAX_DEPTH: usize = 32;
 /// A placeholder, in the decoded template.
 const PLACEHOLDER: u16 = 0x100;
 
-/// The next decoded item of `t` at `i`: a byte, or [`PLACEHOLDER`], and its length in `t`.
+/// A `{` or `}` that is not part of `{}`, `{{` or `}}`, in the decoded template.
+const BAD_OPEN: u16 = 0x101;
+/// See [`BAD_OPEN`].
+const BAD_CLOSE: u16 = 0x102;
+
+/// The next decoded item of `t` at `i`: a byte, [`PLACEHOLDER`], [`BAD_OPEN`] or
+/// [`BAD_CLOSE`], and its length in `t`.
 const fn decode(t: &[u8], i: usize) -> (u16, usize) {
     let b = t[i];
     let next = if i + 1 < t.len() { t[i + 1] } else { 0 };
@@ -306,82 +531,189 @@ const fn decode(t: &[u8], i: usize) -> (u16, usize) {
         if next == b'{' {
             return (b'{' as u16, 2);
         }
-        panic!(
-            "sh!: a `{{` in the template must be `{{}}` (a placeholder) or `{{{{` (a literal `{{`)"
-        );
+        return (BAD_OPEN, 1);
     }
     if b == b'}' {
         if next == b'}' {
             return (b'}' as u16, 2);
         }
-        panic!("sh!: a `}}` in the template must be written `}}}}`");
+        return (BAD_CLOSE, 1);
     }
     (b as u16, 1)
 }
 
-/// Whether `t` at `i` starts the word `case` (which makes `)` unbalanced).
-const fn is_case(t: &[u8], i: usize) -> bool {
-    if i + 4 > t.len() {
-        return false;
-    }
-    if !(t[i] == b'c' && t[i + 1] == b'a' && t[i + 2] == b's' && t[i + 3] == b'e') {
-        return false;
-    }
-    i + 4 == t.len() || matches!(t[i + 4], b' ' | b'\t' | b'\n' | b';')
+/// Whether `t` has a line continuation (backslash-newline) at `i`. Every shell deletes one
+/// before it reads anything else (outside single quotes), so the lexer skips it too.
+const fn is_continuation(t: &[u8], i: usize) -> bool {
+    i + 1 < t.len() && t[i] == b'\\' && t[i + 1] == b'\n'
 }
 
-/// Checks an `sh!` template against its number of values, at compile time: every `{` and `}`
-/// is part of `{}`, `{{` or `}}`; every `{}` stands where a quoted value stays one word; and
-/// there are as many `{}` as values. Panics (a compile error in a `const`) otherwise.
+/// The next byte of `t` at or after `i` that is not part of a line continuation (0 at the
+/// end), and where it is.
+const fn peek(t: &[u8], mut i: usize) -> (u8, usize) {
+    while is_continuation(t, i) {
+        i += 2;
+    }
+    if i < t.len() {
+        (t[i], i)
+    } else {
+        (0, i)
+    }
+}
+
+/// Whether `t` at `i` starts the word `case` (which makes `)` unbalanced), line
+/// continuations included.
+const fn is_case(t: &[u8], i: usize) -> bool {
+    let word = b"case";
+    let mut k = i;
+    let mut n = 0;
+    while n < word.len() {
+        let (c, at) = peek(t, k);
+        if at >= t.len() || c != word[n] {
+            return false;
+        }
+        k = at + 1;
+        n += 1;
+    }
+    let (c, at) = peek(t, k);
+    at >= t.len() || matches!(c, b' ' | b'\t' | b'\n' | b';')
+}
+
+/// Whether the `${...}` on top of `stack` is inside double quotes, where dash and bash in
+/// POSIX mode read a `'` as a literal and bash as a quote.
+const fn brace_in_double_quotes(stack: &[u8; MAX_DEPTH], depth: usize) -> bool {
+    let mut d = depth;
+    while d > 0 && stack[d - 1] == BRACE {
+        d -= 1;
+    }
+    d > 0 && stack[d - 1] == DQ
+}
+
+/// Whether `c` may follow a splat: the end of the template, a blank, or an operator that
+/// ends the word.
+const fn ends_splat(c: u8, at: usize, len: usize) -> bool {
+    at >= len || matches!(c, b' ' | b'\t' | b'\n' | b';' | b'|' | b'&' | b')')
+}
+
+/// Checks an `sh!` template against its values, at compile time (see [`template_error`]).
+/// Panics (a compile error in a `const`) with the reason when the template is refused.
 #[doc(hidden)]
-pub const fn check_template(template: &str, values: usize) {
+pub const fn check_template(template: &str, splats: &[bool]) {
+    if let Some(reason) = template_error(template, splats) {
+        panic!("{}", reason);
+    }
+}
+
+/// Why an `sh!` template is refused for these values, or `None` when it is accepted: every `{` and `}` is part
+/// of `{}`, `{{` or `}}`; every `{}` stands where a quoted value stays one word, whatever
+/// shell runs it (dash, bash, bash in POSIX mode); a splat (`splats[k]` is true for the
+/// `k`th value) is a whole word of its own; and there are as many `{}` as values.
+///
+/// Where the shells disagree about the template, it is refused: that is the safe answer.
+#[doc(hidden)]
+pub const fn template_error(template: &str, splats: &[bool]) -> Option<&'static str> {
     let t = template.as_bytes();
+    let values = splats.len();
     let mut stack = [TOP; MAX_DEPTH];
     let mut depth = 1;
     let mut placeholders = 0;
     let mut escaped = false;
     let mut comment = false;
     let mut heredoc = false;
+    // A `$'` was seen: dash 0.5.12 and bash read everything after it differently.
+    let mut dollar_quote = false;
     let mut word_start = true;
     let mut after_dollar = false;
+    // Right after `$NAME`, `$$`, `$1` or `$?`: a value there could extend the name.
+    let mut after_param = false;
+    // Right after an unquoted `~`: a value such as `root` would make `~root`, a home directory.
+    let mut after_tilde = false;
+    // The previous item is a blank (or the template starts here), outside quotes.
+    let mut after_blank = true;
+    // A placeholder is part of the word being read (so a later `=` could make it an
+    // assignment).
+    let mut placeholder_in_word = false;
     let mut i = 0;
     while i < t.len() {
-        let (item, len) = decode(t, i);
         let top = stack[depth - 1];
+        // Line continuations vanish before anything else, except in single quotes and
+        // after a backslash. (In a comment too: that can only keep more of the template
+        // out of reach of placeholders.)
+        if !escaped && top != SQ && is_continuation(t, i) {
+            i += 2;
+            continue;
+        }
+        let (item, len) = decode(t, i);
+        if item == BAD_OPEN {
+            return Some(
+                "sh!: a `{` in the template must be `{}` (a placeholder) or `{{` (a literal `{`)",
+            );
+        }
+        if item == BAD_CLOSE {
+            return Some("sh!: a `}` in the template must be written `}}`");
+        }
         if item == PLACEHOLDER {
             if top == SQ || top == DQ || top == DSQ {
-                panic!("sh!: a `{{}}` placeholder inside quotes: values are quoted for you, so remove the quotes around it");
+                return Some("sh!: a `{}` placeholder inside quotes: values are quoted for you, so remove the quotes around it");
             }
             if escaped {
-                panic!("sh!: a `{{}}` placeholder right after a backslash");
+                return Some("sh!: a `{}` placeholder right after a backslash");
             }
             if after_dollar {
-                panic!("sh!: a `{{}}` placeholder right after `$` (it would read as `$'...'`); write `${{{{NAME}}}}` to expand a variable");
+                return Some("sh!: a `{}` placeholder right after `$` (it would read as `$'...'`); write `${{NAME}}` to expand a variable");
+            }
+            if after_tilde {
+                return Some("sh!: a `{}` placeholder right after `~`: a value such as `root` would expand to a home directory; write `~/{}` or quote the `~`");
+            }
+            if after_param {
+                return Some("sh!: a `{}` placeholder right after a parameter such as `$NAME` or `$$`: a value could extend its name; write `${{NAME}}`");
             }
             if comment {
-                panic!("sh!: a `{{}}` placeholder inside a `#` comment");
+                return Some("sh!: a `{}` placeholder inside a `#` comment");
             }
             if heredoc {
-                panic!("sh!: a `{{}}` placeholder after a here-document `<<`, whose body is not quoted");
+                return Some(
+                    "sh!: a `{}` placeholder after a here-document `<<`, whose body is not quoted",
+                );
+            }
+            if dollar_quote {
+                return Some("sh!: a `{}` placeholder after `$'...'`: dash 0.5.12 has no `$'...'` and reads the rest of the template differently from bash");
             }
             if top == BQ {
-                panic!("sh!: a `{{}}` placeholder inside backquotes; use `$(...)` instead");
+                return Some("sh!: a `{}` placeholder inside backquotes; use `$(...)` instead");
             }
             if top == BRACE {
-                panic!("sh!: a `{{}}` placeholder inside `${{{{...}}}}`");
+                return Some("sh!: a `{}` placeholder inside `${{...}}`");
             }
-            if top == ARITH || top == ARITH_PAREN {
-                panic!("sh!: a `{{}}` placeholder inside `$((...))`");
+            if top == ARITH || top == ARITH_PAREN || top == ARITH_CMD {
+                return Some("sh!: a `{}` placeholder inside `$((...))` or `((...))`, whose arithmetic runs `$(...)` even from a quoted value");
+            }
+            let (next, at) = peek(t, i + len);
+            if at < t.len() && (next == b'<' || next == b'>') {
+                return Some("sh!: a `{}` placeholder right before `<` or `>`: a number would be read as a file descriptor; put a space between");
+            }
+            if placeholders < values && splats[placeholders] {
+                if !after_blank {
+                    return Some("sh!: a splat `{}` (`..values`) glued to what comes before it: it must be a whole word, with a blank before it");
+                }
+                if !ends_splat(next, at, t.len()) {
+                    return Some("sh!: a splat `{}` (`..values`) glued to what comes after it: it must be a whole word, with a blank or `;`, `|`, `&`, `)` after it");
+                }
             }
             placeholders += 1;
+            placeholder_in_word = true;
             word_start = false;
+            after_blank = false;
             i += len;
             continue;
         }
         let c = item as u8;
-        let next = if i + len < t.len() { t[i + len] } else { 0 };
+        let (next, next_at) = peek(t, i + len);
         let was_after_dollar = after_dollar;
         after_dollar = false;
+        after_param = false;
+        after_tilde = false;
+        after_blank = false;
         i += len;
         if escaped {
             escaped = false;
@@ -392,11 +724,13 @@ pub const fn check_template(template: &str, values: usize) {
             if c == b'\n' {
                 comment = false;
                 word_start = true;
+                after_blank = true;
+                placeholder_in_word = false;
             }
             continue;
         }
         if depth == MAX_DEPTH {
-            panic!("sh!: the template nests too deeply");
+            return Some("sh!: the template nests too deeply");
         }
         if top == SQ {
             if c == b'\'' {
@@ -412,13 +746,23 @@ pub const fn check_template(template: &str, values: usize) {
             }
             continue;
         }
-        if top == ARITH || top == ARITH_PAREN {
+        if top == ARITH || top == ARITH_PAREN || top == ARITH_CMD {
             if c == b'(' {
                 stack[depth] = ARITH_PAREN;
                 depth += 1;
             } else if c == b')' {
-                if top == ARITH && next == b')' {
-                    i += 1;
+                if top == ARITH || top == ARITH_CMD {
+                    // dash ends `$((` only at `))`; bash may read `$((a) ...)` as `$( (a) ...)`.
+                    if next != b')' || next_at >= t.len() {
+                        return Some("sh!: a `$((` or `((` that does not end with `))`: dash and bash read it differently; write `$( (` for a subshell");
+                    }
+                    i = next_at + 1;
+                    // `$((1))#x` is one word; after the command `((1))`, `#x` is a comment.
+                    word_start = top == ARITH_CMD;
+                    after_blank = false;
+                    if word_start {
+                        placeholder_in_word = false;
+                    }
                 }
                 depth -= 1;
             }
@@ -431,7 +775,13 @@ pub const fn check_template(template: &str, values: usize) {
             b'"' if top == DQ => depth -= 1,
             b'}' if top == BRACE => depth -= 1,
             b'\'' if top != DQ => {
+                if top == BRACE && brace_in_double_quotes(&stack, depth) {
+                    return Some("sh!: a `'` inside `\"${{...}}\"`: dash and bash in POSIX mode read it as a literal, bash as a quote");
+                }
                 stack[depth] = if was_after_dollar { DSQ } else { SQ };
+                if was_after_dollar {
+                    dollar_quote = true;
+                }
                 depth += 1;
             }
             b'"' => {
@@ -443,15 +793,45 @@ pub const fn check_template(template: &str, values: usize) {
                 depth += 1;
             }
             b'$' => {
-                if next == b'(' && i + 1 < t.len() && t[i + 1] == b'(' {
-                    stack[depth] = ARITH;
-                    i += 2;
-                } else if next == b'(' {
-                    stack[depth] = CMD;
-                    i += 1;
-                } else if next == b'{' && i + 1 < t.len() && t[i + 1] == b'{' {
+                if next == b'(' {
+                    let (second, second_at) = peek(t, next_at + 1);
+                    if second == b'(' && second_at < t.len() {
+                        stack[depth] = ARITH;
+                        i = second_at + 1;
+                    } else {
+                        stack[depth] = CMD;
+                        i = next_at + 1;
+                    }
+                } else if next == b'{' && next_at + 1 < t.len() && t[next_at + 1] == b'{' {
                     stack[depth] = BRACE;
-                    i += 2;
+                    i = next_at + 2;
+                } else if next == b'[' {
+                    return Some("sh!: `$[` is bash's old arithmetic expansion (dash reads it as text): write `$((...))`");
+                } else if next_at < t.len()
+                    && (next == b'$'
+                        || next.is_ascii_digit()
+                        || matches!(next, b'?' | b'#' | b'!' | b'-' | b'@' | b'*'))
+                {
+                    // A special parameter: `$$` is one, so `$$(`, `$$'` and `$${{` are not
+                    // `$(`, `$'` and `${{`.
+                    i = next_at + 1;
+                    after_param = true;
+                    word_start = false;
+                    continue;
+                } else if next.is_ascii_alphabetic() || next == b'_' {
+                    let mut k = next_at;
+                    loop {
+                        let (n, at) = peek(t, k);
+                        if at < t.len() && (n.is_ascii_alphanumeric() || n == b'_') {
+                            k = at + 1;
+                        } else {
+                            break;
+                        }
+                    }
+                    i = k;
+                    after_param = true;
+                    word_start = false;
+                    continue;
                 } else {
                     after_dollar = true;
                     word_start = false;
@@ -459,32 +839,53 @@ pub const fn check_template(template: &str, values: usize) {
                 }
                 depth += 1;
                 word_start = true;
+                after_blank = true;
                 continue;
             }
             b'(' if code => {
+                if next == b'(' && next_at < t.len() {
+                    // bash's arithmetic command (dash: two subshells).
+                    stack[depth] = ARITH_CMD;
+                    i = next_at + 1;
+                    depth += 1;
+                    continue;
+                }
                 stack[depth] = PAREN;
                 depth += 1;
             }
             b')' if top == CMD || top == PAREN => depth -= 1,
             b'#' if code && word_start => comment = true,
+            b'~' if code || top == BRACE => after_tilde = true,
             b'<' if code && next == b'<' => heredoc = true,
+            b'=' if code && placeholder_in_word => {
+                return Some("sh!: a `{}` placeholder before `=` in the same word: a value such as `PATH` would make the word an assignment")
+            }
             b'c' if code && word_start && depth > 1 && is_case(t, i - 1) => {
-                panic!("sh!: `case` inside `$(...)` or `(...)` is not supported by the template checker")
+                return Some("sh!: `case` inside `$(...)` or `(...)` is not supported by the template checker")
             }
             _ => {}
         }
+        let blank = matches!(c, b' ' | b'\t' | b'\n');
+        // After the `)` of `$(...)` the word goes on (`$(x)#y` is one word); after the `)`
+        // of a subshell a new one starts.
         word_start = code
-            && matches!(c, b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'(' | b')' | b'<' | b'>');
+            && !(c == b')' && top == CMD)
+            && (blank || matches!(c, b';' | b'&' | b'|' | b'(' | b')' | b'<' | b'>'));
+        after_blank = code && blank;
+        if word_start {
+            placeholder_in_word = false;
+        }
     }
     if depth != 1 || escaped {
-        panic!("sh!: the template has an unterminated quote, `$(`, `${{{{`, backquote or trailing backslash");
+        return Some("sh!: the template has an unterminated quote, `$(`, `${{`, backquote or trailing backslash");
     }
     if placeholders < values {
-        panic!("sh!: more values than `{{}}` placeholders in the template");
+        return Some("sh!: more values than `{}` placeholders in the template");
     }
     if placeholders > values {
-        panic!("sh!: more `{{}}` placeholders in the template than values");
+        return Some("sh!: more `{}` placeholders in the template than values");
     }
+    None
 }
 
 #[cfg(test)]
@@ -492,7 +893,11 @@ mod tests {
     use super::*;
 
     fn accepts(template: &str, values: usize) -> bool {
-        std::panic::catch_unwind(|| check_template(template, values)).is_ok()
+        std::panic::catch_unwind(|| check_template(template, &vec![false; values])).is_ok()
+    }
+
+    fn accepts_splats(template: &str, splats: &[bool]) -> bool {
+        std::panic::catch_unwind(|| check_template(template, splats)).is_ok()
     }
 
     fn script(template: &'static str, values: &[&str]) -> String {
@@ -522,7 +927,7 @@ mod tests {
             "a{}b --opt={} X={} {}",
             "echo $({}) \"$(cat {})\" $(echo ')' {})",
             "(cd {} && ls) | grep -- {}",
-            "echo 'a' \"b\" $'c' {}",
+            "echo 'a' \"b\" {}",
             "echo ${{HOME}}/{} $((1 + (2))) {}",
             "echo a#b {}",
             "echo \\' {}",
@@ -530,6 +935,18 @@ mod tests {
             "case {} in a) echo;; esac",
             "x=`echo a` {}",
             "echo \"${{x:-\"}}\"}}\" {}",
+            // Issue 16: what stays accepted next to the new refusals.
+            "echo ${{x:-'a b'}} {}",
+            "echo $$ $? {} $1 {}",
+            "echo ${{P}}{} $(true){} $((1)){}",
+            "echo a\\\n{}",
+            "echo \\\\\n{}",
+            "( (true) ) && echo {}",
+            "echo {} 2>/dev/null",
+            "echo --opt={}",
+            "echo ~/{} ~+/{}",
+            "((1))#'\n{} ''",
+            "echo $${{x}} {}",
         ] {
             let n = ok.matches("{}").count() - ok.matches("{{}}").count();
             assert!(accepts(ok, n), "{ok}");
@@ -553,10 +970,56 @@ mod tests {
             "echo \"",
             "echo $(",
             "echo \\",
+            // Issue 16, class 1: `$'` puts dash 0.5.12 out of phase with bash.
+            "printf $'%s: it\\'s %s\\n' {} {}",
+            "echo $'a' {}",
+            // Class 2: a line continuation is deleted, never an escaped character.
+            "echo \\\n#x {}",
+            "cat <\\\n<EOF\n{}\nEOF",
+            "echo $\\\n(echo `{}`)",
+            "echo $\\\n((1 + {}))",
+            "echo $(ca\\\nse x in x) {};; esac)",
+            "echo $\\\n{}",
+            // Class 3: the grammar of dash and bash.
+            "echo $(true)#'\n{}'",
+            "echo $((1))#'\n{}'",
+            "((1))#'\n' {} ''",
+            "echo \"${{x:-'}}\" {} \"'\"",
+            "echo $((echo a) ; echo {})",
+            "echo $$'{}'",
+            // Class 4: arithmetic that runs `$(...)` from a quoted value.
+            "(( {} ))",
+            "((x = {} + 1))",
+            "echo $[ {} ]",
+            "echo $[1] {}",
+            // Class 5: a plain value extending a parameter name, or becoming an assignment
+            // or a file descriptor.
+            "echo $P{}",
+            "echo $_{}",
+            "echo $1{}",
+            "echo $${}",
+            "{}=x true",
+            "a{}=x true",
+            "echo {}>/dev/null",
+            "echo {}<&0",
+            "echo ~{}",
+            "echo x=~{}",
         ] {
             let n = bad.matches("{}").count();
             assert!(!accepts(bad, n), "{bad}");
         }
+    }
+
+    #[test]
+    fn splats_must_be_whole_words() {
+        for ok in ["ls {}", "ls -l {} | wc", "(ls {})", "ls {};true", "ls {}\n", "ls\t{}&"] {
+            assert!(accepts_splats(ok, &[true]), "{ok}");
+        }
+        for bad in ["X={} true", "ls a{}", "ls {}#x", "ls {}b", "ls '{}'", "ls \\\n{}x"] {
+            assert!(!accepts_splats(bad, &[true]), "{bad}");
+        }
+        assert!(accepts_splats("X={} ls {}", &[false, true]));
+        assert!(!accepts_splats("X={} ls {}", &[true, false]));
     }
 
     #[test]

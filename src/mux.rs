@@ -548,6 +548,20 @@ impl Mux {
         Ok(round.progress)
     }
 
+    /// Makes `next_event*` return `Ok(None)` as soon as `rd` is readable (the mux drains it),
+    /// so that a driver that owns the mux on its own thread can also serve other inputs (the
+    /// supervisor's control pipe). Call [`rearm`](Mux::rearm) before each wait.
+    pub(crate) fn wake_on(&mut self, rd: OwnedFd) {
+        self.waker = Some(Waker { rd, woken: false });
+    }
+
+    /// Clears the "woken" mark left by the [`wake_on`](Mux::wake_on) pipe.
+    pub(crate) fn rearm(&mut self) {
+        if let Some(w) = &mut self.waker {
+            w.woken = false;
+        }
+    }
+
     /// Moves the mux to a thread of its own and returns its events as a [`Receiver`], for
     /// `select!` over children, timers and other channels; and a [`MuxSender`] to add children
     /// while it runs.

@@ -41,10 +41,19 @@
 //! refuses it with [`QuoteError::Nul`] rather than truncating the word.
 //!
 //! This is the rule of Python's `shlex.quote` with a safe set that also holds in command
-//! position. It does not use `$'...'`, which dash 0.5.12 (Debian 12's `/bin/sh`) reads as a
-//! `$` followed by a single-quoted string. The rule is fuzzed against dash and bash: for any
-//! bytes without NUL, both shells read the quoted form back as exactly one word with exactly
-//! those bytes, in a C and in a UTF-8 locale and in bash's POSIX mode.
+//! position, and one exception for multibyte locales: ASCII digits that end a single-quoted
+//! run right after a byte >= 0x80 are written after the closing quote (`'中'0`, not `'中0'`).
+//! In GB18030 a byte 0x81-0xfe and a digit start a four-byte character, and bash swallows
+//! the byte after them, even a closing quote, into that character. It does not use `$'...'`,
+//! which dash 0.5.12 (Debian 12's `/bin/sh`) reads as a `$` followed by a single-quoted
+//! string. The rule is fuzzed against dash and bash: for any bytes without NUL, both shells
+//! read the quoted form back as exactly one word with exactly those bytes, in a C and in a
+//! UTF-8 locale, in bash's POSIX mode, and in bash under GB18030, GBK, Big5, Big5-HKSCS and
+//! Shift-JIS (every 1- and 2-byte word is checked exhaustively there). A quoted newline
+//! followed by `^` gets an empty `''` between them, so that no line of the output starts
+//! with `^` (a history substitution if the line is pasted into an interactive bash). [`join`]
+//! writes other bytes as they are, invisible characters included: to show a command to a
+//! person, use [`display`].
 //!
 //! Quoting decides how the shell *splits* a command into words; it cannot stop the command
 //! from treating a word as code. `eval {}`, `sh -c {}`, `find -exec`, and bash's arithmetic
@@ -72,9 +81,13 @@
 //! arithmetic), backquotes, the globs `*`, `?`, `[`, a `~` that could be expanded, `{ }`, `!`,
 //! the operators `| & ; ( )`, the redirections `< >`, a `#` comment, a second command after a
 //! newline, a first word that is an assignment (`NAME=value`) or a reserved word, and
-//! unterminated quotes. It also refuses the one construct found (by fuzzing against the real
+//! unterminated quotes. It also refuses the constructs found (by fuzzing against the real
 //! shells) that bash reads differently from POSIX: a backslash before byte 0x01 or 0x7f inside
-//! double quotes.
+//! double quotes, and syntax that bash in a multibyte locale reads as part of the character
+//! before it ([`Syntax::Multibyte`]): a backslash right after a byte >= 0x80 (`\xb3\\;id`
+//! is one word for a byte reader and two commands for bash in Big5, GBK, GB18030 and
+//! Shift-JIS), and a quote, blank or other syntax right after a byte >= 0x80 and a digit. So
+//! what `split` accepts means the same in every locale.
 //!
 //! ```
 //! use offspring::quote::{self, Syntax};
@@ -214,6 +227,13 @@ pub enum Syntax {
     /// 0x7f inside double quotes (bash uses those bytes internally, and `"\<0x01>\\"` gives
     /// it one backslash too many).
     Unportable,
+    /// A byte that bash, in a multibyte locale it supports, reads as part of the character
+    /// before it: a `\` right after a byte >= 0x80 (the second byte of a Big5, GBK, GB18030
+    /// or Shift-JIS character, so `\xb3\\;id` runs `id` there), or a quote, a blank or
+    /// other syntax right after a byte >= 0x80 and a digit (the start of a four-byte GB18030
+    /// character, which swallows the next byte). [`split`] reads bytes, as a shell does in the
+    /// C and UTF-8 locales, so it refuses these rather than guess the locale.
+    Multibyte,
 }
 
 impl Syntax {
@@ -232,6 +252,7 @@ impl Syntax {
             Syntax::Assignment => "the first word",
             Syntax::ReservedWord => "the first word",
             Syntax::Unportable => "a backslash before byte 0x01 or 0x7f in double quotes",
+            Syntax::Multibyte => "shell syntax right after a byte >= 0x80",
         }
     }
 
@@ -250,6 +271,9 @@ impl Syntax {
             Syntax::Assignment => "a variable assignment",
             Syntax::ReservedWord => "a reserved word",
             Syntax::Unportable => "read differently by bash and by POSIX shells",
+            Syntax::Multibyte => {
+                "read by bash in Big5, GBK, GB18030 and Shift-JIS locales as part of a character"
+            }
         }
     }
 }
@@ -331,15 +355,48 @@ fn push_quoted(out: &mut Vec<u8>, w: &[u8]) {
     let mut rest = w;
     while !rest.is_empty() {
         let quotes = rest.iter().take_while(|&&b| b == b'\'').count();
-        let (run, open) = if quotes > 0 {
-            (quotes, b'"')
-        } else {
-            (rest.iter().position(|&b| b == b'\'').unwrap_or(rest.len()), b'\'')
-        };
-        out.push(open);
-        out.extend_from_slice(&rest[..run]);
-        out.push(open);
+        if quotes > 0 {
+            out.push(b'"');
+            out.extend_from_slice(&rest[..quotes]);
+            out.push(b'"');
+            rest = &rest[quotes..];
+            continue;
+        }
+        let run = rest.iter().position(|&b| b == b'\'').unwrap_or(rest.len());
+        let (quoted, digits) = rest[..run].split_at(multibyte_safe_end(&rest[..run]));
+        out.push(b'\'');
+        // A line that starts with `^` is a history substitution when the command is pasted
+        // into an interactive bash: close and reopen the quote after such a newline, so the
+        // line starts with `'` (`'a<newline>''^b'` is still the one word `a<newline>^b`).
+        for (i, &b) in quoted.iter().enumerate() {
+            if b == b'^' && i > 0 && quoted[i - 1] == b'\n' {
+                out.extend_from_slice(b"''");
+            }
+            out.push(b);
+        }
+        out.push(b'\'');
+        // Digits are plain bytes: they need no quotes.
+        out.extend_from_slice(digits);
         rest = &rest[run..];
+    }
+}
+
+/// Where a single-quoted `run` may end so that bash in a GB18030 locale still sees the
+/// closing quote: before the ASCII digits that end the run right after a byte >= 0x80.
+///
+/// In GB18030 a byte 0x81-0xfe followed by a digit starts a four-byte character, and bash
+/// (which reads its input one character at a time in multibyte locales) swallows the byte
+/// after such a pair into that character, even a closing `'`: `'中0'` does not close. Ending
+/// the quote right after the byte >= 0x80 and writing the digits unquoted (`'中'0`) is exact
+/// in every locale: a quote is never the second byte of a character in any of them. Found by
+/// the issue-16 audit; checked exhaustively over 1- and 2-byte words in `tests/it/shellsafe.rs`.
+fn multibyte_safe_end(run: &[u8]) -> usize {
+    let digits = run.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    let end = run.len() - digits;
+    if digits > 0 && end > 0 && run[end - 1] >= 0x80 {
+        end
+    } else {
+        run.len()
     }
 }
 
@@ -566,6 +623,24 @@ impl<'a> Splitter<'a> {
         QuoteError::Unsupported { offset, syntax }
     }
 
+    /// Whether bash, in some multibyte locale, may read the byte at `at` as part of the
+    /// character before it (see [`Syntax::Multibyte`]): a `\` right after a byte >= 0x80, or
+    /// any byte after a byte >= 0x80 and a digit.
+    fn swallowed(&self, at: usize) -> bool {
+        let before = |n: usize| at.checked_sub(n).map(|i| self.line[i]);
+        (self.line[at] == b'\\' && before(1).is_some_and(|b| b >= 0x80))
+            || (before(1).is_some_and(|b| b.is_ascii_digit())
+                && before(2).is_some_and(|b| b >= 0x80))
+    }
+
+    /// Refuses the syntax byte at `at` if bash may swallow it.
+    fn check_swallowed(&self, at: usize) -> Result<(), QuoteError> {
+        if self.swallowed(at) {
+            return Err(self.unsupported(at, Syntax::Multibyte));
+        }
+        Ok(())
+    }
+
     /// The current word, starting one (and refusing a second command) if needed.
     fn word(&mut self) -> Result<&mut Vec<u8>, QuoteError> {
         if self.word.is_none() {
@@ -611,6 +686,10 @@ impl<'a> Splitter<'a> {
     fn run(mut self) -> Result<Vec<Vec<u8>>, QuoteError> {
         while let Some(&b) = self.line.get(self.i) {
             let at = self.i;
+            // Bytes that are literal in a word mean the same when swallowed; others do not.
+            if !(is_safe_byte(b) || b >= 0x80) {
+                self.check_swallowed(at)?;
+            }
             let syntax = match b {
                 b' ' | b'\t' => {
                     self.end_word()?;
@@ -676,6 +755,7 @@ impl<'a> Splitter<'a> {
         if let Some(nul) = body[..len].iter().position(|&b| b == 0) {
             return Err(QuoteError::Nul { index: 0, offset: open + 1 + nul });
         }
+        self.check_swallowed(open + 1 + len)?;
         self.push_quoted(&body[..len])?;
         self.i = open + 1 + len + 1;
         Ok(())
@@ -689,6 +769,9 @@ impl<'a> Splitter<'a> {
         let mut i = open + 1;
         loop {
             let b = *self.line.get(i).ok_or(unterminated)?;
+            if matches!(b, b'"' | b'\\' | b'$' | b'`') {
+                self.check_swallowed(i)?;
+            }
             match b {
                 b'"' => break,
                 b'\\' => match *self.line.get(i + 1).ok_or(unterminated)? {
@@ -723,12 +806,16 @@ impl<'a> Splitter<'a> {
 ///
 /// For logs and error messages (offspring's own errors use it). Unlike [`join`] it never
 /// fails and returns a `String` whatever the bytes: words are quoted as by [`quote`], and
-/// bytes that are not UTF-8, control characters other than newline, and the invisible
-/// Unicode controls that reorder text (bidi overrides) are written as `"$(printf '\ooo')"`
-/// with octal escapes, so a terminal shows them without acting on them and a shell still
-/// rebuilds the exact bytes. A newline stays a newline inside single quotes, because
-/// command substitution would drop it. A NUL byte, which no argv can hold, is shown the same
-/// way as `\000` (a shell would drop it).
+/// bytes that are not UTF-8, control characters other than newline, the Unicode controls
+/// that reorder text (bidi overrides), and characters a terminal shows as nothing or as a
+/// plain space (zero-width and format characters such as U+2060 and U+00AD, variation
+/// selectors, tags, Hangul fillers, U+2028, every space but U+0020) are written as
+/// `"$(printf '\ooo')"` with octal escapes, so a terminal shows them without acting on them,
+/// two different command lines never look the same, and a shell still rebuilds the exact
+/// bytes. A newline stays a newline inside single quotes, because command substitution would
+/// drop it; a `^` right after it is escaped too (pasted into an interactive bash, a line that
+/// starts with `^` is a history substitution). A NUL byte, which no argv can hold, is shown
+/// the same way as `\000` (a shell would drop it).
 ///
 /// # Examples
 ///
@@ -772,13 +859,49 @@ enum Piece {
     Quotes,
     /// Bytes that are written with printf octal escapes.
     Octal,
+    /// ASCII digits, unquoted.
+    Bare,
 }
 
 /// Whether `c` is shown through printf: control characters except newline, and the Unicode
-/// format characters that reorder or hide text.
+/// characters that reorder text or that a terminal shows as nothing or as a plain space, so
+/// that two different command lines could look the same: bidi controls, format characters
+/// (zero-width, invisible operators, soft hyphen, tags), variation selectors, fillers, and
+/// every space but U+0020.
 fn is_hidden(c: char) -> bool {
     (c.is_control() && c != '\n')
-        || matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+        || matches!(
+            c,
+            '\u{a0}'
+                | '\u{ad}'
+                | '\u{34f}'
+                | '\u{600}'..='\u{605}'
+                | '\u{61c}'
+                | '\u{6dd}'
+                | '\u{70f}'
+                | '\u{890}'..='\u{891}'
+                | '\u{8e2}'
+                | '\u{115f}'..='\u{1160}'
+                | '\u{1680}'
+                | '\u{17b4}'..='\u{17b5}'
+                | '\u{180b}'..='\u{180f}'
+                | '\u{2000}'..='\u{200f}'
+                | '\u{2028}'..='\u{202f}'
+                | '\u{205f}'..='\u{206f}'
+                | '\u{2800}'
+                | '\u{3000}'
+                | '\u{3164}'
+                | '\u{fe00}'..='\u{fe0f}'
+                | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{fff0}'..='\u{fffb}'
+                | '\u{110bd}'
+                | '\u{110cd}'
+                | '\u{13430}'..='\u{1343f}'
+                | '\u{1bca0}'..='\u{1bca3}'
+                | '\u{1d173}'..='\u{1d17a}'
+                | '\u{e0000}'..='\u{e0fff}'
+        )
 }
 
 /// Appends one word for [`display`].
@@ -793,6 +916,7 @@ fn push_display(out: &mut String, w: &[u8]) {
         return;
     }
     let mut open = None;
+    let mut prev = None;
     let mut rest = w;
     while !rest.is_empty() {
         let (valid, invalid) = match std::str::from_utf8(rest) {
@@ -808,22 +932,33 @@ fn push_display(out: &mut String, w: &[u8]) {
             if c == '\'' {
                 switch_piece(out, &mut open, Piece::Quotes);
                 out.push(c);
-            } else if is_hidden(c) {
+            } else if is_hidden(c) || (c == '^' && prev == Some('\n')) {
+                // (A `^` that starts a line is a history substitution when pasted into an
+                // interactive bash.)
                 switch_piece(out, &mut open, Piece::Octal);
                 let mut buf = [0; 4];
                 for b in c.encode_utf8(&mut buf).bytes() {
                     push_octal(out, b);
                 }
+            } else if c.is_ascii_digit()
+                && (open == Some(Piece::Bare) || prev.is_some_and(|p| !p.is_ascii()))
+            {
+                // Digits after a non-ASCII character go outside the quotes, as in [`quote`]:
+                // bash in a GB18030 locale would not see a closing quote after them.
+                switch_piece(out, &mut open, Piece::Bare);
+                out.push(c);
             } else {
                 switch_piece(out, &mut open, Piece::Text);
                 out.push(c);
             }
+            prev = Some(c);
         }
         if !invalid.is_empty() {
             switch_piece(out, &mut open, Piece::Octal);
             for &b in invalid {
                 push_octal(out, b);
             }
+            prev = None;
         }
         rest = &rest[valid.len() + invalid.len()..];
     }
@@ -836,7 +971,7 @@ fn close_piece(out: &mut String, open: Option<Piece>) {
         Some(Piece::Text) => out.push('\''),
         Some(Piece::Quotes) => out.push('"'),
         Some(Piece::Octal) => out.push_str("')\""),
-        None => {}
+        Some(Piece::Bare) | None => {}
     }
 }
 
@@ -848,6 +983,7 @@ fn switch_piece(out: &mut String, open: &mut Option<Piece>, to: Piece) {
             Piece::Text => "'",
             Piece::Quotes => "\"",
             Piece::Octal => "\"$(printf '",
+            Piece::Bare => "",
         });
         *open = Some(to);
     }
@@ -859,6 +995,43 @@ fn push_octal(out: &mut String, b: u8) {
     for shift in [6, 3, 0] {
         out.push(char::from(b'0' + ((b >> shift) & 7)));
     }
+}
+
+/// Text from a child (the stderr tail of an error message) made safe for a terminal, by the
+/// rule of [`display`]: newlines stay, and the bytes `display` would write through printf
+/// (control characters, escape sequences, invisible and bidi characters, bytes that are not
+/// UTF-8) become `\ooo` octal escapes, as they would appear inside its `printf '...'`; a
+/// backslash is written `\\`, so the text reads back unambiguously.
+pub(crate) fn display_text(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (valid, invalid) = match std::str::from_utf8(rest) {
+            Ok(text) => (text, &[][..]),
+            Err(e) => {
+                let (text, tail) = rest.split_at(e.valid_up_to());
+                let bad = e.error_len().unwrap_or(tail.len());
+                (std::str::from_utf8(text).unwrap_or_default(), &tail[..bad])
+            }
+        };
+        for c in valid.chars() {
+            if c == '\\' {
+                out.push_str("\\\\");
+            } else if is_hidden(c) {
+                let mut buf = [0; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    push_octal(&mut out, b);
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        for &b in invalid {
+            push_octal(&mut out, b);
+        }
+        rest = &rest[valid.len() + invalid.len()..];
+    }
+    out
 }
 
 /// An argv quoted for display (error messages, logs): see [`display`].
@@ -929,6 +1102,14 @@ mod tests {
         assert_eq!(q(b""), b"''");
         assert_eq!(q(b"a\nb"), b"'a\nb'");
         assert_eq!(q(b"\xff\xfe"), b"'\xff\xfe'");
+        // Issue 16: no line starts with `^`, and no closing quote follows a byte >= 0x80
+        // and a digit.
+        assert_eq!(q(b"a\n^b^c"), b"'a\n''^b^c'");
+        assert_eq!(q(b"\n^"), b"'\n''^'");
+        assert_eq!(q("\u{4e2d}0".as_bytes()), "'\u{4e2d}'0".as_bytes());
+        assert_eq!(q(b"\xad012'x"), b"'\xad'012\"'\"'x'");
+        assert_eq!(q(b"\xad0a"), b"'\xad0a'");
+        assert_eq!(q(b"0\xad"), b"'0\xad'");
     }
 
     #[test]

@@ -224,13 +224,30 @@ pub fn cwd(dir: impl AsRef<Path>) -> Result<()> {
 /// 1. Put `--` before the untrusted arguments when the program follows the POSIX convention
 ///    that `--` ends the options (most do): `cmd!("rm", "-f", "--", ..files)`. For git
 ///    revisions, where `--` means "paths follow", use `--end-of-options` (git 2.24+).
-/// 2. For a file name, [`Operand::path`] turns `-rf` into `./-rf`, which names the same file
-///    and cannot be an option.
+/// 2. For a file name, [`Operand::path`] writes every relative path as `./` followed by the
+///    path: `-rf` becomes `./-rf`, `+cmd` becomes `./+cmd`, which name the same files and
+///    cannot be read as anything but a path.
 /// 3. [`Operand::new`] refuses a value that starts with `-` (including `-` alone, which
 ///    many programs read as stdin), for values that have no safe rewriting.
 ///
-/// Both constructors also refuse a NUL byte. An `Operand` is an `AsRef<OsStr>`, so it goes
-/// wherever an argument does.
+/// A leading `-` is not the only way an argument becomes more than data. What each
+/// constructor guards, by class:
+///
+/// | an untrusted value that is | read by | [`Operand::path`] | [`Operand::new`] |
+/// | --- | --- | --- | --- |
+/// | `-x`, `--opt=v`, `-` | almost every program, as an option or stdin | `./-x`: guarded | refused |
+/// | `+cmd` | vim, more, less, old `sort`/`tail`: a command or an option | `./+cmd`: guarded | **not guarded** |
+/// | `@file` | gcc, clang, rustc, javac: a response file of more options (`-wrapper`, `-Clinker`) | `./@file`: guarded | **not guarded** |
+/// | `!`, `(`, `)` | find, test: expression operators | `./!`: guarded | **not guarded** |
+/// | `NAME=value` | make (even after `--`), env, awk, dd: an assignment | `./NAME=value`: guarded | **not guarded** |
+/// | `host:path`, `ext::cmd` | scp, rsync, git: a remote or a transport that runs `cmd` | `./host:path`: guarded | **not guarded** |
+///
+/// Some of these programs do not accept `--` either (make still reads `NAME=value` after
+/// it), so for a file name use [`Operand::path`], and for anything else check the value
+/// against what the program accepts (a branch name, a number) before it gets here.
+///
+/// Both constructors also refuse a NUL byte, and [`Operand::path`] an empty path. An
+/// `Operand` is an `AsRef<OsStr>`, so it goes wherever an argument does.
 ///
 /// # Examples
 ///
@@ -244,6 +261,9 @@ pub fn cwd(dir: impl AsRef<Path>) -> Result<()> {
 /// assert_eq!(err.kind(), ErrorKind::InvalidInput);
 ///
 /// assert_eq!(Operand::path("-rf")?.as_os_str(), "./-rf");
+/// assert_eq!(Operand::path("@flags")?.as_os_str(), "./@flags");
+/// assert_eq!(Operand::path("CC=evil")?.as_os_str(), "./CC=evil");
+/// assert_eq!(Operand::path("notes.txt")?.as_os_str(), "./notes.txt");
 /// assert_eq!(Operand::path("/etc/hosts")?.as_os_str(), "/etc/hosts");
 /// # Ok::<(), offspring::Error>(())
 /// ```
@@ -254,6 +274,9 @@ pub struct Operand(OsString);
 
 impl Operand {
     /// Accepts `value` as an operand unless it starts with `-` or contains a NUL byte.
+    ///
+    /// Only a leading `-` is refused: `+cmd`, `@file`, `!`, `NAME=value` and `host:path`
+    /// pass (see the table above); use [`Operand::path`] for file names.
     ///
     /// # Errors
     ///
@@ -272,16 +295,21 @@ impl Operand {
         Operand::checked(value)
     }
 
-    /// Accepts a file name as an operand, writing a relative path that starts with `-` as
-    /// `./` followed by the path (the same file, and no longer an option).
+    /// Accepts a file name as an operand, writing every relative path as `./` followed by
+    /// the path: the same file, and never an option, a response file, an operator, an
+    /// assignment or a remote (see the table above). An absolute path stays as it is.
     ///
     /// # Errors
     ///
-    /// An [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) error if the path
-    /// contains a NUL byte.
+    /// An [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) error if the path is
+    /// empty (it names no file, and `./` would name the current directory) or contains a
+    /// NUL byte.
     pub fn path(path: impl AsRef<Path>) -> Result<Operand> {
         let b = path.as_ref().as_os_str().as_bytes();
-        if b.first() == Some(&b'-') {
+        if b.is_empty() {
+            return Err(Error::invalid_input("operand path is empty: it names no file"));
+        }
+        if b.first() != Some(&b'/') {
             let mut dotted = OsString::from("./");
             dotted.push(path.as_ref());
             return Operand::checked(dotted);
@@ -401,8 +429,25 @@ mod tests {
         assert!(Operand::new("a\0").is_err());
         assert_eq!(Operand::path("-rf").unwrap().as_os_str(), "./-rf");
         assert_eq!(Operand::path("-").unwrap().as_os_str(), "./-");
-        assert_eq!(Operand::path("dir/-x").unwrap().as_os_str(), "dir/-x");
+        assert_eq!(Operand::path("dir/-x").unwrap().as_os_str(), "./dir/-x");
         assert!(Operand::path("-\0").is_err());
-        assert_eq!(OsString::from(Operand::path("x").unwrap()), "x");
+        assert_eq!(OsString::from(Operand::path("x").unwrap()), "./x");
+        // Issue 16: every class that is not a leading `-`.
+        for (value, dotted) in [
+            ("+cmd", "./+cmd"),
+            ("@args", "./@args"),
+            ("!", "./!"),
+            ("(", "./("),
+            ("CC=evil", "./CC=evil"),
+            ("host:path", "./host:path"),
+            ("ext::sh -c id", "./ext::sh -c id"),
+            ("./a", "././a"),
+        ] {
+            assert_eq!(Operand::path(value).unwrap().as_os_str(), dotted);
+            // `new` guards only the leading `-`, as documented.
+            assert_eq!(Operand::new(value).unwrap().as_os_str(), value);
+        }
+        assert_eq!(Operand::path("/abs/+x").unwrap().as_os_str(), "/abs/+x");
+        assert!(Operand::path("").unwrap_err().to_string().contains("path is empty"));
     }
 }

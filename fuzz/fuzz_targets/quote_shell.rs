@@ -13,7 +13,9 @@
 //! in Rust).
 //!
 //! The shells are CPU-bound, so each batch goes to dash and bash in a UTF-8 locale, and to
-//! one of bash in the C locale and bash --posix, in turn.
+//! one of the others in turn: bash in the C locale, bash --posix, and bash in each multibyte
+//! locale (GB18030, GBK, Big5, Big5-HKSCS, Shift-JIS, generated with `localedef`), bash as
+//! `sh` and dash under GB18030.
 #![no_main]
 
 use std::sync::Mutex;
@@ -77,8 +79,8 @@ fuzz_target!(
             libc::signal(libc::SIGPIPE, libc::SIG_IGN);
             libc::atexit(flush);
         }
-        let shells = Shells::installed();
-        assert!(shells.shells.len() == offspring_fuzz::shell::FLAVORS.len(), "install dash and bash first");
+        let shells = Shells::with_multibyte();
+        assert!(shells.shells.len() >= offspring_fuzz::shell::FLAVORS.len(), "install dash and bash first");
         *STATE.lock().unwrap() = Some(State {
             shells,
             pending: ShellCases::new(),
@@ -93,9 +95,9 @@ fuzz_target!(
         let display = fnv(data) % state.display_every == 0;
         state.pending.add(data, display);
         if state.pending.len() >= state.batch {
-            // dash and bash (C.UTF-8) always; then bash (C) or bash --posix, in turn.
+            // dash and bash (C.UTF-8) always; then one of the others, in turn.
             state.batches += 1;
-            let turn = 2 + state.batches % 2;
+            let turn = 2 + state.batches % (state.shells.shells.len() - 2);
             for (i, active) in state.shells.active.iter_mut().enumerate() {
                 *active = i < 2 || i == turn;
             }

@@ -6,6 +6,7 @@
 //! the fuzz targets run.
 
 #[path = "../../tests/quote_harness/props.rs"]
+pub mod ipc;
 pub mod props;
 #[path = "../../tests/quote_harness/shell.rs"]
 pub mod shell;

@@ -65,7 +65,9 @@ pub(crate) mod memfd;
 pub(crate) mod pipe;
 mod pre_exec;
 pub(crate) mod sigchld;
+pub(crate) mod socket;
 pub(crate) mod spawn;
+pub(crate) mod termsig;
 pub(crate) mod vfork;
 pub(crate) mod wait;
 

@@ -13,8 +13,8 @@
 //! two cost the same whatever the parent's memory, where `fork` copies page tables (47x
 //! slower with a 1 GiB heap, measured here), so `fork` serves only `pre_exec` hooks and what
 //! neither can do. [`posix_spawn_cannot`] is the one list of what `posix_spawn` cannot do:
-//! a user hook, credentials, umask, rlimits, a parent-death signal, a cgroup to start in
-//! (containment), or a libc that lacks
+//! a user hook, credentials, umask, rlimits, a parent-death signal, a `LISTEN_PID` to fill
+//! in (socket activation), a cgroup to start in (containment), or a libc that lacks
 //! `posix_spawn_file_actions_addchdir_np` / `addclosefrom_np`.
 //!
 //! # The child's signal state
@@ -42,7 +42,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::raw::{c_char, c_int};
 use std::sync::OnceLock;
 
-use super::cstr::{CStringArray, Envp};
+use super::cstr::{CStringArray, Envp, PidSlot};
 
 /// A user hook run in the child between fork and exec.
 pub(crate) type PreExec = Box<dyn FnMut() -> io::Result<()> + Send + Sync>;
@@ -87,6 +87,8 @@ pub(crate) struct SpawnRequest<'a> {
     pub(crate) pre_exec: &'a mut [PreExec],
     /// Test switch: take this path (the vfork path falls back to fork where unavailable).
     pub(crate) force: Option<PathTaken>,
+    /// Socket activation: where the child writes its own pid into its `LISTEN_PID`.
+    pub(crate) pid_slot: Option<PidSlot>,
     /// The fork path's failure-report pipe, kept open in the child when closing fds; -1.
     pub(crate) report_fd: RawFd,
     /// Containment: the child starts in this cgroup (see `src/tree.rs`).
@@ -168,6 +170,8 @@ pub(crate) fn posix_spawn_cannot(req: &SpawnRequest<'_>) -> Option<&'static str>
         Some("rlimits")
     } else if req.parent_death_signal.is_some() {
         Some("parent-death signal")
+    } else if req.pid_slot.is_some() {
+        Some("socket activation (LISTEN_PID is written in the child)")
     } else if req.cgroup.is_some() {
         Some("cgroup containment")
     } else if req.cwd.is_some() && libc_fns().addchdir.is_none() {
@@ -559,7 +563,7 @@ fn errno() -> c_int {
 /// `clone3` with `CLONE_VM`, where the kernel cleared the signal handlers), in a process that may have had other threads: so
 /// this code makes only async-signal-safe calls (`dup2`, `close`, `chdir`,
 /// `setsid`, `setpgid`, `setrlimit`, `umask`, `prctl`, raw credential syscalls,
-/// `sigaction`, `sigprocmask`, `execve`, `write`, `_exit`), allocates and frees nothing,
+/// `sigaction`, `sigprocmask`, `getpid`, `execve`, `write`, `_exit`), allocates and frees nothing,
 /// takes no lock and drops nothing that owns memory. Everything it reads was prepared by the
 /// parent before the fork. The user's `pre_exec` hooks are bound by the same rules, as
 /// documented on `Command::pre_exec`.
@@ -679,6 +683,12 @@ pub(crate) unsafe fn child_setup(req: &mut SpawnRequest<'_>) -> (c_int, ChildSta
                 }
             }
             std::mem::forget(guard);
+        }
+        if let Some(slot) = req.pid_slot {
+            // `getpid` is a plain system call (glibc caches nothing since 2.25), so it is
+            // the child's own pid on the vfork path too; the slot belongs to this spawn's
+            // environment only.
+            slot.fill(libc::getpid() as u32);
         }
         libc::execve(req.program.as_ptr(), req.argv.as_ptr(), req.envp.as_ptr());
         (errno(), ChildStage::Exec)

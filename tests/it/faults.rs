@@ -409,8 +409,17 @@ fn aim_next_pid(pid: u32) -> bool {
 
 /// A std child (not offspring's) running `sleep-forever`, with pid `pid`; `group` makes it
 /// lead a process group of its own.
+///
+/// The number may still be taken for a while after its process has left `/proc`: since Linux
+/// 6.15 an exiting task unhashes itself (no `/proc` entry, `kill` gives `ESRCH`, a waiter
+/// under `SIG_IGN` gets `ECHILD`) and frees its number only afterwards, outside
+/// `tasklist_lock`. With `SIGCHLD` ignored the dying child does that itself, so on a loaded
+/// machine it may be preempted in between for a long time. Retrying at once only competes
+/// with it for the CPU; pause between tries and give up only after a generous deadline.
 fn stranger_at(pid: u32, group: bool) -> std::process::Child {
-    for _ in 0..200 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut tries = 0;
+    loop {
         assert!(aim_next_pid(pid), "cannot write ns_last_pid");
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_offspring-fixture"));
         cmd.arg("sleep-forever").stdout(std::process::Stdio::null());
@@ -418,17 +427,36 @@ fn stranger_at(pid: u32, group: bool) -> std::process::Child {
             cmd.process_group(0);
         }
         let mut c = cmd.spawn().unwrap();
+        tries += 1;
         if c.id() == pid {
             return c;
         }
         c.kill().unwrap();
         let _ = c.wait();
+        assert!(Instant::now() < deadline, "could not get pid {pid} reused in {tries} tries");
+        pause(ms(20));
     }
-    panic!("could not get pid {pid} reused");
 }
 
 fn gone(pid: u32) -> bool {
     !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Whether `pid` was reached by a fatal signal: gone, dying, or with `SIGTERM` or `SIGKILL`
+/// pending (a fatal signal queues `SIGKILL` before `kill` returns, so this does not depend
+/// on how soon a loaded machine lets the process die).
+fn hit(pid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).unwrap().trim();
+    let pending = |name: &str, sig: i32| {
+        u64::from_str_radix(field(name), 16).unwrap() & (1 << (sig - 1)) != 0
+    };
+    field("State:").starts_with(['Z', 'X'])
+        || [libc::SIGTERM, libc::SIGKILL]
+            .iter()
+            .any(|&s| pending("SigPnd:", s) || pending("ShdPnd:", s))
 }
 
 /// Runs the test `name` in a fresh pid namespace (so it may steer pid allocation) once per
@@ -488,7 +516,7 @@ fn an_auto_reaped_child_never_leads_to_signalling_its_recycled_pid() {
             assert!(e.to_string().contains("pidfd"), "{e}");
         }
         pause(ms(100));
-        assert!(!gone(pid), "{path:?}: the signal reached the pid's new owner");
+        assert!(!hit(pid), "{path:?}: the signal reached the pid's new owner");
         b.kill().unwrap();
         let _ = b.wait();
     }

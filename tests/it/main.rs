@@ -11,6 +11,9 @@ mod support;
 /// The capture loop: no deadlock at any size, exact limits, timeouts, grandchildren,
 /// `communicate` and `OutputReader`.
 mod capture;
+/// The `offspring` command-line tool, end to end (built with `--features cli`).
+#[cfg(feature = "cli")]
+mod cli;
 /// Every bad input and failed exec gets its own clear error, and leaks nothing.
 mod errors;
 /// The buffered runners and their options: exec/exec_file, run/read, input, 2>&1, cancel.
@@ -23,6 +26,8 @@ mod faults_capture;
 mod faults_run;
 /// The child's fd table and signal state, including under concurrent spawning.
 mod fds;
+/// IPC channels against real Node peers and Rust ones; fd passing; the fuzz corpus.
+mod ipc;
 /// `cmd!` and `sh!`: one value, one argument or one shell word.
 mod macros;
 /// Many children at once: the multiplexer, pipelines, the concurrency limit, shutdown.
@@ -36,10 +41,14 @@ mod newuser;
 mod quote;
 /// The reaper: no zombies after drop, the SIGCHLD fallback runs the same suite.
 mod reaper;
+mod shellsafe;
 /// Signals: terminate/kill escalation, process groups, pid reuse.
 mod signal;
 /// Spawning: argv, env, cwd, stdio, exit statuses, on both spawn paths.
 mod spawn;
+/// The supervisor: backoff and giving up, a cluster on one socket, rolling restarts,
+/// shutdown, rlimits; socket activation.
+mod supervisor;
 /// Policy: no `unsafe` outside `src/sys/`, SAFETY comments, CHANGELOG and README current.
 mod tidy;
 /// Process trees: containment in a cgroup v2, kill/freeze/wait for the tree, cleanup.

@@ -333,8 +333,272 @@ pub fn validate(data: &[u8]) {
         Ok(op) => {
             let b = op.as_os_str().as_bytes();
             assert!(!has_nul(b) && !b.starts_with(b"-"), "Operand::path gave {}", show(b));
+            // Every relative path gets `./`, so no first byte but `.` or `/` is left.
+            assert!(b.starts_with(b"/") || b.starts_with(b"./"), "Operand::path gave {}", show(b));
             assert!(b == program || (b.starts_with(b"./") && &b[2..] == program));
         }
-        Err(_) => assert!(has_nul(program), "Operand::path refused {}", show(program)),
+        Err(_) => assert!(
+            has_nul(program) || program.is_empty(),
+            "Operand::path refused {}",
+            show(program)
+        ),
+    }
+}
+
+/// Pieces of shell code that templates are made of, picked by the fuzz input's bytes: the
+/// syntax the `sh!` checker must follow (quotes, substitutions, arithmetic, comments,
+/// here-documents, continuations, parameters, assignments, redirections) and `{}`
+/// placeholders. No piece runs a word as code on purpose (`eval`, `sh -c`, `let`, `[[`,
+/// `printf -v`): quoting does not protect those, as documented.
+const PIECES: &[&str] = &[
+    " ",
+    " ",
+    " ",
+    "\n",
+    "w",
+    "w",
+    "echo",
+    ":",
+    "x",
+    "a",
+    "0",
+    "1",
+    "/",
+    "-",
+    "{}",
+    "{}",
+    "{}",
+    "{}",
+    "{}",
+    SPLAT,
+    SPLAT,
+    "'",
+    "\"",
+    "\\",
+    "\\\n",
+    "$",
+    "$'",
+    "$\"",
+    "$(",
+    "$((",
+    "((",
+    "(",
+    ")",
+    "))",
+    "${{",
+    "}}",
+    ":-",
+    "#",
+    ";",
+    "|",
+    "&&",
+    "&",
+    "<<",
+    "<<-",
+    "EOF",
+    "`",
+    "$$",
+    "$P",
+    "$1",
+    "$?",
+    "$#",
+    "=",
+    "X=",
+    "+=",
+    "case ",
+    " in ",
+    "x)",
+    "esac",
+    ";;",
+    "$[",
+    "[",
+    "]",
+    ">",
+    "<",
+    "2>",
+    "/dev/null",
+    "{{",
+    "!",
+    "*",
+    "~",
+    "%",
+    "^",
+    "\\'",
+    "\\\"",
+    "\\$",
+    "\t",
+    "{{ ",
+    "; }}",
+    "if ",
+    "then ",
+    "fi",
+    "do",
+    "done",
+    "for i in",
+    "then",
+    "function f",
+    "f()",
+    "\\\\",
+];
+
+/// A piece that is a splat placeholder (`..values`).
+const SPLAT: &str = "{}..";
+
+/// Values that run `pwned` if a shell ever reads them as code. None of them is just a
+/// command name: as one word in command position, each names no command.
+const HOSTILE_VALUES: &[&str] = &[
+    "x; pwned 1 #",
+    "$(pwned 2)",
+    "`pwned 3`",
+    "'; pwned 4; '",
+    "\"; pwned 5; \"",
+    "x\npwned 6\n",
+    "x) pwned 7; (",
+    "a[$(pwned 8)]",
+    "x'\"$(pwned 9)\"'",
+    "x'\n pwned 10 #",
+    "}}; pwned 11; {{",
+    "x\\",
+    "EOF\npwned 12\nEOF",
+    "\u{4e2d}0'; pwned 13 #",
+    "x #",
+    "'",
+    "",
+    "-c",
+    "2",
+    "P",
+];
+
+/// A template made of [`PIECES`] and the values for it, from fuzz bytes: the first byte picks
+/// how many values a splat gets, each next byte a piece; each placeholder takes a value chosen
+/// by its position.
+pub fn template_of(data: &[u8]) -> (String, Vec<bool>, Vec<Vec<&'static str>>) {
+    let mut template = String::new();
+    let mut splats = Vec::new();
+    let mut values = Vec::new();
+    let per_splat = usize::from(data.first().copied().unwrap_or(0) % 4);
+    for (i, &b) in data.iter().enumerate().skip(1) {
+        let piece = PIECES[usize::from(b) % PIECES.len()];
+        let value = |k: usize| {
+            HOSTILE_VALUES[(usize::from(b) / PIECES.len() + i + k) % HOSTILE_VALUES.len()]
+        };
+        if piece == SPLAT {
+            template.push_str("{}");
+            splats.push(true);
+            values.push((0..per_splat).map(value).collect());
+        } else {
+            if piece == "{}" {
+                splats.push(false);
+                values.push(vec![value(0)]);
+            }
+            template.push_str(piece);
+        }
+    }
+    (template, splats, values)
+}
+
+/// `sh!`'s script for `template` (which the checker accepted) and its values.
+fn script_of(template: &str, splats: &[bool], values: &[Vec<&str>]) -> Vec<u8> {
+    let mut script = offspring::macros::Script::new(template);
+    for (&splat, value) in splats.iter().zip(values) {
+        if splat {
+            script.values(value);
+        } else {
+            script.value(value[0]);
+        }
+    }
+    let cmd = script.into_command();
+    let args: Vec<&OsStr> = cmd.get_args().collect();
+    args[1].as_bytes().to_vec()
+}
+
+/// Templates the `sh!` checker accepts, filled with hostile values, run in real shells:
+/// batched like [`ShellCases`]. No value may ever run.
+#[derive(Default)]
+pub struct TemplateCases {
+    inputs: Vec<Vec<u8>>,
+    scripts: Vec<(usize, String, Vec<u8>)>,
+}
+
+impl TemplateCases {
+    /// No inputs yet.
+    pub fn new() -> TemplateCases {
+        TemplateCases::default()
+    }
+
+    /// How many inputs are waiting to be checked.
+    pub fn len(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// Whether no input is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.inputs.is_empty()
+    }
+
+    /// Adds the template of one input, if the checker accepts it; returns whether it did.
+    pub fn add(&mut self, data: &[u8]) -> bool {
+        let (template, splats, values) = template_of(data);
+        if offspring::macros::template_error(&template, &splats).is_some() {
+            return false;
+        }
+        let input = self.inputs.len();
+        self.inputs.push(data.to_vec());
+        let script = script_of(&template, &splats, &values);
+        self.scripts.push((input, template, script));
+        true
+    }
+
+    /// Runs every waiting script in every active shell and forgets them.
+    ///
+    /// # Errors
+    ///
+    /// The first input whose value ran, and the template, script and shell. A shell that
+    /// fails a whole batch (a hang) has the inputs retried one by one.
+    pub fn check(&mut self, shells: &mut Shells) -> Result<(), (Vec<u8>, String)> {
+        let inputs = std::mem::take(&mut self.inputs);
+        let scripts = std::mem::take(&mut self.scripts);
+        if scripts.is_empty() {
+            return Ok(());
+        }
+        let codes: Vec<&[u8]> = scripts.iter().map(|s| s.2.as_slice()).collect();
+        for (i, result) in shells.run_scripts(&codes) {
+            let name = shells.shells[i].name();
+            match result {
+                Ok(markers) => {
+                    if let Some((k, marker)) = markers.first() {
+                        let (input, template, script) = &scripts[*k];
+                        return Err((
+                            inputs[*input].clone(),
+                            format!(
+                                "{name} ran a value: {} from template {template:?} as script {}",
+                                show(marker),
+                                show(script)
+                            ),
+                        ));
+                    }
+                }
+                Err(e) if inputs.len() > 1 => {
+                    for data in &inputs {
+                        let mut one = TemplateCases::new();
+                        one.add(data);
+                        one.check(shells)?;
+                    }
+                    let n = inputs.len();
+                    return Err((
+                        Vec::new(),
+                        format!("{e}\n(a batch of {n} inputs failed, none alone)"),
+                    ));
+                }
+                Err(e) => {
+                    let (_, template, script) = &scripts[0];
+                    return Err((
+                        inputs[0].clone(),
+                        format!("{e}\ntemplate {template:?}, script {}", show(script)),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
