@@ -816,8 +816,8 @@ fn check_zeros(buf: &[u8]) -> usize {
 }
 
 /// The capture floors: std spawns `head`, then a raw `read` loop either only counts the bytes
-/// (the streaming floor) or keeps them in an `mmap`ed buffer that grows by `mremap` and has each
-/// new part pre-faulted with `MADV_POPULATE_WRITE` before it is read into.
+/// (the streaming floor) or keeps them in an `mmap`ed buffer whose pages are faulted in with
+/// `MADV_POPULATE_WRITE` a window ahead of the reads (the floor for capture into fresh memory).
 fn libc_capture(args: &[String], keep: bool) -> usize {
     const CHUNK: usize = 64 * 1024;
     const MADV_POPULATE_WRITE: libc::c_int = 23;
@@ -826,38 +826,34 @@ fn libc_capture(args: &[String], keep: bool) -> usize {
     let fd = child.stdout.as_ref().unwrap().as_raw_fd();
     let mut total = 0usize;
     if keep {
-        let mut cap = 1usize << 20;
-        // SAFETY: a fresh private anonymous mapping; checked against MAP_FAILED.
-        let mut base = unsafe {
+        // Address space for the whole output up front (no copy, no mremap), filled in by
+        // MADV_POPULATE_WRITE a window ahead of the reads, so RSS follows the output.
+        const RESERVE: usize = 4 << 30;
+        const WINDOW: usize = 16 << 20;
+        // SAFETY: a fresh private anonymous mapping, checked against MAP_FAILED.
+        let base = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                cap,
+                RESERVE,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
                 0,
             )
         };
         assert_ne!(base, libc::MAP_FAILED);
-        // SAFETY: `base..base+cap` is the mapping just made.
-        unsafe { libc::madvise(base, cap, MADV_POPULATE_WRITE) };
+        let mut populated = 0usize;
         loop {
-            if cap - total < CHUNK {
-                let new_cap = cap * 2;
-                // SAFETY: `base` is a mapping of `cap` bytes made above; MREMAP_MAYMOVE keeps its
-                // contents; the new part (page aligned, `cap` bytes at `cap`) is then populated.
+            assert!(RESERVE - total >= CHUNK, "output larger than the reservation");
+            if populated < total + CHUNK {
+                let len = WINDOW.min(RESERVE - populated);
+                // SAFETY: `populated..populated + len` lies inside the mapping made above.
                 unsafe {
-                    base = libc::mremap(base, cap, new_cap, libc::MREMAP_MAYMOVE);
-                    assert_ne!(base, libc::MAP_FAILED);
-                    libc::madvise(
-                        base.cast::<u8>().add(cap).cast(),
-                        new_cap - cap,
-                        MADV_POPULATE_WRITE,
-                    );
-                }
-                cap = new_cap;
+                    libc::madvise(base.cast::<u8>().add(populated).cast(), len, MADV_POPULATE_WRITE)
+                };
+                populated += len;
             }
-            // SAFETY: `base + total` has `cap - total >= CHUNK` writable bytes of the mapping.
+            // SAFETY: `base + total` has at least `CHUNK` writable bytes of the mapping.
             let n = unsafe { libc::read(fd, base.cast::<u8>().add(total).cast(), CHUNK) };
             if n < 0 {
                 assert_eq!(std::io::Error::last_os_error().kind(), std::io::ErrorKind::Interrupted);
@@ -872,7 +868,7 @@ fn libc_capture(args: &[String], keep: bool) -> usize {
         let kept = unsafe { std::slice::from_raw_parts(base.cast::<u8>(), total) };
         check_zeros(kept);
         // SAFETY: the mapping made above, not used after this.
-        unsafe { libc::munmap(base, cap) };
+        unsafe { libc::munmap(base, RESERVE) };
     } else {
         let mut buf = vec![0u8; CHUNK];
         loop {
