@@ -1091,11 +1091,7 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
     /// Stops the command: its cgroup tree when it is contained; else the child, its group when
     /// it leads one, and its descendants (`src/stop.rs` says which processes that reaches).
     fn stop_child(&self, sig: Signal) -> Result<()> {
-        let child = self.child();
-        if let Some(tree) = child.tree() {
-            return tree.signal(sig).map_err(|e| e.with_argv(child.argv()));
-        }
-        crate::stop::stop_command(child, sig)
+        crate::stop::stop_command(self.child(), sig)
     }
 
     /// The drain timeout ran out (or the run was cancelled after the child exited): take

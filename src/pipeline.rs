@@ -547,7 +547,8 @@ impl PipelineChild {
         self.children.iter().map(Child::wait).collect()
     }
 
-    /// Sends `signal` to every stage (its process group if it leads one).
+    /// Sends `signal` to every stage as a timeout does: its cgroup tree when it is contained,
+    /// else its process group if it leads one, and its descendants.
     ///
     /// # Errors
     ///
@@ -555,8 +556,7 @@ impl PipelineChild {
     pub fn signal(&self, signal: Signal) -> Result<()> {
         let mut first = None;
         for c in &self.children {
-            let r =
-                if c.process_group().is_some() { c.signal_group(signal) } else { c.signal(signal) };
+            let r = crate::stop::stop_command(c, signal);
             if let Err(e) = r {
                 first.get_or_insert(e);
             }
@@ -583,7 +583,7 @@ impl PipelineChild {
             out.push(match c.wait_deadline(deadline)? {
                 Some(status) => Termination { status, needed_kill: false },
                 None => {
-                    c.kill()?;
+                    crate::stop::stop_command(c, Signal::KILL)?;
                     Termination { status: c.wait()?, needed_kill: true }
                 }
             });
