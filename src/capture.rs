@@ -1022,7 +1022,7 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
         }
         let drain =
             if self.stop == Some(Stop::Canceled) { Duration::ZERO } else { self.policy.drain };
-        self.drain_at = Some(now.checked_add(drain).unwrap_or_else(|| deadline_after(drain)));
+        self.drain_at = Some(crate::child::deadline_from(now, drain));
         if self.kill_at.is_some()
             && !self.child().stops_together()
             && !self.child().holds_descendants()
@@ -1044,10 +1044,7 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
         let sig = self.policy.kill_signal;
         self.stop_child(sig)?;
         if sig != Signal::KILL {
-            self.kill_at = Some(
-                now.checked_add(self.policy.grace)
-                    .unwrap_or_else(|| deadline_after(self.policy.grace)),
-            );
+            self.kill_at = Some(crate::child::deadline_from(now, self.policy.grace));
         }
         Ok(())
     }
@@ -1065,7 +1062,7 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
             self.begin_stop(stop, now)?;
             return Ok(true);
         }
-        let at = now.checked_add(grace).unwrap_or_else(|| deadline_after(grace));
+        let at = crate::child::deadline_from(now, grace);
         if let Some(k) = &mut self.kill_at {
             *k = (*k).min(at);
         }

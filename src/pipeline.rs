@@ -307,10 +307,7 @@ impl Pipeline {
     }
 
     fn capture(&mut self, checked: bool) -> Result<PipelineOutput> {
-        if self.cancel.as_ref().is_some_and(CancelHandle::is_canceled) {
-            return Err(Error::new(ErrorKind::Canceled, Stage::Run, "canceled before start")
-                .with_argv(self.argv()));
-        }
+        crate::cancel::check_before_start(self.cancel.as_ref(), || self.argv())?;
         let n = self.stages.len();
         let setup = |e: std::io::Error| Error::os(Stage::Setup, e, "creating the stderr pipe");
         let (err_rd, err_wr) = crate::sys::pipe::pipe().map_err(setup)?;

@@ -894,7 +894,7 @@ fn fire_timers(r: &Reaper) -> Option<Duration> {
             None => t.proc.signal(t.sig),
         };
         if let Some(grace) = t.then_kill.filter(|_| t.sig != crate::signal::Signal::KILL) {
-            let at = now.checked_add(grace).unwrap_or_else(|| crate::child::deadline_after(grace));
+            let at = crate::child::deadline_from(now, grace);
             let (proc, group) = (Arc::clone(&t.proc), t.group);
             follow.push(KillTimer {
                 at,
