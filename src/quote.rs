@@ -483,16 +483,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut out = Vec::new();
-    for (index, word) in words.into_iter().enumerate() {
-        let w = word.as_ref().as_bytes();
-        check_nul(index, w)?;
-        if index > 0 {
-            out.push(b' ');
-        }
-        push_quoted(&mut out, w);
-    }
-    Ok(OsString::from_vec(out))
+    join_bytes(words, |w| w.as_ref().as_bytes()).map(OsString::from_vec)
 }
 
 /// [`join`] for text: the result is a `String`.
@@ -514,16 +505,24 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
+    join_bytes(words, |w| w.as_ref().as_bytes()).map(into_string)
+}
+
+/// The words quoted and joined with spaces, for [`join`] and [`join_str`].
+fn join_bytes<S>(
+    words: impl IntoIterator<Item = S>,
+    bytes: impl Fn(&S) -> &[u8],
+) -> Result<Vec<u8>, QuoteError> {
     let mut out = Vec::new();
     for (index, word) in words.into_iter().enumerate() {
-        let w = word.as_ref().as_bytes();
+        let w = bytes(&word);
         check_nul(index, w)?;
         if index > 0 {
             out.push(b' ');
         }
         push_quoted(&mut out, w);
     }
-    Ok(into_string(out))
+    Ok(out)
 }
 
 /// Text in, quoted text out: quoting only adds ASCII, so UTF-8 stays UTF-8.

@@ -88,6 +88,20 @@ pub fn children() -> Vec<(u32, bool)> {
     out
 }
 
+/// Waits until this process has no child left (the reaper may still be collecting one),
+/// failing on a child or zombie that stays past `within`.
+pub fn until_no_children(within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let kids = children();
+        if kids.is_empty() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "children left: {kids:?}");
+        std::thread::sleep(ms(1));
+    }
+}
+
 /// Runs the calling test alone in a fresh copy of this test binary, with `env` added.
 ///
 /// Returns `true` in that fresh process (run the test body) and `false` in the parent,
