@@ -918,15 +918,7 @@ fn push_display(out: &mut String, w: &[u8]) {
     let mut prev = None;
     let mut rest = w;
     while !rest.is_empty() {
-        let (valid, invalid) = match std::str::from_utf8(rest) {
-            Ok(text) => (text, &[][..]),
-            Err(e) => {
-                let (text, tail) = rest.split_at(e.valid_up_to());
-                let bad = e.error_len().unwrap_or(tail.len());
-                // `text` is the valid prefix that `from_utf8` just checked.
-                (std::str::from_utf8(text).unwrap_or_default(), &tail[..bad])
-            }
-        };
+        let (valid, invalid) = utf8_chunk(rest);
         for c in valid.chars() {
             if c == '\'' {
                 switch_piece(out, &mut open, Piece::Quotes);
@@ -962,6 +954,20 @@ fn push_display(out: &mut String, w: &[u8]) {
         rest = &rest[valid.len() + invalid.len()..];
     }
     close_piece(out, open);
+}
+
+/// The longest valid UTF-8 prefix of `rest` and the invalid bytes after it (empty at the end;
+/// at most one bad sequence), as `<[u8]>::utf8_chunks` gives from Rust 1.79.
+fn utf8_chunk(rest: &[u8]) -> (&str, &[u8]) {
+    match std::str::from_utf8(rest) {
+        Ok(text) => (text, &[][..]),
+        Err(e) => {
+            let (text, tail) = rest.split_at(e.valid_up_to());
+            let bad = e.error_len().unwrap_or(tail.len());
+            // `text` is the valid prefix that `from_utf8` just checked.
+            (std::str::from_utf8(text).unwrap_or_default(), &tail[..bad])
+        }
+    }
 }
 
 /// Closes the piece that is open, if any.
@@ -1005,14 +1011,7 @@ pub(crate) fn display_text(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     let mut rest = bytes;
     while !rest.is_empty() {
-        let (valid, invalid) = match std::str::from_utf8(rest) {
-            Ok(text) => (text, &[][..]),
-            Err(e) => {
-                let (text, tail) = rest.split_at(e.valid_up_to());
-                let bad = e.error_len().unwrap_or(tail.len());
-                (std::str::from_utf8(text).unwrap_or_default(), &tail[..bad])
-            }
-        };
+        let (valid, invalid) = utf8_chunk(rest);
         for c in valid.chars() {
             if c == '\\' {
                 out.push_str("\\\\");
