@@ -1032,7 +1032,7 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
         }
         let drain =
             if self.stop == Some(Stop::Canceled) { Duration::ZERO } else { self.policy.drain };
-        self.drain_at = Some(now.checked_add(drain).unwrap_or_else(|| deadline_after(drain)));
+        self.drain_at = Some(crate::child::deadline_from(now, drain));
         if self.kill_at.is_some()
             && !self.child().stops_together()
             && !self.child().holds_descendants()
@@ -1054,10 +1054,7 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
         let sig = self.policy.kill_signal;
         self.stop_child(sig)?;
         if sig != Signal::KILL {
-            self.kill_at = Some(
-                now.checked_add(self.policy.grace)
-                    .unwrap_or_else(|| deadline_after(self.policy.grace)),
-            );
+            self.kill_at = Some(crate::child::deadline_from(now, self.policy.grace));
         }
         Ok(())
     }
@@ -1075,7 +1072,7 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
             self.begin_stop(stop, now)?;
             return Ok(true);
         }
-        let at = now.checked_add(grace).unwrap_or_else(|| deadline_after(grace));
+        let at = crate::child::deadline_from(now, grace);
         if let Some(k) = &mut self.kill_at {
             *k = (*k).min(at);
         }
@@ -1101,11 +1098,7 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
     /// Stops the command: its cgroup tree when it is contained; else the child, its group when
     /// it leads one, and its descendants (`src/stop.rs` says which processes that reaches).
     fn stop_child(&self, sig: Signal) -> Result<()> {
-        let child = self.child();
-        if let Some(tree) = child.tree() {
-            return tree.signal(sig).map_err(|e| e.with_argv(child.argv()));
-        }
-        crate::stop::stop_command(child, sig)
+        crate::stop::stop_command(self.child(), sig)
     }
 
     /// The drain timeout ran out (or the run was cancelled after the child exited): take

@@ -945,7 +945,7 @@ fn fire_timers(r: &Reaper) -> Option<Duration> {
             None => t.proc.signal(t.sig),
         };
         if let Some(grace) = t.then_kill.filter(|_| t.sig != crate::signal::Signal::KILL) {
-            let at = now.checked_add(grace).unwrap_or_else(|| crate::child::deadline_after(grace));
+            let at = crate::child::deadline_from(now, grace);
             let (proc, group) = (Arc::clone(&t.proc), t.group);
             follow.push(KillTimer {
                 at,
@@ -1035,12 +1035,25 @@ mod tests {
         let child = Command::new("true").spawn().unwrap();
         child.wait().unwrap();
         let pidfd_path = matches!(super::reaper().unwrap().mode, super::Mode::Pidfd { .. });
+        // The thread names itself once it runs: give a just-started reaper a moment.
+        let give_up = Instant::now() + Duration::from_secs(10);
+        let reaper_tasks = || {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .flatten()
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.trim_end() == "offspring-reap")
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut tasks = reaper_tasks();
+        while tasks.is_empty() && Instant::now() < give_up {
+            std::thread::yield_now();
+            tasks = reaper_tasks();
+        }
         let mut found = false;
-        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if comm.trim_end() != "offspring-reap" {
-                continue;
-            }
+        for task in tasks {
             found = true;
             let status = std::fs::read_to_string(task.path().join("status")).unwrap();
             let blocked = status
