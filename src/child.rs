@@ -453,10 +453,10 @@ impl Child {
         &self.argv
     }
 
-    /// Arms the reaper to send `sig` at `at` (to the group the child leads, if any), then
-    /// `SIGKILL` after `grace`: a spawned child's timeout.
+    /// Arms the reaper to send `sig` at `at` (to the child's tree when it is contained, else
+    /// to the group it leads, if any), then `SIGKILL` after `grace`: a spawned child's timeout.
     pub(crate) fn stop_at(&self, at: Instant, sig: Signal, grace: Duration) {
-        reaper::signal_later(&self.proc, at, sig, self.group, Some(grace));
+        reaper::signal_later(&self.proc, at, sig, (self.group, self.tree.clone()), Some(grace));
     }
 
     /// Closes stdin, reads stdout and stderr to the end (those that are piped) and waits for

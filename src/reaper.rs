@@ -529,6 +529,11 @@ struct KillTimer {
     sig: crate::signal::Signal,
     /// The process group the child leads, signalled instead while the child is uncollected.
     group: Option<Pid>,
+    /// A contained child's tree, signalled instead of the group or the child. Once a stop has
+    /// begun, its `SIGKILL` reaches the tree even if the child itself is gone by then.
+    tree: Option<crate::tree::Tree>,
+    /// The `SIGKILL` that follows a gentler signal (`then_kill`).
+    follow_up: bool,
     /// For a gentler signal: `SIGKILL` follows after this grace period.
     then_kill: Option<Duration>,
 }
@@ -783,7 +788,7 @@ fn forget(proc: &Proc) {
 
 /// Arranges for `proc` to get `SIGKILL` at `at` unless it has exited by then.
 pub(crate) fn kill_later(proc: &Arc<Proc>, at: Instant) {
-    signal_later(proc, at, crate::signal::Signal::KILL, None, None);
+    signal_later(proc, at, crate::signal::Signal::KILL, (None, None), None);
 }
 
 /// Sends `sig` to the child (or to the `group` it leads) at `at` unless it has been
@@ -793,11 +798,13 @@ pub(crate) fn signal_later(
     proc: &Arc<Proc>,
     at: Instant,
     sig: crate::signal::Signal,
-    group: Option<Pid>,
+    (group, tree): (Option<Pid>, Option<crate::tree::Tree>),
     then_kill: Option<Duration>,
 ) {
     if let Ok(r) = reaper() {
-        lock(&r.timers).push(KillTimer { at, proc: Arc::clone(proc), sig, group, then_kill });
+        let proc = Arc::clone(proc);
+        let follow_up = false;
+        lock(&r.timers).push(KillTimer { at, proc, sig, group, tree, follow_up, then_kill });
         wake(r);
     }
 }
@@ -931,27 +938,33 @@ fn fire_timers(r: &Reaper) -> Option<Duration> {
     let now = Instant::now();
     let mut follow = Vec::new();
     timers.retain(|t| {
-        if t.proc.outcome().is_some() {
-            // Collected: nothing to signal, and the pidfd need not be held any longer.
+        if t.proc.outcome().is_some() && !(t.follow_up && t.tree.is_some()) {
+            // Collected: nothing to signal, and the pidfd need not be held any longer (a
+            // stopped tree still gets its SIGKILL: its other members may ignore the signal).
             return false;
         }
         if t.at > now {
             return true;
         }
         // A group is signalled only while its leader is uncollected, so its id cannot have
-        // been reused.
-        let _ = match t.group {
-            Some(pg) => sys_wait::kill_group(pg, t.sig.as_raw()),
-            None => t.proc.signal(t.sig),
-        };
+        // been reused. A tree reaches every member, whatever group it is in.
+        match (&t.tree, t.group) {
+            (Some(tree), _) if t.sig == crate::signal::Signal::KILL => drop(tree.kill()),
+            (Some(tree), _) => drop(tree.signal(t.sig)),
+            _ if t.proc.outcome().is_some() => {}
+            (None, Some(pg)) => drop(sys_wait::kill_group(pg, t.sig.as_raw())),
+            (None, None) => drop(t.proc.signal(t.sig)),
+        }
         if let Some(grace) = t.then_kill.filter(|_| t.sig != crate::signal::Signal::KILL) {
             let at = crate::child::deadline_from(now, grace);
-            let (proc, group) = (Arc::clone(&t.proc), t.group);
+            let (proc, group, tree) = (Arc::clone(&t.proc), t.group, t.tree.clone());
             follow.push(KillTimer {
                 at,
                 proc,
                 sig: crate::signal::Signal::KILL,
                 group,
+                tree,
+                follow_up: true,
                 then_kill: None,
             });
         }

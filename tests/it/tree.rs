@@ -531,3 +531,29 @@ fn no_permission_gives_a_clear_error() {
     assert_eq!(child.containment_fallback().unwrap().kind(), ErrorKind::PermissionDenied);
     assert!(child.wait().unwrap().success());
 }
+
+/// `spawn()` with a timeout: at the deadline the reaper stops the contained child's whole tree
+/// (a `setsid` grandchild that ignores SIGTERM included), not only the child or its group.
+#[test]
+fn a_spawned_childs_timeout_stops_its_tree() {
+    if !can_contain("a_spawned_childs_timeout_stops_its_tree") {
+        return;
+    }
+    for path in PATHS {
+        let child = contained_sh(path, "setsid sh -c \"trap '' TERM; sleep 1000\" & sleep 1000")
+            .timeout(Duration::from_millis(300))
+            .force_kill_after(Duration::from_millis(300))
+            .spawn()
+            .unwrap();
+        let tree = child.tree().expect("contained").clone();
+        assert!(
+            eventually(Duration::from_secs(10), || tree.members().unwrap().len() >= 3),
+            "{path:?}: {:?}",
+            tree.members()
+        );
+        let status = child.wait_timeout(Duration::from_secs(30)).unwrap().expect("stopped");
+        assert!(status.signal().is_some(), "{path:?}: {status}");
+        assert!(tree.wait_timeout(Duration::from_secs(30)).unwrap(), "{path:?}: tree left");
+        assert!(tree.members().unwrap().is_empty(), "{path:?}");
+    }
+}
