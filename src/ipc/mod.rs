@@ -441,6 +441,10 @@ struct Shared {
     reads: AtomicU64,
     senders: AtomicUsize,
     receivers: AtomicUsize,
+    /// A pipe to poke (one byte, never blocking) when the reader thread has queued a
+    /// message, seen the ready handshake or seen the channel close: how the supervisor's
+    /// `poll()` loop learns of it without a thread of its own.
+    notify: std::sync::OnceLock<OwnedFd>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -813,10 +817,22 @@ impl Shared {
                 if tx.send(msg).is_err() {
                     // Every receiver is gone: keep reading for acknowledgements only.
                     deliver = None;
+                } else {
+                    self.poke();
                 }
             }
         }
         // Dropping `deliver` tells the receivers the channel closed.
+        drop(deliver);
+        self.poke();
+    }
+
+    /// Writes one byte to the [`notify`](Shared::notify) pipe, if there is one. A full pipe
+    /// already means "look".
+    fn poke(&self) {
+        if let Some(fd) = self.notify.get() {
+            let _ = rustix::io::write(fd, &[1]);
+        }
     }
 
     /// Handles an internal message; returns the user message a `NODE_HANDLE` carries.
@@ -848,6 +864,7 @@ impl Shared {
             "NODE_OFFSPRING_READY" => {
                 lock(&self.events).ready = true;
                 self.events_cv.notify_all();
+                self.poke();
                 None
             }
             // Node's other internal messages (NODE_CLUSTER...) are not for us.
@@ -920,6 +937,7 @@ pub fn channel(fd: OwnedFd, options: &Options) -> io::Result<(Sender, Receiver)>
         reads: AtomicU64::new(0),
         senders: AtomicUsize::new(1),
         receivers: AtomicUsize::new(1),
+        notify: std::sync::OnceLock::new(),
     });
     Ok((Sender { shared: Arc::clone(&shared) }, Receiver { shared, rx }))
 }
@@ -1392,6 +1410,15 @@ impl Receiver {
     /// [`RecvError::Timeout`], and those of [`wait_ready`](Receiver::wait_ready).
     pub fn wait_ready_deadline(&self, deadline: Instant) -> Result<(), RecvError> {
         self.ready_inner(Some(deadline))
+    }
+
+    /// Starts the reader thread, which from now on writes one byte to `wake` (a
+    /// non-blocking pipe) whenever it queues a message, sees the ready handshake, or sees the
+    /// channel close: for a `poll()` loop that serves many channels from one thread (the
+    /// supervisor's).
+    pub(crate) fn notify_on(&self, wake: OwnedFd) {
+        let _ = self.shared.notify.set(wake);
+        self.shared.start_reader();
     }
 
     /// `true` once the ready handshake has arrived.
