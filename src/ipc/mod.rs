@@ -443,8 +443,11 @@ struct Shared {
     receivers: AtomicUsize,
     /// A pipe to poke (one byte, never blocking) when the reader thread has queued a
     /// message, seen the ready handshake or seen the channel close: how the supervisor's
-    /// `poll()` loop learns of it without a thread of its own.
-    notify: std::sync::OnceLock<OwnedFd>,
+    /// `poll()` loop learns of it without a thread of its own. Taken back with
+    /// [`Receiver::notify_off`] before the pipe's read end closes (no `SIGPIPE`).
+    notify: Mutex<Option<OwnedFd>>,
+    /// Whether `notify` may hold a pipe: spares every other channel the lock.
+    notifying: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -830,8 +833,10 @@ impl Shared {
     /// Writes one byte to the [`notify`](Shared::notify) pipe, if there is one. A full pipe
     /// already means "look".
     fn poke(&self) {
-        if let Some(fd) = self.notify.get() {
-            let _ = rustix::io::write(fd, &[1]);
+        if self.notifying.load(Ordering::Acquire) {
+            if let Some(fd) = &*lock(&self.notify) {
+                let _ = rustix::io::write(fd, &[1]);
+            }
         }
     }
 
@@ -937,7 +942,8 @@ pub fn channel(fd: OwnedFd, options: &Options) -> io::Result<(Sender, Receiver)>
         reads: AtomicU64::new(0),
         senders: AtomicUsize::new(1),
         receivers: AtomicUsize::new(1),
-        notify: std::sync::OnceLock::new(),
+        notify: Mutex::new(None),
+        notifying: AtomicBool::new(false),
     });
     Ok((Sender { shared: Arc::clone(&shared) }, Receiver { shared, rx }))
 }
@@ -1417,8 +1423,15 @@ impl Receiver {
     /// channel close: for a `poll()` loop that serves many channels from one thread (the
     /// supervisor's).
     pub(crate) fn notify_on(&self, wake: OwnedFd) {
-        let _ = self.shared.notify.set(wake);
+        *lock(&self.shared.notify) = Some(wake);
+        self.shared.notifying.store(true, Ordering::Release);
         self.shared.start_reader();
+    }
+
+    /// Stops the pokes of [`notify_on`](Receiver::notify_on) and closes that pipe end: once
+    /// this returns, the reader thread never writes to it again.
+    pub(crate) fn notify_off(&self) {
+        lock(&self.shared.notify).take();
     }
 
     /// `true` once the ready handshake has arrived.

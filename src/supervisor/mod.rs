@@ -319,7 +319,10 @@ pub enum SupervisorEvent {
     },
     /// A message the worker sent on its IPC channel (with [`Workers::ready_ipc`], or a
     /// command given [`Command::ipc`]): JSON text unless the channel's framing says
-    /// otherwise. An fd passed with it is closed.
+    /// otherwise. An fd passed with it is closed. What a worker sent before it exited comes
+    /// before its [`Exited`](SupervisorEvent::Exited), unless a process it started holds
+    /// the channel open: the supervisor waits 250 ms for the channel to close, then delivers
+    /// the rest as it comes.
     Message {
         /// Which.
         worker: WorkerId,
@@ -344,6 +347,9 @@ pub enum SupervisorEvent {
     /// keeps running until [`Supervisor::shutdown`].
     AllDown,
 }
+
+/// How long a worker's exit waits for the last messages on its channel.
+const EXIT_DRAIN: Duration = Duration::from_millis(250);
 
 /// Every worker's finished runs, shared between the handle and the thread.
 type History = Arc<Mutex<Vec<(WorkerId, Vec<Run>)>>>;
@@ -594,6 +600,8 @@ struct Engine {
     senders: Senders,
     /// A write end of the control pipe, duplicated for each IPC channel to poke.
     notify: OwnedFd,
+    /// The channels of workers that exited, while a process they started keeps them open.
+    draining: Vec<(WorkerId, ipc::Receiver)>,
     rolling: Option<Rolling>,
     shutting_down: bool,
     all_down_sent: bool,
@@ -647,6 +655,7 @@ impl Engine {
             history,
             senders,
             notify,
+            draining: Vec::new(),
             rolling: None,
             shutting_down: false,
             all_down_sent: false,
@@ -725,7 +734,7 @@ impl Engine {
                 self.slots[si].child = None;
                 // What it sent before it exited, then its channel goes.
                 self.channel(si, now);
-                self.slots[si].channel = None;
+                self.finish_channel(si, now);
                 self.senders.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.slots[si].id);
                 let error = self.slots[si].io_error.take();
                 self.finish_run(si, status, usage, killed, error, now);
@@ -752,6 +761,67 @@ impl Engine {
     fn channels(&mut self, now: Instant) {
         for si in 0..self.slots.len() {
             self.channel(si, now);
+        }
+        self.drain_finished();
+    }
+
+    /// Drops a run's channel; its reader thread, which may outlive it until the worker's
+    /// end of the socket closes, no longer pokes the control pipe.
+    fn drop_channel(&mut self, si: usize) {
+        if let Some(rx) = self.slots[si].channel.take() {
+            rx.notify_off();
+        }
+    }
+
+    /// At a worker's exit: reads what it sent until its channel closes, so that its last
+    /// messages come before its `Exited`. The kernel closed the worker's end when it died;
+    /// if a process it started still holds it, what comes after a short wait is delivered
+    /// from `draining`, and the channel goes when that process closes it.
+    fn finish_channel(&mut self, si: usize, now: Instant) {
+        let Some(rx) = self.slots[si].channel.take() else { return };
+        let worker = self.slots[si].id.clone();
+        let deadline = Instant::now() + EXIT_DRAIN;
+        let open = loop {
+            match rx.recv_deadline(deadline) {
+                Ok(msg) => {
+                    let worker = worker.clone();
+                    self.emit(SupervisorEvent::Message { worker, data: msg.into_bytes() });
+                }
+                Err(ipc::RecvError::Timeout) => break true,
+                Err(_) => break false,
+            }
+        };
+        let ipc_check = matches!(self.groups[self.slots[si].group].ready, Some(ReadyCheck::Ipc));
+        if ipc_check && matches!(self.slots[si].state, State::Starting { .. }) && rx.is_ready() {
+            self.mark_ready(si, now);
+        }
+        if open {
+            self.draining.push((worker, rx));
+        } else {
+            rx.notify_off();
+        }
+    }
+
+    /// The messages of channels whose worker has exited, until they close.
+    fn drain_finished(&mut self) {
+        let mut k = 0;
+        while k < self.draining.len() {
+            let (worker, rx) = &self.draining[k];
+            let closed = loop {
+                match rx.try_recv() {
+                    Ok(msg) => {
+                        let worker = worker.clone();
+                        self.emit(SupervisorEvent::Message { worker, data: msg.into_bytes() });
+                    }
+                    Err(ipc::RecvError::Empty) => break false,
+                    Err(_) => break true,
+                }
+            };
+            if closed {
+                self.draining.swap_remove(k).1.notify_off();
+            } else {
+                k += 1;
+            }
         }
     }
 
@@ -982,6 +1052,15 @@ impl Engine {
         while let Ok(Some(ev)) = self.mux.try_next_event() {
             self.handle(ev);
         }
+        // The control pipe closes with this thread: no channel may poke it afterwards.
+        for si in 0..self.slots.len() {
+            self.drop_channel(si);
+        }
+        self.drain_finished();
+        for (_, rx) in self.draining.drain(..) {
+            rx.notify_off();
+        }
+        self.senders.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let needed_kill = report.map(|r| r.needed_kill).unwrap_or_default();
         needed_kill
             .into_iter()

@@ -501,3 +501,34 @@ fn rolling_restart_waits_for_each_ipc_handshake() {
     assert_eq!(steps, want, "{seen:#?}");
     assert!(sup.shutdown(Duration::from_secs(10)).unwrap().is_empty());
 }
+
+#[test]
+fn ipc_messages_sent_before_exit_come_before_exited() {
+    // Sends {"i":0}...{"i":49} and "bye" as fast as it can, then exits at once.
+    let cmd = fixture(SpawnPath::Vfork, ["ipc-send-exit", "50"]);
+    let sup = Supervisor::start(vec![Workers::new("talk", cmd)
+        .ready_ipc(Duration::from_secs(60))
+        .restart(Restart::Never)])
+    .unwrap();
+    let seen = events_until(&sup, Duration::from_secs(60), |e| {
+        matches!(e, SupervisorEvent::Exited { .. })
+    });
+    let got: Vec<String> = seen
+        .iter()
+        .filter_map(|e| match e {
+            SupervisorEvent::Message { data, .. } => Some(String::from_utf8_lossy(data).into()),
+            _ => None,
+        })
+        .collect();
+    let mut want: Vec<String> = (0..50).map(|i| format!("{{\"i\":{i}}}")).collect();
+    want.push("\"bye\"".into());
+    assert_eq!(got, want);
+    match seen.last() {
+        Some(SupervisorEvent::Exited { run, .. }) => {
+            assert_eq!(run.status.and_then(|s| s.code()), Some(0), "{run:#?}");
+            assert_eq!(run.ready_after, None, "it never sent the handshake");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(sup.shutdown(ms(100)).unwrap().is_empty());
+}
