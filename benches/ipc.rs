@@ -97,8 +97,8 @@ fn node_node(mode: &str, n: usize) -> Duration {
     Duration::from_nanos(out.trim().parse().unwrap())
 }
 
-/// Seconds per round trip.
-fn round_trip(method: &str, n: usize) -> f64 {
+/// Seconds per round trip (also measured by `benches/report.rs`).
+pub(crate) fn round_trip(method: &str, n: usize) -> f64 {
     let t = match method {
         "raw" => {
             let (child, fd) = raw_child(&["raw-echo"]);
@@ -142,7 +142,7 @@ fn round_trip(method: &str, n: usize) -> f64 {
 }
 
 /// Messages per second, one way.
-fn one_way(method: &str, n: usize) -> f64 {
+pub(crate) fn one_way(method: &str, n: usize) -> f64 {
     let t = match method {
         "raw" => {
             let one = format!("{:<10}\n", "{\"i\":0}");

@@ -135,6 +135,27 @@ impl fmt::Debug for CancelHandle {
     }
 }
 
+/// The error of a run whose `cancel` handle was canceled before it started (the command's
+/// `argv`, made only then, names it); `Ok` otherwise.
+pub(crate) fn check_before_start<A, S>(
+    cancel: Option<&CancelHandle>,
+    argv: impl FnOnce() -> A,
+) -> crate::Result<()>
+where
+    A: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    if cancel.is_some_and(CancelHandle::is_canceled) {
+        return Err(crate::Error::new(
+            crate::ErrorKind::Canceled,
+            crate::error::Stage::Run,
+            "canceled before start",
+        )
+        .with_argv(argv()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -549,16 +549,20 @@ impl Sink {
         self.delivered.saturating_add(self.buf.len())
     }
 
-    /// Reads what the pipe holds. `reads` bounds the number of read calls.
+    /// Reads what the pipe holds. `reads` bounds the number of read calls. `hung_up` says that
+    /// `poll()` saw the pipe's last writer gone (`POLLHUP`): what is left is all there will
+    /// ever be, so reading goes on to the end of file instead of stopping after a short read,
+    /// and the pipe is closed in this round rather than after one more `poll()`.
     fn drain(
         &mut self,
         scratch: &mut Vec<u8>,
         mut reads: usize,
+        hung_up: bool,
         emit: &mut Emit<'_>,
     ) -> rustix::io::Result<Drained> {
         // The fd is out of `self` while it is read, and put back unless the pipe ended.
         let Some(owned) = self.fd.take() else { return Ok(Drained::Eof) };
-        let result = self.drain_fd(owned.as_fd(), scratch, &mut reads, emit);
+        let result = self.drain_fd(owned.as_fd(), scratch, &mut reads, hung_up, emit);
         if !matches!(result, Ok(Drained::Eof)) {
             self.fd = Some(owned);
         }
@@ -570,6 +574,7 @@ impl Sink {
         fd: BorrowedFd<'_>,
         scratch: &mut Vec<u8>,
         reads: &mut usize,
+        hung_up: bool,
         emit: &mut Emit<'_>,
     ) -> rustix::io::Result<Drained> {
         loop {
@@ -629,7 +634,7 @@ impl Sink {
                         self.flush(emit, false);
                     }
                     *reads -= 1;
-                    if n < READ_AGAIN || *reads == 0 {
+                    if (n < READ_AGAIN && !hung_up) || *reads == 0 {
                         return Ok(Drained::Open);
                     }
                 }
@@ -944,10 +949,11 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
         }
     }
 
-    /// One of this run's fds is ready.
+    /// One of this run's fds is ready, with `revents`.
     fn ready(
         &mut self,
         tag: Tag,
+        revents: PollFlags,
         now: Instant,
         scratch: &mut Vec<u8>,
         emit: &mut Emit<'_>,
@@ -955,8 +961,9 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
         match tag {
             Tag::Stdin => self.feed(),
             Tag::Sink(i) => {
+                let hung_up = revents.contains(PollFlags::HUP);
                 let drained = self.sinks[i]
-                    .drain(scratch, usize::MAX, emit)
+                    .drain(scratch, usize::MAX, hung_up, emit)
                     .map_err(|e| self.io_error(e, "reading the child's output"))?;
                 if drained == Drained::Over && self.stop.is_none() {
                     self.begin_stop(Stop::Limit(Stream::from_index(i)), now)?;
@@ -1010,6 +1017,9 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
     }
 
     fn check_exit(&mut self, now: Instant, emit: &mut Emit<'_>) -> Result<()> {
+        if self.status.is_some() {
+            return Ok(());
+        }
         if let Some(status) = self.child().try_wait()? {
             self.exited(status, now, emit);
         }
@@ -1029,7 +1039,7 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
         }
         let drain =
             if self.stop == Some(Stop::Canceled) { Duration::ZERO } else { self.policy.drain };
-        self.drain_at = Some(now.checked_add(drain).unwrap_or_else(|| deadline_after(drain)));
+        self.drain_at = Some(crate::child::deadline_from(now, drain));
         if self.kill_at.is_some()
             && !self.child().stops_together()
             && !self.child().holds_descendants()
@@ -1051,10 +1061,7 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
         let sig = self.policy.kill_signal;
         self.stop_child(sig)?;
         if sig != Signal::KILL {
-            self.kill_at = Some(
-                now.checked_add(self.policy.grace)
-                    .unwrap_or_else(|| deadline_after(self.policy.grace)),
-            );
+            self.kill_at = Some(crate::child::deadline_from(now, self.policy.grace));
         }
         Ok(())
     }
@@ -1072,7 +1079,7 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
             self.begin_stop(stop, now)?;
             return Ok(true);
         }
-        let at = now.checked_add(grace).unwrap_or_else(|| deadline_after(grace));
+        let at = crate::child::deadline_from(now, grace);
         if let Some(k) = &mut self.kill_at {
             *k = (*k).min(at);
         }
@@ -1098,11 +1105,7 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
     /// Stops the command: its cgroup tree when it is contained; else the child, its group when
     /// it leads one, and its descendants (`src/stop.rs` says which processes that reaches).
     fn stop_child(&self, sig: Signal) -> Result<()> {
-        let child = self.child();
-        if let Some(tree) = child.tree() {
-            return tree.signal(sig).map_err(|e| e.with_argv(child.argv()));
-        }
-        crate::stop::stop_command(child, sig)
+        crate::stop::stop_command(self.child(), sig)
     }
 
     /// The drain timeout ran out (or the run was cancelled after the child exited): take
@@ -1113,7 +1116,7 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
         for i in 0..2 {
             if self.sinks[i].fd.is_some() {
                 let drained = self.sinks[i]
-                    .drain(&mut scratch, FINAL_READS, emit)
+                    .drain(&mut scratch, FINAL_READS, false, emit)
                     .map_err(|e| self.io_error(e, "reading the child's output"))?;
                 if drained == Drained::Open {
                     expired = true;
@@ -1268,7 +1271,7 @@ impl Core {
         let now = Instant::now();
         let mut woken = wake_fds.iter().enumerate().filter(|(_, f)| f.is_some()).map(|(i, _)| i);
         let wake_index: Vec<usize> = woken.by_ref().collect();
-        for (i, _) in ready {
+        for (i, revents) in ready {
             if i >= first_wake {
                 round.woken[wake_index[i - first_wake]] = true;
                 continue;
@@ -1276,7 +1279,7 @@ impl Core {
             let (k, tag) = tags[i];
             let Some(run) = runs[k].as_mut() else { continue };
             let mut emit = Emit { id: run.id, events };
-            if let Err(e) = run.ready(tag, now, &mut self.scratch, &mut emit) {
+            if let Err(e) = run.ready(tag, revents, now, &mut self.scratch, &mut emit) {
                 run.abandon(&mut emit);
                 failed.push((k, e));
             }
@@ -1737,12 +1740,34 @@ mod tests {
                     .drain(
                         &mut scratch,
                         usize::MAX,
+                        false,
                         &mut Emit { id: MuxId(0), events: &mut VecDeque::new() },
                     )
                     .unwrap();
             }
             assert_eq!(last == Drained::Over, over, "{written}");
             assert_eq!(sink.buf.len(), 10);
+        }
+    }
+
+    #[test]
+    fn a_hung_up_pipe_is_read_to_its_end_in_one_pass() {
+        use std::io::Write;
+        for hung_up in [false, true] {
+            let (rd, wr) = crate::sys::pipe::pipe().unwrap();
+            crate::sys::pipe::set_nonblocking(&rd, true).unwrap();
+            std::fs::File::from(wr).write_all(b"hi\n").unwrap();
+            let mut sink =
+                Sink::new(Some(rd), Stream::Stdout, None, Overflow::Kill, Delivery::Buffered);
+            let mut scratch = Vec::new();
+            let mut events = VecDeque::new();
+            let mut emit = Emit { id: MuxId(0), events: &mut events };
+            let first = sink.drain(&mut scratch, usize::MAX, hung_up, &mut emit).unwrap();
+            // A short read ends a pass (more may come later) unless poll() said the writer is
+            // gone: then the end of file is read at once and the pipe closed.
+            assert_eq!(first, if hung_up { Drained::Eof } else { Drained::Open });
+            assert_eq!(sink.fd.is_none(), hung_up);
+            assert_eq!(sink.buf, b"hi\n");
         }
     }
 
@@ -1758,6 +1783,7 @@ mod tests {
             .drain(
                 &mut scratch,
                 usize::MAX,
+                false,
                 &mut Emit { id: MuxId(0), events: &mut VecDeque::new() },
             )
             .unwrap()
@@ -1788,12 +1814,12 @@ mod tests {
         };
         wr.write_all(b"a\nb").unwrap();
         let mut emit = Emit { id: MuxId(1), events: &mut events };
-        assert_eq!(sink.drain(&mut scratch, usize::MAX, &mut emit).unwrap(), Drained::Open);
+        assert_eq!(sink.drain(&mut scratch, usize::MAX, false, &mut emit).unwrap(), Drained::Open);
         assert_eq!(lines(&mut events), [b"a".to_vec()]);
         wr.write_all(b"c\n\nde").unwrap();
         drop(wr);
         let mut emit = Emit { id: MuxId(1), events: &mut events };
-        while sink.drain(&mut scratch, usize::MAX, &mut emit).unwrap() == Drained::Open {}
+        while sink.drain(&mut scratch, usize::MAX, false, &mut emit).unwrap() == Drained::Open {}
         assert_eq!(lines(&mut events), [b"bc".to_vec(), b"".to_vec(), b"de".to_vec()]);
         assert_eq!(sink.seen, 8);
     }
@@ -1809,10 +1835,10 @@ mod tests {
         let mut scratch = Vec::new();
         let mut events = VecDeque::new();
         let mut emit = Emit { id: MuxId(1), events: &mut events };
-        assert_eq!(sink.drain(&mut scratch, usize::MAX, &mut emit).unwrap(), Drained::Over);
+        assert_eq!(sink.drain(&mut scratch, usize::MAX, false, &mut emit).unwrap(), Drained::Over);
         // Still open: the rest is read and dropped, so the child never meets a closed pipe.
         assert!(sink.fd.is_some());
-        while sink.drain(&mut scratch, usize::MAX, &mut emit).unwrap() != Drained::Eof {}
+        while sink.drain(&mut scratch, usize::MAX, false, &mut emit).unwrap() != Drained::Eof {}
         let kept: Vec<_> = events
             .iter()
             .map(|e| match e {

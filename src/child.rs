@@ -527,12 +527,19 @@ impl Child {
 
 /// `now + timeout`, saturating far in the future.
 pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(86400 * 365 * 30))
+    deadline_from(Instant::now(), timeout)
+}
+
+/// `from + timeout`, saturating far in the future (`Duration::MAX` does not overflow).
+pub(crate) fn deadline_from(from: Instant, timeout: Duration) -> Instant {
+    from.checked_add(timeout).unwrap_or_else(|| from + Duration::from_secs(86400 * 365 * 30))
 }
 
 impl Drop for Child {
     fn drop(&mut self) {
+        // A child the runner meant to reap itself and gives up on (an error, a panic) goes to
+        // the reaper now.
+        reaper::release(&self.proc);
         if let Some(tree) = &self.tree {
             // The whole tree, even after the child itself has exited.
             match self.drop_policy {

@@ -888,7 +888,7 @@ impl Command {
         let proc = match reaper::open_pidfd(pid, spawned.pidfd) {
             Ok(pidfd) => {
                 let proc = Arc::new(Proc::new(pid, pidfd));
-                reaper::register(&proc).map_err(abandon)?;
+                reaper::register(&proc, !defaults.self_reaped).map_err(abandon)?;
                 proc
             }
             // Already exited and reaped by someone else (SIGCHLD ignored): nothing to track.
@@ -1048,6 +1048,10 @@ pub(crate) struct Defaults {
     pub(crate) stderr: DefaultIo,
     /// A new process group unless the command chose one.
     pub(crate) new_group: bool,
+    /// The spawner waits for the child at once and reaps it itself (the runners): the
+    /// reaper does not watch its pidfd unless the `Child` is dropped uncollected (see
+    /// [`reaper::register`]).
+    pub(crate) self_reaped: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -1066,6 +1070,7 @@ impl Defaults {
             stdout: DefaultIo::Piped,
             stderr: DefaultIo::Piped,
             new_group: false,
+            self_reaped: false,
         }
     }
 }

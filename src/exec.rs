@@ -634,7 +634,8 @@ impl Command {
             && !matches!(self.run.input, Some(Input::Bytes(_)));
         if plain {
             self.check_method(Method::Status)?;
-            let (child, _) = self.spawn_for_run(Defaults::default(), false)?;
+            let defaults = Defaults { self_reaped: true, ..Defaults::default() };
+            let (child, _) = self.spawn_for_run(defaults, false)?;
             return child.wait();
         }
         let argv = self.argv_for_errors();
@@ -672,14 +673,11 @@ impl Command {
     /// Spawns for `method` and runs the capture loop to the end.
     fn run_session(&mut self, method: Method, argv: &[std::ffi::OsString]) -> Result<Finished> {
         self.check_method(method)?;
-        if let Some(c) = &self.run.cancel {
-            if c.is_canceled() {
-                return Err(Error::new(ErrorKind::Canceled, Stage::Run, "canceled before start")
-                    .with_argv(argv));
-            }
-        }
+        crate::cancel::check_before_start(self.run.cancel.as_ref(), || argv)?;
         let mut defaults =
             if method == Method::Capture { Defaults::capture() } else { Defaults::default() };
+        // The loop below reaps the child itself.
+        defaults.self_reaped = true;
         defaults.new_group = self.run.may_stop() && crate::stop::new_group_by_default();
         let (mut child, merged) = self.spawn_for_run(defaults, self.run.merge)?;
         let stdin = child.stdin.take();
@@ -790,10 +788,7 @@ impl Command {
     pub(crate) fn spawn_for_mux(&mut self) -> Result<MuxParts> {
         let argv = self.argv_for_errors();
         self.check_method(Method::Capture)?;
-        if self.run.cancel.as_ref().is_some_and(CancelHandle::is_canceled) {
-            return Err(Error::new(ErrorKind::Canceled, Stage::Run, "canceled before start")
-                .with_argv(argv));
-        }
+        crate::cancel::check_before_start(self.run.cancel.as_ref(), || &argv)?;
         let mut defaults = Defaults::capture();
         defaults.new_group = self.run.may_stop() && crate::stop::new_group_by_default();
         let (mut child, merged) = self.spawn_for_run(defaults, self.run.merge)?;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::capture::{Finished, Session};
 use crate::command::{Command, DefaultIo, Defaults};
-use crate::error::{Error, ErrorKind, Result, Stage};
+use crate::error::{Error, Result, Stage};
 use crate::exec::{judge, Input};
 use crate::exit_status::ExitStatus;
 use crate::stdio::{Stdio, StdioKind};
@@ -333,12 +333,7 @@ impl Command {
             });
         };
         let argv = self.argv_for_errors();
-        if let Some(c) = self.run.cancel() {
-            if c.is_canceled() {
-                return Err(Error::new(ErrorKind::Canceled, Stage::Run, "canceled before start")
-                    .with_argv(argv));
-            }
-        }
+        crate::cancel::check_before_start(self.run.cancel(), || &argv)?;
         // The input stays with the command so that it can run again.
         let input = self.run.take_input();
         let mut follow = [Follow::default(), Follow::default()];

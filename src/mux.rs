@@ -306,7 +306,7 @@ impl Mux {
             delivery,
         )?;
         if let Err(e) = run.set_cancel(cancel) {
-            let _ = run.child().kill();
+            let _ = crate::stop::stop_command(run.child(), crate::Signal::KILL);
             return Err(e);
         }
         let meta = Meta { _watch: watch, merged, argv };
@@ -745,7 +745,7 @@ impl MuxSender {
         let id = MuxId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
         if let Err(e) = self.inner.tx.send((id, parts, delivery)) {
             let (_, parts, _) = e.0;
-            let _ = parts.spawned.child.kill();
+            let _ = crate::stop::stop_command(&parts.spawned.child, crate::Signal::KILL);
             return Err(Error::new(
                 crate::ErrorKind::Io,
                 Stage::Run,

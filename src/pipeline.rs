@@ -307,10 +307,7 @@ impl Pipeline {
     }
 
     fn capture(&mut self, checked: bool) -> Result<PipelineOutput> {
-        if self.cancel.as_ref().is_some_and(CancelHandle::is_canceled) {
-            return Err(Error::new(ErrorKind::Canceled, Stage::Run, "canceled before start")
-                .with_argv(self.argv()));
-        }
+        crate::cancel::check_before_start(self.cancel.as_ref(), || self.argv())?;
         let n = self.stages.len();
         let setup = |e: std::io::Error| Error::os(Stage::Setup, e, "creating the stderr pipe");
         let (err_rd, err_wr) = crate::sys::pipe::pipe().map_err(setup)?;
@@ -420,6 +417,7 @@ impl Pipeline {
                     stdout: if last { ends.stdout } else { DefaultIo::Inherit },
                     stderr: ends.stderr,
                     new_group: false,
+                    self_reaped: false,
                 };
                 let mut pipe_wr = None;
                 if !last {
@@ -547,7 +545,8 @@ impl PipelineChild {
         self.children.iter().map(Child::wait).collect()
     }
 
-    /// Sends `signal` to every stage (its process group if it leads one).
+    /// Sends `signal` to every stage as a timeout does: its cgroup tree when it is contained,
+    /// else its process group if it leads one, and its descendants.
     ///
     /// # Errors
     ///
@@ -555,8 +554,7 @@ impl PipelineChild {
     pub fn signal(&self, signal: Signal) -> Result<()> {
         let mut first = None;
         for c in &self.children {
-            let r =
-                if c.process_group().is_some() { c.signal_group(signal) } else { c.signal(signal) };
+            let r = crate::stop::stop_command(c, signal);
             if let Err(e) = r {
                 first.get_or_insert(e);
             }
@@ -583,7 +581,7 @@ impl PipelineChild {
             out.push(match c.wait_deadline(deadline)? {
                 Some(status) => Termination { status, needed_kill: false },
                 None => {
-                    c.kill()?;
+                    crate::stop::stop_command(c, Signal::KILL)?;
                     Termination { status: c.wait()?, needed_kill: true }
                 }
             });

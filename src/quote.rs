@@ -483,16 +483,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut out = Vec::new();
-    for (index, word) in words.into_iter().enumerate() {
-        let w = word.as_ref().as_bytes();
-        check_nul(index, w)?;
-        if index > 0 {
-            out.push(b' ');
-        }
-        push_quoted(&mut out, w);
-    }
-    Ok(OsString::from_vec(out))
+    join_bytes(words, |w| w.as_ref().as_bytes()).map(OsString::from_vec)
 }
 
 /// [`join`] for text: the result is a `String`.
@@ -514,16 +505,24 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
+    join_bytes(words, |w| w.as_ref().as_bytes()).map(into_string)
+}
+
+/// The words quoted and joined with spaces, for [`join`] and [`join_str`].
+fn join_bytes<S>(
+    words: impl IntoIterator<Item = S>,
+    bytes: impl Fn(&S) -> &[u8],
+) -> Result<Vec<u8>, QuoteError> {
     let mut out = Vec::new();
     for (index, word) in words.into_iter().enumerate() {
-        let w = word.as_ref().as_bytes();
+        let w = bytes(&word);
         check_nul(index, w)?;
         if index > 0 {
             out.push(b' ');
         }
         push_quoted(&mut out, w);
     }
-    Ok(into_string(out))
+    Ok(out)
 }
 
 /// Text in, quoted text out: quoting only adds ASCII, so UTF-8 stays UTF-8.
@@ -919,15 +918,7 @@ fn push_display(out: &mut String, w: &[u8]) {
     let mut prev = None;
     let mut rest = w;
     while !rest.is_empty() {
-        let (valid, invalid) = match std::str::from_utf8(rest) {
-            Ok(text) => (text, &[][..]),
-            Err(e) => {
-                let (text, tail) = rest.split_at(e.valid_up_to());
-                let bad = e.error_len().unwrap_or(tail.len());
-                // `text` is the valid prefix that `from_utf8` just checked.
-                (std::str::from_utf8(text).unwrap_or_default(), &tail[..bad])
-            }
-        };
+        let (valid, invalid) = utf8_chunk(rest);
         for c in valid.chars() {
             if c == '\'' {
                 switch_piece(out, &mut open, Piece::Quotes);
@@ -963,6 +954,20 @@ fn push_display(out: &mut String, w: &[u8]) {
         rest = &rest[valid.len() + invalid.len()..];
     }
     close_piece(out, open);
+}
+
+/// The longest valid UTF-8 prefix of `rest` and the invalid bytes after it (empty at the end;
+/// at most one bad sequence), as `<[u8]>::utf8_chunks` gives from Rust 1.79.
+fn utf8_chunk(rest: &[u8]) -> (&str, &[u8]) {
+    match std::str::from_utf8(rest) {
+        Ok(text) => (text, &[][..]),
+        Err(e) => {
+            let (text, tail) = rest.split_at(e.valid_up_to());
+            let bad = e.error_len().unwrap_or(tail.len());
+            // `text` is the valid prefix that `from_utf8` just checked.
+            (std::str::from_utf8(text).unwrap_or_default(), &tail[..bad])
+        }
+    }
 }
 
 /// Closes the piece that is open, if any.
@@ -1006,14 +1011,7 @@ pub(crate) fn display_text(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     let mut rest = bytes;
     while !rest.is_empty() {
-        let (valid, invalid) = match std::str::from_utf8(rest) {
-            Ok(text) => (text, &[][..]),
-            Err(e) => {
-                let (text, tail) = rest.split_at(e.valid_up_to());
-                let bad = e.error_len().unwrap_or(tail.len());
-                (std::str::from_utf8(text).unwrap_or_default(), &tail[..bad])
-            }
-        };
+        let (valid, invalid) = utf8_chunk(rest);
         for c in valid.chars() {
             if c == '\\' {
                 out.push_str("\\\\");

@@ -17,6 +17,11 @@
 //! A wait that times out puts the pidfd back. Both sides reap under the child's state lock,
 //! so exactly one of them collects the status and the other sees it published.
 //!
+//! A child that a runner (`output()`, `read()`, `status()`) starts and waits for at once is
+//! put in the table without its pidfd going into the epoll set: no `epoll_ctl` pair per run,
+//! and no reaper wake-up racing the runner for the status. It goes in only if the runner gives
+//! it up uncollected (an error, a panic): dropping its `Child` calls [`release`].
+//!
 //! # Without pidfds
 //!
 //! Before Linux 5.4 (or when `OFFSPRING_REAPER=sigchld` is set, which the test suite uses to
@@ -77,6 +82,10 @@ pub(crate) struct ProcState {
     /// Threads waiting on the pidfd themselves; while there are any, the reaper does not
     /// watch it (see [`disarm`]).
     waiters: u32,
+    /// The pidfd is in the reaper's epoll set. A child whose spawner reaps it itself (the
+    /// runners: `output()`, `status()`) starts outside it, and goes in only if the spawner
+    /// gives it up uncollected ([`release`]).
+    armed: bool,
 }
 
 /// A child as the reaper and its handle both see it.
@@ -381,7 +390,7 @@ impl<P: std::ops::Deref<Target = Proc>> SelfWait<P> {
             let mut st = proc.lock();
             st.waiters += 1;
             if st.waiters == 1 && st.outcome.is_none() {
-                disarm(&proc);
+                disarm(&proc, &mut st);
             }
         }
         SelfWait(proc)
@@ -398,7 +407,7 @@ impl<P: std::ops::Deref<Target = Proc>> Drop for SelfWait<P> {
         st.waiters -= 1;
         let gone = st.outcome.is_some();
         if !gone && st.waiters == 0 {
-            arm(proc);
+            arm(proc, &mut st);
         }
         drop(st);
         if gone {
@@ -678,14 +687,20 @@ fn ensure_thread(r: &'static Reaper) -> Result<()> {
 }
 
 /// Registers a freshly spawned child. Called before the `Child` reaches the caller.
-pub(crate) fn register(proc: &Arc<Proc>) -> Result<()> {
+///
+/// `watch` is `false` for a child whose spawner waits for it at once and reaps it itself (a
+/// [`SelfWait`] from the start): its pidfd stays out of the epoll set until [`release`] (or a
+/// `SelfWait` that ends with the child still running) puts it in.
+pub(crate) fn register(proc: &Arc<Proc>, watch: bool) -> Result<()> {
     let r = reaper()?;
     ensure_thread(r)?;
     let key = r.next_key.fetch_add(1, Ordering::Relaxed);
     proc.key.store(key, Ordering::Relaxed);
     lock(&r.procs).insert(key, Arc::clone(proc));
     match &r.mode {
+        Mode::Pidfd { .. } if !watch && proc.pidfd.is_some() => {}
         Mode::Pidfd { epoll, .. } => {
+            proc.lock().armed = true;
             let added = match &proc.pidfd {
                 Some(fd) => {
                     epoll::add(epoll, fd, epoll::EventData::new_u64(key), epoll::EventFlags::IN)
@@ -705,8 +720,13 @@ pub(crate) fn register(proc: &Arc<Proc>) -> Result<()> {
     Ok(())
 }
 
-/// Takes the child's pidfd out of the reaper's epoll set while a thread waits on it.
-fn disarm(proc: &Proc) {
+/// Takes the child's pidfd out of the reaper's epoll set while a thread waits on it (nothing
+/// to do if it is not in). Called with the state lock held.
+fn disarm(proc: &Proc, st: &mut ProcState) {
+    if !st.armed {
+        return;
+    }
+    st.armed = false;
     if let (Ok(Reaper { mode: Mode::Pidfd { epoll, .. }, .. }), Some(fd)) = (reaper(), &proc.pidfd)
     {
         if proc.key.load(Ordering::Relaxed) != 0 {
@@ -715,14 +735,39 @@ fn disarm(proc: &Proc) {
     }
 }
 
-/// Puts the child's pidfd back into the reaper's epoll set after a wait that timed out.
-fn arm(proc: &Proc) {
+/// Puts the child's pidfd (back) into the reaper's epoll set: after a wait that timed out, or
+/// when a child registered unwatched is given up. Called with the state lock held.
+fn arm(proc: &Proc, st: &mut ProcState) {
+    if st.armed {
+        return;
+    }
     if let (Ok(Reaper { mode: Mode::Pidfd { epoll, .. }, .. }), Some(fd)) = (reaper(), &proc.pidfd)
     {
         let key = proc.key.load(Ordering::Relaxed);
         if key != 0 {
+            st.armed = true;
             let _ = epoll::add(epoll, fd, epoll::EventData::new_u64(key), epoll::EventFlags::IN);
         }
+    }
+}
+
+/// The `Child` is going away: a child still uncollected whose pidfd is out of the epoll set
+/// (registered unwatched, and not waited for now) goes in, so the reaper collects it when it
+/// exits; a child collected while unwatched leaves the table, as the reaper would have made it
+/// leave. Nothing to do on the fallback path, whose reaper scans its whole table.
+pub(crate) fn release(proc: &Proc) {
+    if proc.pidfd.is_none() {
+        return;
+    }
+    let mut st = proc.lock();
+    if st.armed || st.waiters > 0 {
+        return;
+    }
+    if st.outcome.is_none() {
+        arm(proc, &mut st);
+    } else {
+        drop(st);
+        forget(proc);
     }
 }
 
@@ -773,6 +818,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The reaper thread's loop. Never returns.
 fn run(r: &'static Reaper) {
+    if let Mode::Pidfd { .. } = r.mode {
+        // Exits come through pidfds here, never through a signal: take none of the process's.
+        // (The fallback path needs `SIGCHLD` to be able to land on this thread, as every
+        // other thread of the program may block it.)
+        crate::sys::signal::block_all_in_this_thread();
+    }
     let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
     loop {
         let mut timeout = fire_timers(r);
@@ -894,7 +945,7 @@ fn fire_timers(r: &Reaper) -> Option<Duration> {
             None => t.proc.signal(t.sig),
         };
         if let Some(grace) = t.then_kill.filter(|_| t.sig != crate::signal::Signal::KILL) {
-            let at = now.checked_add(grace).unwrap_or_else(|| crate::child::deadline_after(grace));
+            let at = crate::child::deadline_from(now, grace);
             let (proc, group) = (Arc::clone(&t.proc), t.group);
             follow.push(KillTimer {
                 at,
@@ -919,4 +970,101 @@ fn fire_timers(r: &Reaper) -> Option<Duration> {
         }
     }
     next
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::command::{Command, Defaults};
+
+    /// `true` while `pid` is a child of this process (running or a zombie).
+    fn is_our_child(pid: crate::Pid) -> bool {
+        let pid = pid.as_raw_nonzero().get();
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let ppid = stat.rfind(')').and_then(|i| stat[i + 2..].split(' ').nth(1));
+        ppid.and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id())
+    }
+
+    fn until_reaped(pid: crate::Pid) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while is_our_child(pid) {
+            assert!(Instant::now() < deadline, "child {pid:?} was never reaped");
+            std::thread::yield_now();
+        }
+    }
+
+    /// A child spawned for a runner that reaps it itself starts outside the reaper's watch;
+    /// given up uncollected (an error, a panic: its `Child` dropped), running or already
+    /// exited, or after a wait that ran out, it is still collected: no zombie.
+    #[test]
+    fn a_self_reaped_child_that_is_given_up_is_still_reaped() {
+        let self_reaped = Defaults { self_reaped: true, ..Defaults::default() };
+        let spawn = |script: &str| {
+            Command::new("sh").args(["-c", script]).spawn_with_defaults(self_reaped).unwrap()
+        };
+        // Still running when dropped.
+        let running = spawn("sleep 0.2");
+        let pid_running = running.pid();
+        drop(running);
+        // Exited (a zombie until someone reaps it) when dropped.
+        let exited = spawn("exit 0");
+        let pid_exited = exited.pid();
+        if let Some(fd) = exited.pidfd() {
+            // Until it is a zombie, without reaping it (`WNOWAIT`).
+            crate::sys::wait::pidfd_wait_exited(fd).unwrap();
+        }
+        drop(exited);
+        // A wait that ran out, then dropped.
+        let waited = spawn("sleep 0.2");
+        let pid_waited = waited.pid();
+        assert_eq!(waited.wait_timeout(Duration::from_millis(1)).unwrap(), None);
+        drop(waited);
+        for pid in [pid_running, pid_exited, pid_waited] {
+            until_reaped(pid);
+        }
+    }
+
+    /// On the pidfd path the reaper thread takes no signal of the process's: `SIGCHLD` would
+    /// only interrupt its `epoll_wait`, and another signal would run the program's handler
+    /// (or its default action) on a thread the program does not know of. The fallback path
+    /// leaves `SIGCHLD` deliverable there, as its handler is what wakes the reaper.
+    #[test]
+    fn the_reaper_thread_blocks_signals_on_the_pidfd_path_only() {
+        let child = Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        let pidfd_path = matches!(super::reaper().unwrap().mode, super::Mode::Pidfd { .. });
+        // The thread names itself once it runs: give a just-started reaper a moment.
+        let give_up = Instant::now() + Duration::from_secs(10);
+        let reaper_tasks = || {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .flatten()
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.trim_end() == "offspring-reap")
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut tasks = reaper_tasks();
+        while tasks.is_empty() && Instant::now() < give_up {
+            std::thread::yield_now();
+            tasks = reaper_tasks();
+        }
+        let mut found = false;
+        for task in tasks {
+            found = true;
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap();
+            let blocked = status
+                .lines()
+                .find_map(|l| l.strip_prefix("SigBlk:"))
+                .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+                .unwrap();
+            let bit = |sig: i32| blocked & (1u64 << (sig - 1)) != 0;
+            assert_eq!(bit(libc::SIGCHLD), pidfd_path, "SigBlk {blocked:x}");
+            assert_eq!(bit(libc::SIGTERM), pidfd_path, "SigBlk {blocked:x}");
+        }
+        assert!(found, "no offspring-reap thread");
+    }
 }

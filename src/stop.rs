@@ -4,8 +4,8 @@
 //! that `/proc` shows under the child at that moment (Linux): each is opened as a pidfd first,
 //! so a pid that is reused meanwhile is never signalled, and the pidfds are kept so that the
 //! `SIGKILL` after the grace period reaches the same processes even once they have been
-//! reparented. Containment in a cgroup (which also catches daemons that left both the group
-//! and the tree before the stop) extends [`stop_command`].
+//! reparented. A contained child is stopped through its cgroup tree instead (which also catches
+//! daemons that left both the group and the tree before the stop).
 //!
 //! Which group a child that may be stopped starts in is decided by [`new_group_by_default`]:
 //! a new one, unless this process is the foreground process group of its terminal, where a
@@ -20,9 +20,14 @@ use crate::error::Result;
 use crate::signal::Signal;
 use crate::Pid;
 
-/// Sends `sig` to everything the command started that can be reached: the child (or its
-/// whole group when it leads one), and its descendants (see the module docs).
+/// Sends `sig` to everything the command started that can be reached: its cgroup tree when
+/// it is contained; else the child (or its whole group when it leads one), and its
+/// descendants (see the module docs). Every "stop this child" path goes through here: capture
+/// runs (timeouts, output limits, cancels), the mux, pipelines.
 pub(crate) fn stop_command(child: &Child, sig: Signal) -> Result<()> {
+    if let Some(tree) = child.tree() {
+        return tree.signal(sig).map_err(|e| e.with_argv(child.argv()));
+    }
     // Find the descendants before the child is signalled: once it dies, they are orphans and
     // no longer findable from it.
     if matches!(child.try_wait(), Ok(None)) {

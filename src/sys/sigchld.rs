@@ -29,23 +29,34 @@ extern "C" fn on_sigchld(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut
         unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
     }
     if let Some(prev) = PREVIOUS.get() {
-        let h = prev.sa_sigaction;
-        if h != libc::SIG_DFL && h != libc::SIG_IGN {
-            if prev.sa_flags & libc::SA_SIGINFO != 0 {
-                // SAFETY: the previous handler was installed with SA_SIGINFO, so it has this
-                // signature; we pass through the kernel's own arguments.
-                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                    unsafe { std::mem::transmute(h) };
-                f(sig, info, ctx);
-            } else {
-                // SAFETY: a plain handler takes only the signal number.
-                let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(h) };
-                f(sig);
-            }
-        }
+        chain(prev, sig, info, ctx);
     }
     // SAFETY: __errno_location returns this thread's errno slot.
     unsafe { *libc::__errno_location() = saved };
+}
+
+/// Calls the handler `prev` names, with the kernel's arguments; `SIG_DFL` and `SIG_IGN` are
+/// not called. Async-signal-safe: for the signal handlers here and in `termsig.rs`.
+pub(super) fn chain(
+    prev: &libc::sigaction,
+    sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+) {
+    let h = prev.sa_sigaction;
+    if h != libc::SIG_DFL && h != libc::SIG_IGN {
+        if prev.sa_flags & libc::SA_SIGINFO != 0 {
+            // SAFETY: the previous handler was installed with SA_SIGINFO, so it has this
+            // signature; we pass through the kernel's own arguments.
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                unsafe { std::mem::transmute(h) };
+            f(sig, info, ctx);
+        } else {
+            // SAFETY: a plain handler takes only the signal number.
+            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(h) };
+            f(sig);
+        }
+    }
 }
 
 /// Wakes the reader of the self-pipe, as a `SIGCHLD` would.

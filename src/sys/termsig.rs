@@ -34,21 +34,7 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     }
     let slot = SIGNALS.iter().position(|&s| s == sig);
     if let (Some(prev), Some(i)) = (PREVIOUS.get(), slot) {
-        let prev = &prev[i];
-        let h = prev.sa_sigaction;
-        if h != libc::SIG_DFL && h != libc::SIG_IGN {
-            if prev.sa_flags & libc::SA_SIGINFO != 0 {
-                // SAFETY: the previous handler was installed with SA_SIGINFO, so it has this
-                // signature; we pass through the kernel's own arguments.
-                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                    unsafe { std::mem::transmute(h) };
-                f(sig, info, ctx);
-            } else {
-                // SAFETY: a plain handler takes only the signal number.
-                let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(h) };
-                f(sig);
-            }
-        }
+        super::sigchld::chain(&prev[i], sig, info, ctx);
     }
     // SAFETY: __errno_location returns this thread's errno slot.
     unsafe { *libc::__errno_location() = saved };

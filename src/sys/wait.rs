@@ -232,26 +232,7 @@ pub(crate) fn pidfd_reap_blocking(pidfd: &OwnedFd) -> io::Result<()> {
 /// `waitid(P_PIDFD, fd, WEXITED | WNOWAIT)`—Blocks until the child has exited, without
 /// reaping it (the caller reaps under its lock).
 pub(crate) fn pidfd_wait_exited(pidfd: BorrowedFd<'_>) -> io::Result<()> {
-    const P_PIDFD: libc::idtype_t = 3;
-    loop {
-        let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
-        // SAFETY: waitid on a pidfd we borrow, with a zeroed out-parameter.
-        let r = unsafe {
-            libc::waitid(
-                P_PIDFD,
-                pidfd.as_raw_fd() as libc::id_t,
-                info.as_mut_ptr(),
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if r == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(e);
-        }
-    }
+    pidfd_waitid(pidfd, libc::WEXITED | libc::WNOWAIT).map(drop)
 }
 
 /// `waitid(P_PIDFD, fd, WEXITED | WNOHANG | WNOWAIT)`—Whether the pidfd's process is an
@@ -259,28 +240,31 @@ pub(crate) fn pidfd_wait_exited(pidfd: BorrowedFd<'_>) -> io::Result<()> {
 /// it), `Err(ECHILD)` if it is not (or no longer) an unreaped child of ours. `Ok(true)` also
 /// when the kernel lacks `P_PIDFD` (before 5.4), where only a `wait4` can tell.
 pub(crate) fn pidfd_exited(pidfd: BorrowedFd<'_>) -> io::Result<bool> {
+    match pidfd_waitid(pidfd, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) {
+        // si_pid stays 0 when nothing has exited.
+        Ok(pid) => Ok(pid != 0),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// `waitid(P_PIDFD, fd, flags)`, retried on `EINTR`: the `si_pid` the kernel filled in (0
+/// when nothing has exited).
+fn pidfd_waitid(pidfd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<libc::pid_t> {
     const P_PIDFD: libc::idtype_t = 3;
     loop {
         let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
         // SAFETY: waitid on a pidfd we borrow, with a zeroed out-parameter.
         let r = unsafe {
-            libc::waitid(
-                P_PIDFD,
-                pidfd.as_raw_fd() as libc::id_t,
-                info.as_mut_ptr(),
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
+            libc::waitid(P_PIDFD, pidfd.as_raw_fd() as libc::id_t, info.as_mut_ptr(), flags)
         };
         if r == 0 {
-            // SAFETY: zero-initialised and possibly filled by the kernel; si_pid stays 0
-            // when nothing has exited.
-            return Ok(unsafe { info.assume_init().si_pid() } != 0);
+            // SAFETY: zero-initialised and possibly filled by the kernel.
+            return Ok(unsafe { info.assume_init().si_pid() });
         }
         let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EINVAL) => return Ok(true),
-            _ => return Err(e),
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
         }
     }
 }

@@ -14,21 +14,9 @@ use offspring::{
 };
 
 use crate::support::{
-    assert_no_new_fds, children, fixture, isolated, ms, open_fds, SpawnPath, PATHS,
+    assert_no_new_fds, children, fixture, isolated, ms, open_fds, until_no_children, SpawnPath,
+    PATHS,
 };
-
-/// Waits until this process has no child left (the reaper may still be collecting one).
-fn until_no_children(within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let kids = children();
-        if kids.is_empty() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "children left: {kids:?}");
-        std::thread::sleep(ms(5));
-    }
-}
 
 /// Makes room for `n` fds in this process, raising the soft limit toward the hard one.
 fn allow_fds(n: u64) {

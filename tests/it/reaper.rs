@@ -1,23 +1,11 @@
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use offspring::Command;
 
 use crate::support::{
-    assert_no_new_fds, children, fixture, isolated, isolated_with, open_fds, SpawnPath,
+    assert_no_new_fds, children, fixture, isolated, isolated_with, open_fds, until_no_children,
+    SpawnPath,
 };
-
-/// Waits until this process has no children left, failing on a zombie that stays.
-fn until_no_children(within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let kids = children();
-        if kids.is_empty() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "children left: {kids:?}");
-        std::thread::yield_now();
-    }
-}
 
 #[test]
 fn dropping_10000_running_and_exited_children_leaves_no_zombie_and_no_fd() {

@@ -7,7 +7,7 @@ use offspring::{
     WorkerId, Workers,
 };
 
-use crate::support::{fixture, ms, SpawnPath};
+use crate::support::{fixture, ms, proc_stats, SpawnPath};
 
 /// Collects events until one satisfies `done` (returned last), failing after `within`.
 fn events_until(
@@ -45,19 +45,11 @@ fn alive(pid: u32) -> bool {
 /// reap it) is dead and not ours to reap: it is left out; a zombie of ours would count.
 fn group_members(pgid: u32) -> Vec<String> {
     let me = std::process::id();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
-        // state ppid pgrp
-        let f: Vec<&str> = rest.split(' ').take(3).collect();
-        let ppid: u32 = f[1].parse().unwrap_or(0);
-        if f[2].parse::<u32>().ok() == Some(pgid) && (f[0] != "Z" || ppid == me) {
-            out.push(format!("{pid} {} {ppid}", f[0]));
-        }
-    }
-    out
+    proc_stats()
+        .into_iter()
+        .filter(|p| p.pgrp == pgid && (p.state != "Z" || p.ppid == me))
+        .map(|p| format!("{} {} {}", p.pid, p.state, p.ppid))
+        .collect()
 }
 
 #[test]

@@ -69,23 +69,50 @@ pub fn assert_no_new_fds(baseline: &[i32], within: std::time::Duration) {
     }
 }
 
-/// The pids of this process's children, and whether each is a zombie, from `/proc/*/stat`.
-pub fn children() -> Vec<(u32, bool)> {
-    let me = std::process::id();
+/// One process as `/proc/<pid>/stat` shows it.
+pub struct ProcStat {
+    pub pid: u32,
+    /// `R`, `S`, `Z`...
+    pub state: String,
+    pub ppid: u32,
+    pub pgrp: u32,
+}
+
+/// Every process `/proc` shows now (those that vanish while it is read are left out).
+pub fn proc_stats() -> Vec<ProcStat> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        // "pid (comm) state ppid ...": comm may contain spaces and parentheses.
+        // "pid (comm) state ppid pgrp ...": comm may contain spaces and parentheses.
         let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
         let mut fields = rest.split(' ');
-        let state = fields.next().unwrap_or("");
+        let state = fields.next().unwrap_or("").to_owned();
         let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        if ppid == me {
-            out.push((pid, state == "Z"));
-        }
+        let pgrp: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        out.push(ProcStat { pid, state, ppid, pgrp });
     }
     out
+}
+
+/// The pids of this process's children, and whether each is a zombie, from `/proc/*/stat`.
+pub fn children() -> Vec<(u32, bool)> {
+    let me = std::process::id();
+    proc_stats().into_iter().filter(|p| p.ppid == me).map(|p| (p.pid, p.state == "Z")).collect()
+}
+
+/// Waits until this process has no child left (the reaper may still be collecting one),
+/// failing on a child or zombie that stays past `within`.
+pub fn until_no_children(within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let kids = children();
+        if kids.is_empty() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "children left: {kids:?}");
+        std::thread::yield_now();
+    }
 }
 
 /// Runs the calling test alone in a fresh copy of this test binary, with `env` added.

@@ -1,0 +1,291 @@
+//! Small-capture benchmark: capturing the few bytes of a short command (`/bin/echo hi`), the
+//! most common call of all, through offspring and std in the same run; and, beside it, the
+//! bare spawn + wait of `/bin/true`, so that a change to the capture path shows whether it
+//! cost the spawn anything.
+//!
+//! ```text
+//! nice -n 10 cargo bench --bench small
+//! nice -n 10 cargo bench --bench small -- --calls 200 --rounds 9
+//! ```
+//!
+//! | name | what |
+//! | --- | --- |
+//! | `std-output` | `std::process::Command::new("/bin/echo").arg("hi").output()`: the reference for the capture rows |
+//! | `offspring-output` | `offspring::Command::new("/bin/echo").arg("hi").output()` |
+//! | `offspring-read` | `offspring::exec_file("/bin/echo", ["hi"]).read()` |
+//! | `posix_spawn` | libc `posix_spawn` + `waitpid` of `/bin/true`: the reference for the spawn rows |
+//! | `std-status` | `std::process::Command::new("/bin/true").status()` |
+//! | `offspring-status` | `offspring::Command::new("/bin/true").status()` |
+//!
+//! `--only METHOD` runs one method `--calls` times and prints nothing, for a profiler
+//! (`strace -c -f`, `perf stat`, `valgrind --tool=callgrind`).
+//!
+//! A round runs `--calls` calls (default 200) of every method back to back, in an order that
+//! rotates from round to round, so that drift in the machine's speed spreads over all of them.
+//! The table gives, per method: `wall`, the median over rounds of the mean time per call, its
+//! min and max, and the ratio of each round's time to its reference's in the same round
+//! (median, min, max); `call`, the median of all single calls and its ratio to the reference's,
+//! which a load spike in one round moves less; `cpu`, this process's CPU time per call (user +
+//! system, every thread, the reaper's too, the children's not) and its ratio. On a shared VM
+//! absolute figures drift; the same-run ratios are what to compare.
+
+// The reference spawn is a raw libc `posix_spawn`, which needs unsafe code.
+#![allow(unsafe_code)]
+
+use std::ffi::{c_char, CString};
+use std::hint::black_box;
+use std::os::unix::ffi::OsStrExt;
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    StdOutput,
+    OffspringOutput,
+    OffspringRead,
+    PosixSpawn,
+    StdStatus,
+    OffspringStatus,
+}
+
+impl Method {
+    const ALL: [Method; 6] = [
+        Method::StdOutput,
+        Method::OffspringOutput,
+        Method::OffspringRead,
+        Method::PosixSpawn,
+        Method::StdStatus,
+        Method::OffspringStatus,
+    ];
+
+    fn name(self) -> &'static str {
+        [
+            "std-output",
+            "offspring-output",
+            "offspring-read",
+            "posix_spawn",
+            "std-status",
+            "offspring-status",
+        ][self as usize]
+    }
+
+    /// The row this one is compared with.
+    fn reference(self) -> Method {
+        match self {
+            Method::StdOutput | Method::OffspringOutput | Method::OffspringRead => {
+                Method::StdOutput
+            }
+            _ => Method::PosixSpawn,
+        }
+    }
+}
+
+/// `posix_spawn` of `/bin/true` with the parent's environment, prepared once.
+struct RawSpawn {
+    path: CString,
+    _strings: Vec<CString>,
+    argv: Vec<*const c_char>,
+    envp: Vec<*const c_char>,
+}
+
+impl RawSpawn {
+    fn new() -> RawSpawn {
+        let path = CString::new("/bin/true").unwrap();
+        let arg0 = path.clone();
+        let mut strings: Vec<CString> = std::env::vars_os()
+            .map(|(k, v)| {
+                let mut entry = k.as_bytes().to_vec();
+                entry.push(b'=');
+                entry.extend_from_slice(v.as_bytes());
+                CString::new(entry).unwrap()
+            })
+            .collect();
+        let mut envp: Vec<*const c_char> = strings.iter().map(|e| e.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        let argv = vec![arg0.as_ptr(), std::ptr::null()];
+        strings.push(arg0);
+        RawSpawn { path, _strings: strings, argv, envp }
+    }
+
+    fn run(&self) {
+        let mut pid: libc::pid_t = 0;
+        // SAFETY: `path` is a C string and `argv`/`envp` are NULL-terminated arrays of C
+        // strings owned by `self`, alive for the call; null file actions and attributes ask
+        // for the defaults.
+        let rc = unsafe {
+            libc::posix_spawn(
+                &mut pid,
+                self.path.as_ptr(),
+                std::ptr::null(),
+                std::ptr::null(),
+                self.argv.as_ptr().cast(),
+                self.envp.as_ptr().cast(),
+            )
+        };
+        assert_eq!(rc, 0, "posix_spawn failed");
+        let mut status = 0;
+        loop {
+            // SAFETY: waits for the one child just spawned, with a valid out-pointer.
+            let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+            if r == pid {
+                break;
+            }
+            assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EINTR));
+        }
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    }
+}
+
+fn call(method: Method, raw: &RawSpawn) {
+    match method {
+        Method::StdOutput => {
+            let out = std::process::Command::new("/bin/echo").arg("hi").output().unwrap();
+            assert_eq!(out.stdout, b"hi\n");
+            black_box(out);
+        }
+        Method::OffspringOutput => {
+            let out = offspring::Command::new("/bin/echo").arg("hi").output().unwrap();
+            assert_eq!(out.stdout, b"hi\n");
+            black_box(out);
+        }
+        Method::OffspringRead => {
+            let s = offspring::exec_file("/bin/echo", ["hi"]).read().unwrap();
+            assert_eq!(s, "hi");
+            black_box(s);
+        }
+        Method::PosixSpawn => raw.run(),
+        Method::StdStatus => {
+            assert!(std::process::Command::new("/bin/true").status().unwrap().success());
+        }
+        Method::OffspringStatus => {
+            assert!(offspring::Command::new("/bin/true").status().unwrap().success());
+        }
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn main() {
+    let mut calls = 200usize;
+    let mut rounds = 9usize;
+    let mut only = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--calls" => calls = args.next().and_then(|v| v.parse().ok()).expect("--calls N"),
+            "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
+            "--only" => {
+                let name = args.next().expect("--only METHOD");
+                only = Some(
+                    Method::ALL
+                        .into_iter()
+                        .find(|m| m.name() == name)
+                        .unwrap_or_else(|| panic!("no method {name:?}")),
+                );
+            }
+            // `cargo bench` passes `--bench`; anything else is a mistake.
+            "--bench" => {}
+            other => panic!("unknown argument {other:?} (try --calls N --rounds N)"),
+        }
+    }
+    assert!(calls > 0 && rounds > 0, "--calls and --rounds must be at least 1");
+    let raw = RawSpawn::new();
+    if let Some(m) = only {
+        // One method alone, `--calls` times, untimed: for `strace -c`, `perf stat` and
+        // `valgrind --tool=callgrind`.
+        for _ in 0..calls {
+            call(m, &raw);
+        }
+        return;
+    }
+    // Warm-up: the reaper thread, the page cache, the allocator.
+    for m in Method::ALL {
+        for _ in 0..20 {
+            call(m, &raw);
+        }
+    }
+    // secs[method][round]: mean seconds per call; each[method]: every call's own time;
+    // cpu[method][round]: this process's CPU time (user + system, every thread, the reaper's
+    // too, but not the children's) per call.
+    let n = Method::ALL.len();
+    let mut secs = vec![vec![0.0f64; rounds]; n];
+    let mut cpu = vec![vec![0.0f64; rounds]; n];
+    let mut each = vec![Vec::with_capacity(rounds * calls); n];
+    for round in 0..rounds {
+        for i in 0..n {
+            let m = Method::ALL[(i + round) % n];
+            let cpu0 = cpu_secs();
+            let start = Instant::now();
+            let mut last = start;
+            for _ in 0..calls {
+                call(m, &raw);
+                let now = Instant::now();
+                each[m as usize].push((now - last).as_secs_f64());
+                last = now;
+            }
+            secs[m as usize][round] = (last - start).as_secs_f64() / calls as f64;
+            cpu[m as usize][round] = (cpu_secs() - cpu0) / calls as f64;
+        }
+    }
+    println!("small capture and spawn: {rounds} interleaved rounds of {calls} calls per method");
+    println!("(wall: per-round mean per call; call: median of single calls; cpu: this process)");
+    println!(
+        "{:<17} {:>8} {:>8} {:>8} {:>6} {:>6} {:>6} | {:>7} {:>6} | {:>7} {:>6}  vs",
+        "method",
+        "wall µs",
+        "min",
+        "max",
+        "ratio",
+        "min",
+        "max",
+        "call µs",
+        "ratio",
+        "cpu µs",
+        "ratio"
+    );
+    let call_med: Vec<f64> = each.iter_mut().map(|v| median(v)).collect();
+    let cpu_med: Vec<f64> = cpu.iter_mut().map(|v| median(&mut v.clone())).collect();
+    for m in Method::ALL {
+        let mut per = secs[m as usize].clone();
+        let r = m.reference();
+        let mut ratios: Vec<f64> =
+            (0..rounds).map(|k| secs[m as usize][k] / secs[r as usize][k]).collect();
+        let med = median(&mut per) * 1e6;
+        let (lo, hi) = (per[0] * 1e6, per[rounds - 1] * 1e6);
+        let rmed = median(&mut ratios);
+        println!(
+            "{:<17} {:>8.1} {:>8.1} {:>8.1} {:>6.3} {:>6.3} {:>6.3} | {:>7.1} {:>6.3} | {:>7.1} {:>6.3}  {}",
+            m.name(),
+            med,
+            lo,
+            hi,
+            rmed,
+            ratios[0],
+            ratios[rounds - 1],
+            call_med[m as usize] * 1e6,
+            call_med[m as usize] / call_med[r as usize],
+            cpu_med[m as usize] * 1e6,
+            cpu_med[m as usize] / cpu_med[r as usize],
+            r.name()
+        );
+    }
+}
+
+/// This process's CPU time so far (user + system, all threads), in seconds.
+fn cpu_secs() -> f64 {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the zeroed `rusage` it is given.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
+    assert_eq!(rc, 0);
+    // SAFETY: zeroed and filled by the kernel.
+    let ru = unsafe { ru.assume_init() };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
