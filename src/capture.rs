@@ -851,6 +851,13 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
         self.child.borrow()
     }
 
+    pub(crate) fn child_mut(&mut self) -> &mut Child
+    where
+        C: std::borrow::BorrowMut<Child>,
+    {
+        self.child.borrow_mut()
+    }
+
     /// The child's status, once it has been collected.
     pub(crate) fn status(&self) -> Option<ExitStatus> {
         self.status

@@ -471,7 +471,8 @@
 //! failure, never, with the exit codes that count as success), exponential [`Backoff`] with
 //! a cap and jitter, a limit of restarts within a window after which it gives up on that
 //! worker and says so, a minimum uptime that resets the backoff, a ready check (a line on
-//! stdout containing a pattern, [`ReadyLine`], within a deadline), a stop signal with a grace
+//! stdout containing a pattern, [`ReadyLine`], or the IPC ready handshake, both within a
+//! deadline), a stop signal with a grace
 //! period then `SIGKILL` to the worker's process group, rolling restarts (one worker at a
 //! time, the next once the new one is ready), every output line tagged with its worker, and a
 //! [history](Supervisor::history) of each worker's runs ([`Run`]: start, ready, status,
@@ -506,6 +507,40 @@
 //!                 println!("[{worker}] {line}");
 //!             }
 //!         }
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Readiness as Node's process managers do it (PM2's `wait_ready`):
+//! [`Workers::ready_ipc`] gives each worker a message channel ([`Command::ipc`], fd 3,
+//! Node's wire), and the worker is ready when it sends the handshake
+//! ([`ipc::Sender::send_ready`] after [`ipc::attach`]; in Node,
+//! `process.send({cmd: 'NODE_OFFSPRING_READY'})`). A worker that does not send it in time is
+//! stopped and counts as a failed start, as a missed ready line does, and rolling restarts
+//! wait for each new worker's handshake. The worker's other messages come out as
+//! [`SupervisorEvent::Message`], and [`Supervisor::sender`] sends to it. The supervisor still
+//! has one thread: each channel's own reader thread (the one [`ipc`] documents, ended with
+//! the worker) wakes the supervisor's `poll()` through its control pipe.
+//!
+//! ```no_run
+//! use offspring::{Command, Supervisor, SupervisorEvent, Workers};
+//! use std::time::Duration;
+//!
+//! // The worker: `let (tx, rx) = offspring::ipc::attach()?; /* set up */ tx.send_ready()?;`
+//! let sup = Supervisor::start(vec![Workers::new("api", Command::new("./worker"))
+//!     .count(2)
+//!     .ready_ipc(Duration::from_secs(10))])?;
+//! for ev in sup.events() {
+//!     match ev {
+//!         SupervisorEvent::Ready { worker, after } => println!("{worker} ready after {after:?}"),
+//!         SupervisorEvent::Message { worker, data } => {
+//!             println!("{worker} says {}", String::from_utf8_lossy(&data));
+//!             if let Some(tx) = sup.sender(&worker) {
+//!                 tx.send(br#"{"ack":true}"#)?;
+//!             }
+//!         }
+//!         _ => {}
 //!     }
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -69,6 +69,8 @@ OPTIONS:
     --min-uptime D           a run this long is healthy and resets the backoff (default 5s)
     --ready-line PAT         a worker is ready once a stdout line contains PAT (^PAT: starts
                              with PAT); plain text, not a regular expression
+    --ready-ipc              a worker is ready once it sends the IPC ready handshake on the
+                             Node channel at fd 3 (NODE_CHANNEL_FD); its messages are logged
     --ready-timeout D        stop a worker not ready within D (default 30s)
     --grace D                time between SIGTERM and SIGKILL at shutdown (default 5s)
     -h, --help               show this help
@@ -351,6 +353,7 @@ fn supervise(args: Vec<OsString>) -> Result<u8, String> {
     let mut min_uptime = Duration::from_secs(5);
     let mut ready = None;
     let mut ready_timeout = Duration::from_secs(30);
+    let mut ready_ipc = false;
     let mut grace = Duration::from_secs(5);
     let mut it = Opts { items: opts.into_iter() };
     while let Some((opt, inline)) = it.next() {
@@ -382,6 +385,7 @@ fn supervise(args: Vec<OsString>) -> Result<u8, String> {
             }
             "--min-uptime" => min_uptime = parse_duration(&opt, &it.value(&opt, inline)?)?,
             "--ready-line" => ready = Some(it.value(&opt, inline)?),
+            "--ready-ipc" if inline.is_none() => ready_ipc = true,
             "--ready-timeout" => ready_timeout = parse_duration(&opt, &it.value(&opt, inline)?)?,
             "--grace" => grace = parse_duration(&opt, &it.value(&opt, inline)?)?,
             "-h" | "--help" => {
@@ -406,8 +410,14 @@ fn supervise(args: Vec<OsString>) -> Result<u8, String> {
         .backoff(backoff)
         .min_uptime(min_uptime)
         .stop_signal(Signal::TERM, grace);
+    if ready.is_some() && ready_ipc {
+        return Err("supervise: --ready-line and --ready-ipc exclude each other".into());
+    }
     if let Some(p) = &ready {
         workers = workers.ready_line(p, ready_timeout);
+    }
+    if ready_ipc {
+        workers = workers.ready_ipc(ready_timeout);
     }
     let sup = Supervisor::start(vec![workers]).map_err(|e| e.to_string())?;
     let log = |line: String| {
@@ -457,7 +467,7 @@ fn supervise(args: Vec<OsString>) -> Result<u8, String> {
                     SupervisorEvent::Started { worker, pid } => {
                         log(format!("[offspring] {worker} started (pid {})", pid.as_raw_nonzero()));
                     }
-                    SupervisorEvent::Ready { worker, after } if ready.is_some() => {
+                    SupervisorEvent::Ready { worker, after } if ready.is_some() || ready_ipc => {
                         log(format!("[offspring] {worker} ready after {after:.3?}"));
                     }
                     SupervisorEvent::Exited { worker, run } => {
@@ -468,6 +478,10 @@ fn supervise(args: Vec<OsString>) -> Result<u8, String> {
                             all_ok = false;
                         }
                         log(format!("[offspring] {worker} {}", run.summary()));
+                    }
+                    SupervisorEvent::Message { worker, data } => {
+                        let text = String::from_utf8_lossy(&data);
+                        log(format!("[offspring] {worker} message: {text}"));
                     }
                     SupervisorEvent::GaveUp { worker, restarts } => {
                         log(format!("[offspring] {worker}: {restarts} restarts within {:?}, giving up", limit.1));

@@ -351,6 +351,14 @@ impl Mux {
         self.find(id).map(|r| r.child())
     }
 
+    /// Takes the parent's half of child `id`'s IPC channel ([`Child::take_channel`]).
+    pub(crate) fn take_channel(
+        &mut self,
+        id: MuxId,
+    ) -> Option<(crate::ipc::Sender, crate::ipc::Receiver)> {
+        self.runs.iter_mut().flatten().find(|r| r.id == id)?.child_mut().take_channel()
+    }
+
     /// Starts stopping child `id` as its timeout would: its kill signal, then `SIGKILL` after
     /// its grace period. Its `Exit` reports [`ErrorKind::Canceled`](crate::ErrorKind::Canceled).
     /// Does nothing if it is already stopping or gone.

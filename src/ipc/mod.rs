@@ -179,6 +179,8 @@ pub fn channel(fd: OwnedFd, options: &Options) -> io::Result<(Sender, Receiver)>
         reads: AtomicU64::new(0),
         senders: AtomicUsize::new(1),
         receivers: AtomicUsize::new(1),
+        notify: Mutex::new(None),
+        notifying: AtomicBool::new(false),
     });
     Ok((Sender { shared: Arc::clone(&shared) }, Receiver { shared, rx }))
 }

@@ -1,7 +1,7 @@
 //! The receiving half of a channel.
 
 use std::fmt;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -171,6 +171,22 @@ impl Receiver {
     /// [`RecvError::Timeout`], and those of [`wait_ready`](Receiver::wait_ready).
     pub fn wait_ready_deadline(&self, deadline: Instant) -> Result<(), RecvError> {
         self.ready_inner(Some(deadline))
+    }
+
+    /// Starts the reader thread, which from now on writes one byte to `wake` (a
+    /// non-blocking pipe) whenever it queues a message, sees the ready handshake, or sees the
+    /// channel close: for a `poll()` loop that serves many channels from one thread (the
+    /// supervisor's).
+    pub(crate) fn notify_on(&self, wake: OwnedFd) {
+        *lock(&self.shared.notify) = Some(wake);
+        self.shared.notifying.store(true, Ordering::Release);
+        self.shared.start_reader();
+    }
+
+    /// Stops the pokes of [`notify_on`](Receiver::notify_on) and closes that pipe end: once
+    /// this returns, the reader thread never writes to it again.
+    pub(crate) fn notify_off(&self) {
+        lock(&self.shared.notify).take();
     }
 
     /// `true` once the ready handshake has arrived.

@@ -93,6 +93,13 @@ pub(super) struct Shared {
     pub(super) reads: AtomicU64,
     pub(super) senders: AtomicUsize,
     pub(super) receivers: AtomicUsize,
+    /// A pipe to poke (one byte, never blocking) when the reader thread has queued a
+    /// message, seen the ready handshake or seen the channel close: how the supervisor's
+    /// `poll()` loop learns of it without a thread of its own. Taken back with
+    /// [`Receiver::notify_off`] before the pipe's read end closes (no `SIGPIPE`).
+    pub(super) notify: Mutex<Option<OwnedFd>>,
+    /// Whether `notify` may hold a pipe: spares every other channel the lock.
+    pub(super) notifying: AtomicBool,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -484,10 +491,24 @@ impl Shared {
                 if tx.send(msg).is_err() {
                     // Every receiver is gone: keep reading for acknowledgements only.
                     deliver = None;
+                } else {
+                    self.poke();
                 }
             }
         }
         // Dropping `deliver` tells the receivers the channel closed.
+        drop(deliver);
+        self.poke();
+    }
+
+    /// Writes one byte to the [`notify`](Shared::notify) pipe, if there is one. A full pipe
+    /// already means "look".
+    fn poke(&self) {
+        if self.notifying.load(Ordering::Acquire) {
+            if let Some(fd) = &*lock(&self.notify) {
+                let _ = rustix::io::write(fd, &[1]);
+            }
+        }
     }
 
     /// Handles an internal message; returns the user message a `NODE_HANDLE` carries.
@@ -519,6 +540,7 @@ impl Shared {
             "NODE_OFFSPRING_READY" => {
                 lock(&self.events).ready = true;
                 self.events_cv.notify_all();
+                self.poke();
                 None
             }
             // Node's other internal messages (NODE_CLUSTER...) are not for us.

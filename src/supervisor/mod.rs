@@ -4,6 +4,7 @@ mod policy;
 
 pub use policy::{Backoff, ReadyLine, Restart};
 
+use std::collections::HashMap;
 use std::fmt;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,7 @@ use crate::child::Child;
 use crate::command::{Command, ProcessGroup};
 use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::exit_status::{ExitStatus, ResourceUsage};
+use crate::ipc;
 use crate::mux::{Event as MuxEvent, Mux, MuxId};
 use crate::signal::Signal;
 use crate::stdio::Stdio;
@@ -43,7 +45,7 @@ pub struct Workers {
     max_restarts: u32,
     window: Duration,
     min_uptime: Duration,
-    ready: Option<ReadyLine>,
+    ready: Option<ReadyCheck>,
     ready_timeout: Duration,
     stop_signal: Signal,
     grace: Duration,
@@ -115,7 +117,46 @@ impl Workers {
     /// [`ReadyLine`]) within `timeout`; one that does not is stopped and counts as failed.
     /// Without this, a worker is ready as soon as it has started.
     pub fn ready_line(mut self, pattern: &str, timeout: Duration) -> Workers {
-        self.ready = Some(ReadyLine::new(pattern));
+        self.ready = Some(ReadyCheck::Line(ReadyLine::new(pattern)));
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// A worker is ready once it sends the IPC ready handshake within `timeout`, as Node's
+    /// process managers expect (PM2's `wait_ready`): each worker gets a message channel
+    /// ([`Command::ipc`] with [`ipc::Options::new`], fd 3, JSON), joins it with
+    /// [`ipc::attach`] and calls [`ipc::Sender::send_ready`] (a Node worker:
+    /// `process.send({cmd: 'NODE_OFFSPRING_READY'})`). One that does not is stopped and
+    /// counts as failed, exactly as with [`ready_line`](Workers::ready_line). Replaces a
+    /// ready line set before.
+    ///
+    /// The worker's other messages come out as [`SupervisorEvent::Message`], and
+    /// [`Supervisor::sender`] sends to it. Waiting costs no thread of the supervisor's: each
+    /// channel's own reader thread (see [`ipc`]'s *Threads*) pokes the supervisor's `poll()`
+    /// loop when a message or the handshake arrives, and ends with the worker.
+    ///
+    /// ```
+    /// use offspring::{Command, Supervisor, SupervisorEvent, Workers};
+    /// use std::time::Duration;
+    /// // A Node worker; a Rust one calls `offspring::ipc::attach()?.0.send_ready()`.
+    /// let mut cmd = Command::new("node");
+    /// cmd.args(["-e", "process.send({cmd: 'NODE_OFFSPRING_READY'}); setTimeout(() => {}, 30000)"]);
+    /// # if offspring::Command::new("node").arg("--version").output().is_err() { return Ok(()) }
+    /// let sup = Supervisor::start(vec![Workers::new("api", cmd).ready_ipc(Duration::from_secs(10))])?;
+    /// loop {
+    ///     match sup.events().recv().unwrap() {
+    ///         SupervisorEvent::Ready { .. } => break,
+    ///         SupervisorEvent::Exited { run, .. } => panic!("{}", run.summary()),
+    ///         _ => {}
+    ///     }
+    /// }
+    /// sup.shutdown(Duration::from_secs(5))?;
+    /// # Ok::<(), offspring::Error>(())
+    /// ```
+    #[doc(alias = "wait_ready")]
+    pub fn ready_ipc(mut self, timeout: Duration) -> Workers {
+        self.cmd.ipc(ipc::Options::new());
+        self.ready = Some(ReadyCheck::Ipc);
         self.ready_timeout = timeout;
         self
     }
@@ -144,6 +185,13 @@ impl fmt::Debug for Workers {
     }
 }
 
+/// A worker's ready check.
+#[derive(Debug)]
+enum ReadyCheck {
+    Line(ReadyLine),
+    Ipc,
+}
+
 /// Which worker: its group's name and its index in the group. Displays as `name.index`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WorkerId {
@@ -165,7 +213,7 @@ impl fmt::Display for WorkerId {
 pub enum StopReason {
     /// A rolling restart replaced it.
     Rolling,
-    /// It did not print its ready line in time.
+    /// It did not pass its ready check in time (its ready line, or the IPC handshake).
     NotReady,
     /// The supervisor shut down.
     Shutdown,
@@ -269,6 +317,18 @@ pub enum SupervisorEvent {
         /// The text.
         line: String,
     },
+    /// A message the worker sent on its IPC channel (with [`Workers::ready_ipc`], or a
+    /// command given [`Command::ipc`]): JSON text unless the channel's framing says
+    /// otherwise. An fd passed with it is closed. What a worker sent before it exited comes
+    /// before its [`Exited`](SupervisorEvent::Exited), unless a process it started holds
+    /// the channel open: the supervisor waits 250 ms for the channel to close, then delivers
+    /// the rest as it comes.
+    Message {
+        /// Which.
+        worker: WorkerId,
+        /// The message's bytes.
+        data: Vec<u8>,
+    },
     /// A run ended; its record, also in the history.
     Exited {
         /// Which.
@@ -288,8 +348,14 @@ pub enum SupervisorEvent {
     AllDown,
 }
 
+/// How long a worker's exit waits for the last messages on its channel.
+const EXIT_DRAIN: Duration = Duration::from_millis(250);
+
 /// Every worker's finished runs, shared between the handle and the thread.
 type History = Arc<Mutex<Vec<(WorkerId, Vec<Run>)>>>;
+
+/// The sending half of each running worker's IPC channel.
+type Senders = Arc<Mutex<HashMap<WorkerId, ipc::Sender>>>;
 
 /// Sent from the handle to the supervisor's thread.
 enum Control {
@@ -333,6 +399,7 @@ pub struct Supervisor {
     wake: OwnedFd,
     events: Receiver<SupervisorEvent>,
     history: History,
+    senders: Senders,
     thread: Option<std::thread::JoinHandle<()>>,
     default_grace: Duration,
 }
@@ -367,11 +434,16 @@ impl Supervisor {
         crate::sys::pipe::set_nonblocking(&wake_rd, true)
             .and_then(|()| crate::sys::pipe::set_nonblocking(&wake_wr, true))
             .map_err(|e| Error::os(Stage::Setup, e, "setting up the control pipe"))?;
+        let notify = wake_wr
+            .try_clone()
+            .map_err(|e| Error::os(Stage::Setup, e, "duplicating the control pipe"))?;
         let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
         let (ev_tx, ev_rx) = crossbeam_channel::unbounded();
         let history = Arc::new(Mutex::new(Vec::new()));
         let default_grace = groups.iter().map(|g| g.grace).max().unwrap_or_default();
-        let mut engine = Engine::new(groups, ev_tx, history.clone(), wake_rd);
+        let senders = Senders::default();
+        let mut engine =
+            Engine::new(groups, ev_tx, history.clone(), senders.clone(), wake_rd, notify);
         let thread = std::thread::Builder::new()
             .name("offspring-supervisor".into())
             .spawn(move || engine.run(ctl_rx))
@@ -381,6 +453,7 @@ impl Supervisor {
             wake: wake_wr,
             events: ev_rx,
             history,
+            senders,
             thread: Some(thread),
             default_grace,
         })
@@ -407,6 +480,14 @@ impl Supervisor {
     pub fn history(&self, worker: &WorkerId) -> Vec<Run> {
         let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
         h.iter().find(|(w, _)| w == worker).map(|(_, runs)| runs.clone()).unwrap_or_default()
+    }
+
+    /// The sending half of `worker`'s IPC channel for its current run (with
+    /// [`Workers::ready_ipc`], or a command given [`Command::ipc`]); `None` while it is down.
+    /// A restarted worker has a new channel: a sender taken before fails with
+    /// [`ipc::SendError::Disconnected`] once the old run is gone.
+    pub fn sender(&self, worker: &WorkerId) -> Option<ipc::Sender> {
+        self.senders.lock().unwrap_or_else(|e| e.into_inner()).get(worker).cloned()
     }
 
     fn send(&self, msg: Control) -> Result<()> {
@@ -498,6 +579,8 @@ struct Slot {
     started_at: SystemTime,
     ready_after: Option<Duration>,
     io_error: Option<String>,
+    /// The receiving half of the run's IPC channel, if it has one.
+    channel: Option<ipc::Receiver>,
     attempt: u32,
     window: RestartWindow,
 }
@@ -514,6 +597,11 @@ struct Engine {
     mux: Mux,
     events: Sender<SupervisorEvent>,
     history: History,
+    senders: Senders,
+    /// A write end of the control pipe, duplicated for each IPC channel to poke.
+    notify: OwnedFd,
+    /// The channels of workers that exited, while a process they started keeps them open.
+    draining: Vec<(WorkerId, ipc::Receiver)>,
     rolling: Option<Rolling>,
     shutting_down: bool,
     all_down_sent: bool,
@@ -524,7 +612,9 @@ impl Engine {
         mut groups: Vec<Workers>,
         events: Sender<SupervisorEvent>,
         history: History,
+        senders: Senders,
         wake: OwnedFd,
+        notify: OwnedFd,
     ) -> Engine {
         let mut slots = Vec::new();
         let now = Instant::now();
@@ -549,6 +639,7 @@ impl Engine {
                     started_at: SystemTime::now(),
                     ready_after: None,
                     io_error: None,
+                    channel: None,
                     attempt: 0,
                     window: RestartWindow::new(g.max_restarts, g.window),
                 });
@@ -562,6 +653,9 @@ impl Engine {
             mux,
             events,
             history,
+            senders,
+            notify,
+            draining: Vec::new(),
             rolling: None,
             shutting_down: false,
             all_down_sent: false,
@@ -576,6 +670,7 @@ impl Engine {
         let mut backlog: Option<Control> = None;
         loop {
             let now = Instant::now();
+            self.channels(now);
             self.timers(now);
             while let Some(msg) = backlog.take().or_else(|| control.try_recv().ok()) {
                 if let Control::Shutdown(grace, reply) = msg {
@@ -637,6 +732,10 @@ impl Engine {
                     Err(e) => (e.exit_status(), e.resource_usage(), e.needed_kill()),
                 };
                 self.slots[si].child = None;
+                // What it sent before it exited, then its channel goes.
+                self.channel(si, now);
+                self.finish_channel(si, now);
+                self.senders.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.slots[si].id);
                 let error = self.slots[si].io_error.take();
                 self.finish_run(si, status, usage, killed, error, now);
             }
@@ -652,9 +751,90 @@ impl Engine {
         });
         if stream == Stream::Stdout && matches!(slot.state, State::Starting { .. }) {
             let g = &self.groups[slot.group];
-            if g.ready.as_ref().is_some_and(|r| r.matches(line)) {
+            if matches!(&g.ready, Some(ReadyCheck::Line(r)) if r.matches(line)) {
                 self.mark_ready(si, now);
             }
+        }
+    }
+
+    /// Every IPC channel's news: its messages, and the ready handshake.
+    fn channels(&mut self, now: Instant) {
+        for si in 0..self.slots.len() {
+            self.channel(si, now);
+        }
+        self.drain_finished();
+    }
+
+    /// Drops a run's channel; its reader thread, which may outlive it until the worker's
+    /// end of the socket closes, no longer pokes the control pipe.
+    fn drop_channel(&mut self, si: usize) {
+        if let Some(rx) = self.slots[si].channel.take() {
+            rx.notify_off();
+        }
+    }
+
+    /// At a worker's exit: reads what it sent until its channel closes, so that its last
+    /// messages come before its `Exited`. The kernel closed the worker's end when it died;
+    /// if a process it started still holds it, what comes after a short wait is delivered
+    /// from `draining`, and the channel goes when that process closes it.
+    fn finish_channel(&mut self, si: usize, now: Instant) {
+        let Some(rx) = self.slots[si].channel.take() else { return };
+        let worker = self.slots[si].id.clone();
+        let deadline = Instant::now() + EXIT_DRAIN;
+        let open = loop {
+            match rx.recv_deadline(deadline) {
+                Ok(msg) => {
+                    let worker = worker.clone();
+                    self.emit(SupervisorEvent::Message { worker, data: msg.into_bytes() });
+                }
+                Err(ipc::RecvError::Timeout) => break true,
+                Err(_) => break false,
+            }
+        };
+        let ipc_check = matches!(self.groups[self.slots[si].group].ready, Some(ReadyCheck::Ipc));
+        if ipc_check && matches!(self.slots[si].state, State::Starting { .. }) && rx.is_ready() {
+            self.mark_ready(si, now);
+        }
+        if open {
+            self.draining.push((worker, rx));
+        } else {
+            rx.notify_off();
+        }
+    }
+
+    /// The messages of channels whose worker has exited, until they close.
+    fn drain_finished(&mut self) {
+        let mut k = 0;
+        while k < self.draining.len() {
+            let (worker, rx) = &self.draining[k];
+            let closed = loop {
+                match rx.try_recv() {
+                    Ok(msg) => {
+                        let worker = worker.clone();
+                        self.emit(SupervisorEvent::Message { worker, data: msg.into_bytes() });
+                    }
+                    Err(ipc::RecvError::Empty) => break false,
+                    Err(_) => break true,
+                }
+            };
+            if closed {
+                self.draining.swap_remove(k).1.notify_off();
+            } else {
+                k += 1;
+            }
+        }
+    }
+
+    fn channel(&mut self, si: usize, now: Instant) {
+        let slot = &self.slots[si];
+        let Some(rx) = &slot.channel else { return };
+        while let Ok(msg) = rx.try_recv() {
+            let worker = slot.id.clone();
+            self.emit(SupervisorEvent::Message { worker, data: msg.into_bytes() });
+        }
+        let ipc_check = matches!(self.groups[slot.group].ready, Some(ReadyCheck::Ipc));
+        if ipc_check && matches!(slot.state, State::Starting { .. }) && rx.is_ready() {
+            self.mark_ready(si, now);
         }
     }
 
@@ -774,6 +954,20 @@ impl Engine {
                 slot.child = Some(id);
                 slot.pid = pid;
                 slot.state = State::Starting { deadline: now.checked_add(g.ready_timeout) };
+                if let Some((tx, rx)) = self.mux.take_channel(id) {
+                    match self.notify.try_clone() {
+                        Ok(wake) => {
+                            rx.notify_on(wake);
+                            slot.channel = Some(rx);
+                            let mut senders =
+                                self.senders.lock().unwrap_or_else(|e| e.into_inner());
+                            senders.insert(slot.id.clone(), tx);
+                        }
+                        // Without a way to hear from it, the worker cannot pass the check:
+                        // the deadline stops it, with the reason in its record.
+                        Err(e) => slot.io_error = Some(format!("watching the IPC channel: {e}")),
+                    }
+                }
                 let has_check = g.ready.is_some();
                 let worker = slot.id.clone();
                 if let Some(pid) = pid {
@@ -858,6 +1052,15 @@ impl Engine {
         while let Ok(Some(ev)) = self.mux.try_next_event() {
             self.handle(ev);
         }
+        // The control pipe closes with this thread: no channel may poke it afterwards.
+        for si in 0..self.slots.len() {
+            self.drop_channel(si);
+        }
+        self.drain_finished();
+        for (_, rx) in self.draining.drain(..) {
+            rx.notify_off();
+        }
+        self.senders.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let needed_kill = report.map(|r| r.needed_kill).unwrap_or_default();
         needed_kill
             .into_iter()

@@ -164,6 +164,33 @@ fn supervise_restarts_then_gives_up() {
     assert!(err.contains("restart in") && err.contains("giving up"), "{err}");
 }
 
+#[test]
+fn supervise_ready_ipc_gives_up_on_a_mute_worker_and_logs_messages() {
+    // Attaches but never sends the handshake: each start fails at the deadline.
+    let out = Command::new(BIN)
+        .args(["supervise", "--ready-ipc", "--ready-timeout", "300ms", "--backoff", "50ms..1s"])
+        .args(["--max-restarts", "1/60s", "--name", "mute", "--", FIXTURE, "ipc-echo"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    let err = out.stderr_lossy();
+    assert_eq!(err.matches("(stopped: NotReady)").count(), 2, "{err}");
+    assert!(!err.contains("ready after") && err.contains("giving up"), "{err}");
+    // Messages from a worker are logged.
+    let out = Command::new(BIN)
+        .args(["supervise", "--ready-ipc", "--restart", "never", "--name", "talk"])
+        .args(["--", FIXTURE, "ipc-send-exit", "2"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let err = out.stderr_lossy();
+    assert!(err.contains(r#"[offspring] talk.0 message: {"i":1}"#), "{err}");
+    assert!(err.contains(r#"[offspring] talk.0 message: "bye""#), "{err}");
+    assert!(!err.contains("ready after"), "{err}");
+    assert_eq!(code(&out), 0, "{err}");
+}
+
 /// Pids the workers wrote to `dir/pids`, one a line.
 fn worker_pids(dir: &std::path::Path) -> Vec<u32> {
     std::fs::read_to_string(dir.join("pids"))

@@ -396,3 +396,131 @@ fn contained_workers_are_stopped_with_their_whole_tree() {
         std::thread::yield_now();
     }
 }
+
+#[test]
+fn ipc_ready_worker_is_ready_only_after_the_handshake() {
+    // Attaches, waits 400 ms, sends the ready handshake, then echoes messages.
+    let cmd = fixture(SpawnPath::Vfork, ["ipc-ready", "400"]);
+    let sup = Supervisor::start(vec![Workers::new("ipc", cmd).ready_ipc(Duration::from_secs(60))])
+        .unwrap();
+    let w = worker("ipc", 0);
+    let seen = events_until(&sup, Duration::from_secs(60), |e| {
+        matches!(e, SupervisorEvent::Ready { .. } | SupervisorEvent::Exited { .. })
+    });
+    assert!(matches!(seen.first(), Some(SupervisorEvent::Started { worker, .. }) if *worker == w));
+    match seen.last() {
+        Some(SupervisorEvent::Ready { worker, after }) => {
+            assert_eq!(*worker, w);
+            assert!(*after >= ms(400), "ready {after:?} after the start, before the handshake");
+        }
+        other => panic!("{other:?}; saw {seen:#?}"),
+    }
+    // The channel is the user's too: what we send comes back as a message event.
+    let tx = sup.sender(&w).expect("a running ipc worker has a sender");
+    tx.send(br#"{"hello":[1,2]}"#).unwrap();
+    let seen = events_until(&sup, Duration::from_secs(60), |e| {
+        matches!(e, SupervisorEvent::Message { .. } | SupervisorEvent::Exited { .. })
+    });
+    assert_eq!(
+        seen.last(),
+        Some(&SupervisorEvent::Message { worker: w.clone(), data: br#"{"hello":[1,2]}"#.to_vec() })
+    );
+    drop(tx);
+    assert!(sup.shutdown(Duration::from_secs(10)).unwrap().is_empty());
+}
+
+#[test]
+fn ipc_worker_without_handshake_fails_its_start_and_is_given_up() {
+    // Attaches and echoes, but never says it is ready.
+    let cmd = fixture(SpawnPath::Vfork, ["ipc-echo"]);
+    let sup = Supervisor::start(vec![Workers::new("mute", cmd)
+        .ready_ipc(ms(300))
+        .backoff(Backoff { min: ms(50), max: ms(50), jitter: 0.0 })
+        .max_restarts(2, Duration::from_secs(120))
+        .restart(Restart::OnFailure)])
+    .unwrap();
+    let w = worker("mute", 0);
+    let seen = events_until(&sup, Duration::from_secs(60), |e| {
+        matches!(e, SupervisorEvent::GaveUp { .. })
+    });
+    assert!(!seen.iter().any(|e| matches!(e, SupervisorEvent::Ready { .. })), "{seen:#?}");
+    let runs = sup.history(&w);
+    assert_eq!(runs.len(), 3, "the first run and 2 restarts: {runs:#?}");
+    for (i, run) in runs.iter().enumerate() {
+        assert_eq!(run.stopped, Some(StopReason::NotReady), "run {i}: {run:#?}");
+        assert_eq!(run.ready_after, None);
+        assert!(run.duration >= ms(300), "stopped before its deadline: {run:#?}");
+        assert!(run.pid.is_some() && run.error.is_none(), "{run:#?}");
+        assert_eq!(run.next, if i < 2 { Next::Restart(ms(50)) } else { Next::GaveUp });
+        assert!(run.summary().contains("stopped: NotReady"), "{}", run.summary());
+    }
+    assert!(sup.sender(&w).is_none(), "a worker that is down has no channel");
+    assert!(sup.shutdown(ms(100)).unwrap().is_empty());
+}
+
+#[test]
+fn rolling_restart_waits_for_each_ipc_handshake() {
+    let cmd = fixture(SpawnPath::Vfork, ["ipc-ready", "300"]);
+    let sup = Supervisor::start(vec![Workers::new("iroll", cmd)
+        .count(2)
+        .ready_ipc(Duration::from_secs(60))
+        .stop_signal(Signal::TERM, Duration::from_secs(10))])
+    .unwrap();
+    let mut ready = 0;
+    events_until(&sup, Duration::from_secs(60), |e| {
+        ready += matches!(e, SupervisorEvent::Ready { .. }) as usize;
+        ready == 2
+    });
+    sup.rolling_restart().unwrap();
+    let seen: Vec<SupervisorEvent> = sup.events().try_iter().collect();
+    // Stop i, start i, ready i (after its handshake), then the next; never two at once.
+    let steps: Vec<(char, usize)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            SupervisorEvent::Exited { worker, run } => {
+                assert_eq!(run.stopped, Some(StopReason::Rolling));
+                Some(('x', worker.index))
+            }
+            SupervisorEvent::Started { worker, .. } => Some(('s', worker.index)),
+            SupervisorEvent::Ready { worker, after } => {
+                assert!(*after >= ms(300), "ready after {after:?}, before the handshake");
+                Some(('r', worker.index))
+            }
+            _ => None,
+        })
+        .collect();
+    let want: Vec<(char, usize)> = (0..2).flat_map(|i| [('x', i), ('s', i), ('r', i)]).collect();
+    assert_eq!(steps, want, "{seen:#?}");
+    assert!(sup.shutdown(Duration::from_secs(10)).unwrap().is_empty());
+}
+
+#[test]
+fn ipc_messages_sent_before_exit_come_before_exited() {
+    // Sends {"i":0}...{"i":49} and "bye" as fast as it can, then exits at once.
+    let cmd = fixture(SpawnPath::Vfork, ["ipc-send-exit", "50"]);
+    let sup = Supervisor::start(vec![Workers::new("talk", cmd)
+        .ready_ipc(Duration::from_secs(60))
+        .restart(Restart::Never)])
+    .unwrap();
+    let seen = events_until(&sup, Duration::from_secs(60), |e| {
+        matches!(e, SupervisorEvent::Exited { .. })
+    });
+    let got: Vec<String> = seen
+        .iter()
+        .filter_map(|e| match e {
+            SupervisorEvent::Message { data, .. } => Some(String::from_utf8_lossy(data).into()),
+            _ => None,
+        })
+        .collect();
+    let mut want: Vec<String> = (0..50).map(|i| format!("{{\"i\":{i}}}")).collect();
+    want.push("\"bye\"".into());
+    assert_eq!(got, want);
+    match seen.last() {
+        Some(SupervisorEvent::Exited { run, .. }) => {
+            assert_eq!(run.status.and_then(|s| s.code()), Some(0), "{run:#?}");
+            assert_eq!(run.ready_after, None, "it never sent the handshake");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(sup.shutdown(ms(100)).unwrap().is_empty());
+}
