@@ -485,7 +485,7 @@ fn render_svg(chart: &[(&str, Vec<(String, f64)>)]) -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
          font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
          <text x=\"10\" y=\"18\" font-size=\"14\" font-weight=\"bold\">Time relative to each case's \
-         reference (first bar = 1.0; shorter is faster; bars capped at {CAP}x)</text>\n"
+         reference (first bar = 1.0; shorter is faster; bars capped at {CAP}x, &#8250; marks a longer one)</text>\n"
     );
     let mut y = 36.0;
     for (title, bars) in chart {
@@ -509,7 +509,7 @@ fn render_svg(chart: &[(&str, Vec<(String, f64)>)]) -> String {
                 esc(name),
                 LABEL + w + 4.0,
                 y + 12.0,
-                if *ratio > CAP { " (off the scale)" } else { "" }
+                if *ratio > CAP { " &#8250;" } else { "" }
             );
             y += BAR_H + 4.0;
         }
