@@ -675,17 +675,26 @@ fn ensure_thread(r: &'static Reaper) -> Result<()> {
     static STARTED: Mutex<bool> = Mutex::new(false);
     let mut started = lock(&STARTED);
     if !*started {
-        std::thread::Builder::new()
+        // On the pidfd path exits come through pidfds, never through a signal: the thread
+        // takes none of the process's, and starts with them blocked (a new thread inherits
+        // the mask), so none can land on it before it runs. The fallback path needs `SIGCHLD`
+        // to be able to land on it, as every other thread of the program may block it.
+        let old =
+            matches!(r.mode, Mode::Pidfd { .. }).then(crate::sys::signal::block_all_in_this_thread);
+        let spawned = std::thread::Builder::new()
             .name("offspring-reap".into())
             .stack_size(64 * 1024)
-            .spawn(move || run(r))
-            .map_err(|e| {
-                let kind = match e.raw_os_error() {
-                    Some(n) => ErrorKind::from_errno(n),
-                    None => ErrorKind::ResourceExhausted,
-                };
-                Error::new(kind, Stage::Setup, format!("starting the reaper thread: {e}"))
-            })?;
+            .spawn(move || run(r));
+        if let Some(old) = &old {
+            crate::sys::signal::restore_mask(old);
+        }
+        spawned.map_err(|e| {
+            let kind = match e.raw_os_error() {
+                Some(n) => ErrorKind::from_errno(n),
+                None => ErrorKind::ResourceExhausted,
+            };
+            Error::new(kind, Stage::Setup, format!("starting the reaper thread: {e}"))
+        })?;
         *started = true;
     }
     Ok(())
@@ -825,12 +834,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The reaper thread's loop. Never returns.
 fn run(r: &'static Reaper) {
-    if let Mode::Pidfd { .. } = r.mode {
-        // Exits come through pidfds here, never through a signal: take none of the process's.
-        // (The fallback path needs `SIGCHLD` to be able to land on this thread, as every
-        // other thread of the program may block it.)
-        crate::sys::signal::block_all_in_this_thread();
-    }
     let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
     loop {
         let mut timeout = fire_timers(r);

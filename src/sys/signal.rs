@@ -21,12 +21,30 @@ pub(crate) fn max_signal() -> i32 {
 /// the program's handler on a thread the program does not know of, or end the process by a
 /// default action while the program's own threads block the signal to take it with
 /// `sigwait`.
-pub(crate) fn block_all_in_this_thread() {
+///
+/// Returns the mask the thread had, for [`restore_mask`]: a thread spawned while every signal
+/// is blocked starts with them blocked, with no window in which one could land on it.
+pub(crate) fn block_all_in_this_thread() -> SignalMask {
     let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: `sigfillset` initializes the local set; `pthread_sigmask` reads it and changes
-    // only this thread's mask (no old mask is asked for).
+    let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: `sigfillset` initializes the local set; `pthread_sigmask` reads it, changes only
+    // this thread's mask and writes the previous one into `old`, initializing it (it cannot
+    // fail with a valid `how` and valid pointers).
     unsafe {
         libc::sigfillset(all.as_mut_ptr());
-        libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), std::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), old.as_mut_ptr());
+        SignalMask(old.assume_init())
+    }
+}
+
+/// A thread's signal mask, as [`block_all_in_this_thread`] found it.
+pub(crate) struct SignalMask(libc::sigset_t);
+
+/// `pthread_sigmask(SIG_SETMASK, mask)`—Puts back the calling thread's mask.
+pub(crate) fn restore_mask(mask: &SignalMask) {
+    // SAFETY: `mask.0` is a set `pthread_sigmask` filled in; this changes only this thread's
+    // mask.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, &mask.0, std::ptr::null_mut());
     }
 }
