@@ -618,10 +618,11 @@ impl Mux {
         let (add_tx, add_rx) = crossbeam_channel::unbounded::<(MuxId, MuxParts, Delivery)>();
         let (ev_tx, ev_rx) = crossbeam_channel::bounded(CHANNEL_EVENTS);
         let delivery = self.delivery;
-        std::thread::Builder::new()
-            .name("offspring-mux".into())
-            .spawn(move || self.drive(add_rx, ev_tx))
-            .map_err(setup)?;
+        crate::sys::signal::spawn_thread_without_signals(
+            std::thread::Builder::new().name("offspring-mux".into()),
+            move || self.drive(add_rx, ev_tx),
+        )
+        .map_err(setup)?;
         let sender = MuxSender { inner: Arc::new(SenderInner { tx: add_tx, wake: wr }), delivery };
         Ok((sender, ev_rx))
     }

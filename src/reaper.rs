@@ -679,15 +679,13 @@ fn ensure_thread(r: &'static Reaper) -> Result<()> {
         // takes none of the process's, and starts with them blocked (a new thread inherits
         // the mask), so none can land on it before it runs. The fallback path needs `SIGCHLD`
         // to be able to land on it, as every other thread of the program may block it.
-        let old =
-            matches!(r.mode, Mode::Pidfd { .. }).then(crate::sys::signal::block_all_in_this_thread);
-        let spawned = std::thread::Builder::new()
-            .name("offspring-reap".into())
-            .stack_size(64 * 1024)
-            .spawn(move || run(r));
-        if let Some(old) = &old {
-            crate::sys::signal::restore_mask(old);
-        }
+        let builder =
+            std::thread::Builder::new().name("offspring-reap".into()).stack_size(64 * 1024);
+        let spawned = if matches!(r.mode, Mode::Pidfd { .. }) {
+            crate::sys::signal::spawn_thread_without_signals(builder, move || run(r))
+        } else {
+            builder.spawn(move || run(r))
+        };
         spawned.map_err(|e| {
             let kind = match e.raw_os_error() {
                 Some(n) => ErrorKind::from_errno(n),

@@ -69,10 +69,11 @@ pub fn shutdown_signals() -> Result<Receiver<Signal>> {
         .map_err(|e| Error::os(Stage::Setup, e, "installing the SIGTERM/SIGINT/SIGHUP handler"))?;
     let subs = SUBSCRIBERS.get_or_init(|| Mutex::new(Vec::new()));
     subs.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
-    std::thread::Builder::new()
-        .name("offspring-signals".into())
-        .spawn(move || forward(fd))
-        .map_err(|e| Error::os(Stage::Setup, e, "starting the signal thread"))?;
+    crate::sys::signal::spawn_thread_without_signals(
+        std::thread::Builder::new().name("offspring-signals".into()),
+        move || forward(fd),
+    )
+    .map_err(|e| Error::os(Stage::Setup, e, "starting the signal thread"))?;
     Ok(rx)
 }
 

@@ -275,10 +275,11 @@ impl Shared {
             return Ok(());
         }
         let me = Arc::clone(self);
-        std::thread::Builder::new()
-            .name("offspring-ipc-write".into())
-            .spawn(move || me.writer_loop())
-            .map_err(|e| SendError::Io(format!("starting the IPC writer thread: {e}")))?;
+        crate::sys::signal::spawn_thread_without_signals(
+            std::thread::Builder::new().name("offspring-ipc-write".into()),
+            move || me.writer_loop(),
+        )
+        .map_err(|e| SendError::Io(format!("starting the IPC writer thread: {e}")))?;
         out.writer = true;
         Ok(())
     }
@@ -466,9 +467,10 @@ impl Shared {
             return;
         }
         let me = Arc::clone(self);
-        let spawned = std::thread::Builder::new()
-            .name("offspring-ipc-read".into())
-            .spawn(move || me.reader_loop());
+        let spawned = crate::sys::signal::spawn_thread_without_signals(
+            std::thread::Builder::new().name("offspring-ipc-read".into()),
+            move || me.reader_loop(),
+        );
         if let Err(e) = spawned {
             // Without a thread nobody feeds the queue: say why to every receiver.
             let mut rs = lock(&self.read);

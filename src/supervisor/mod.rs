@@ -444,10 +444,11 @@ impl Supervisor {
         let senders = Senders::default();
         let mut engine =
             Engine::new(groups, ev_tx, history.clone(), senders.clone(), wake_rd, notify);
-        let thread = std::thread::Builder::new()
-            .name("offspring-supervisor".into())
-            .spawn(move || engine.run(ctl_rx))
-            .map_err(|e| Error::os(Stage::Setup, e, "starting the supervisor thread"))?;
+        let thread = crate::sys::signal::spawn_thread_without_signals(
+            std::thread::Builder::new().name("offspring-supervisor".into()),
+            move || engine.run(ctl_rx),
+        )
+        .map_err(|e| Error::os(Stage::Setup, e, "starting the supervisor thread"))?;
         Ok(Supervisor {
             control: ctl_tx,
             wake: wake_wr,

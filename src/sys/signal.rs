@@ -24,7 +24,7 @@ pub(crate) fn max_signal() -> i32 {
 ///
 /// Returns the mask the thread had, for [`restore_mask`]: a thread spawned while every signal
 /// is blocked starts with them blocked, with no window in which one could land on it.
-pub(crate) fn block_all_in_this_thread() -> SignalMask {
+fn block_all_in_this_thread() -> SignalMask {
     let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
     let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: `sigfillset` initializes the local set; `pthread_sigmask` reads it, changes only
@@ -38,13 +38,31 @@ pub(crate) fn block_all_in_this_thread() -> SignalMask {
 }
 
 /// A thread's signal mask, as [`block_all_in_this_thread`] found it.
-pub(crate) struct SignalMask(libc::sigset_t);
+struct SignalMask(libc::sigset_t);
 
 /// `pthread_sigmask(SIG_SETMASK, mask)`—Puts back the calling thread's mask.
-pub(crate) fn restore_mask(mask: &SignalMask) {
+fn restore_mask(mask: &SignalMask) {
     // SAFETY: `mask.0` is a set `pthread_sigmask` filled in; this changes only this thread's
     // mask.
     unsafe {
         libc::pthread_sigmask(libc::SIG_SETMASK, &mask.0, std::ptr::null_mut());
     }
+}
+
+/// Spawns one of the crate's own threads with every signal blocked from its first instruction
+/// (a new thread inherits the mask; the caller's is put back at once): a signal sent to the
+/// process must never run the program's handler, or its default action, on a thread the
+/// program does not know of, nor interrupt the thread's waits for nothing.
+pub(crate) fn spawn_thread_without_signals<F, T>(
+    builder: std::thread::Builder,
+    f: F,
+) -> std::io::Result<std::thread::JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let old = block_all_in_this_thread();
+    let spawned = builder.spawn(f);
+    restore_mask(&old);
+    spawned
 }

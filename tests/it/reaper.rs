@@ -94,3 +94,31 @@ fn fallback_probe_really_has_no_pidfd() {
     assert!(e.to_string().contains("without pidfds"), "{e}");
     assert!(child.wait().unwrap().success());
 }
+
+/// The crate's own threads (here the mux's channel thread) start with every signal blocked,
+/// so a signal sent to the process never runs the program's handler on a thread it does not
+/// know of.
+#[test]
+fn the_crates_own_threads_block_signals() {
+    let (_sender, _events) = offspring::Mux::new().into_channel().unwrap();
+    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    let blocked = loop {
+        let found = std::fs::read_dir("/proc/self/task").unwrap().flatten().find_map(|t| {
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            if comm.trim_end() != "offspring-mux" {
+                return None;
+            }
+            let status = std::fs::read_to_string(t.path().join("status")).ok()?;
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigBlk:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        });
+        if let Some(mask) = found {
+            break mask;
+        }
+        assert!(std::time::Instant::now() < give_up, "no offspring-mux thread");
+        std::thread::yield_now();
+    };
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGCHLD, libc::SIGUSR1] {
+        assert!(blocked & (1 << (sig - 1)) != 0, "signal {sig} not blocked: SigBlk {blocked:x}");
+    }
+}
