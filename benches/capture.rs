@@ -28,6 +28,8 @@
 // The counting loop is a raw libc read loop, as the issue specifies; that needs unsafe code.
 #![allow(unsafe_code)]
 
+mod common;
+use common::{median, peak_rss};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::process::Stdio as StdStdio;
@@ -154,17 +156,6 @@ fn check_zeros(buf: &[u8]) {
     assert!(buf.iter().step_by(4096).all(|&b| b == 0));
 }
 
-/// `getrusage(RUSAGE_SELF).ru_maxrss`, in bytes.
-fn peak_rss() -> u64 {
-    // SAFETY: `getrusage` only writes the `rusage` it is given, which is zeroed and live.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0);
-        usage
-    };
-    usage.ru_maxrss as u64 * 1024
-}
-
 /// Runs `method` in a fresh copy of this program.
 fn measure(method: Method, bytes: u64) -> Sample {
     let exe = std::env::current_exe().unwrap();
@@ -179,16 +170,6 @@ fn measure(method: Method, bytes: u64) -> Sample {
     let secs: f64 = words.next().unwrap().parse().unwrap();
     let rss: u64 = words.next().unwrap().parse().unwrap();
     Sample { secs, rss }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn main() {

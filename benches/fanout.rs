@@ -43,6 +43,8 @@
 // The rusage call needs unsafe code.
 #![allow(unsafe_code)]
 
+mod common;
+use common::{median, peak_rss};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -284,17 +286,6 @@ fn run_one(method: Method, n: usize, bytes: u64) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// `getrusage(RUSAGE_SELF).ru_maxrss`, in bytes.
-fn peak_rss() -> u64 {
-    // SAFETY: `getrusage` only writes the `rusage` it is given, which is zeroed and live.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0);
-        usage
-    };
-    usage.ru_maxrss as u64 * 1024
-}
-
 /// How each method is started; `None` with the reason if its tool is missing.
 struct Runners {
     c: Result<PathBuf, String>,
@@ -398,16 +389,6 @@ fn raise_nofile(n: u64) {
     if lim.current.is_some_and(|c| c < n) {
         lim.current = Some(lim.maximum.map_or(n, |m| m.min(n)));
         let _ = setrlimit(Resource::Nofile, lim);
-    }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 

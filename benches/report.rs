@@ -35,6 +35,8 @@
 // The libc floors are raw system-call loops, as the report specifies; they need unsafe code.
 #![allow(unsafe_code)]
 
+mod common;
+use common::{median, peak_rss};
 use std::ffi::{c_char, CString};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -380,16 +382,6 @@ fn sample(case: Case, method: &str) -> Result<Sample, String> {
     Ok(Sample { secs, rss })
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 struct Rendered {
     text: String,
     markdown: String,
@@ -551,17 +543,6 @@ fn save_to_repo(md: &str, svg: &str) {
 
 fn touched_heap(mib: usize) -> Vec<u8> {
     vec![1u8; mib << 20]
-}
-
-/// `getrusage(RUSAGE_SELF).ru_maxrss`, in bytes.
-fn peak_rss() -> u64 {
-    // SAFETY: `getrusage` only writes the `rusage` it is given, which is zeroed and live.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0);
-        usage
-    };
-    usage.ru_maxrss as u64 * 1024
 }
 
 fn run_one(case: Case, method: &str) -> f64 {
