@@ -213,21 +213,7 @@ fn rolling_restart_goes_one_at_a_time_waiting_for_readiness() {
     sup.rolling_restart().unwrap();
     let seen: Vec<SupervisorEvent> = sup.events().try_iter().collect();
     // Exactly: stop i, start i, ready i, then the next; never two at once.
-    let steps: Vec<(char, usize)> = seen
-        .iter()
-        .filter_map(|e| match e {
-            SupervisorEvent::Exited { worker, run } => {
-                assert_eq!(run.stopped, Some(StopReason::Rolling));
-                Some(('x', worker.index))
-            }
-            SupervisorEvent::Started { worker, .. } => Some(('s', worker.index)),
-            SupervisorEvent::Ready { worker, after } => {
-                assert!(*after >= ms(300), "ready after {after:?}");
-                Some(('r', worker.index))
-            }
-            _ => None,
-        })
-        .collect();
+    let steps = rolling_steps(&seen);
     let want: Vec<(char, usize)> = (0..3).flat_map(|i| [('x', i), ('s', i), ('r', i)]).collect();
     assert_eq!(steps, want, "{seen:#?}");
     for i in 0..3 {
@@ -474,21 +460,7 @@ fn rolling_restart_waits_for_each_ipc_handshake() {
     sup.rolling_restart().unwrap();
     let seen: Vec<SupervisorEvent> = sup.events().try_iter().collect();
     // Stop i, start i, ready i (after its handshake), then the next; never two at once.
-    let steps: Vec<(char, usize)> = seen
-        .iter()
-        .filter_map(|e| match e {
-            SupervisorEvent::Exited { worker, run } => {
-                assert_eq!(run.stopped, Some(StopReason::Rolling));
-                Some(('x', worker.index))
-            }
-            SupervisorEvent::Started { worker, .. } => Some(('s', worker.index)),
-            SupervisorEvent::Ready { worker, after } => {
-                assert!(*after >= ms(300), "ready after {after:?}, before the handshake");
-                Some(('r', worker.index))
-            }
-            _ => None,
-        })
-        .collect();
+    let steps = rolling_steps(&seen);
     let want: Vec<(char, usize)> = (0..2).flat_map(|i| [('x', i), ('s', i), ('r', i)]).collect();
     assert_eq!(steps, want, "{seen:#?}");
     assert!(sup.shutdown(Duration::from_secs(10)).unwrap().is_empty());
@@ -523,4 +495,24 @@ fn ipc_messages_sent_before_exit_come_before_exited() {
         other => panic!("{other:?}"),
     }
     assert!(sup.shutdown(ms(100)).unwrap().is_empty());
+}
+
+/// A rolling restart's events as steps: `('x', i)` worker `i` stopped (for the rolling
+/// restart), `('s', i)` started, `('r', i)` ready (at least 300 ms after its start, which the
+/// workers of these tests take before they say they are ready).
+fn rolling_steps(seen: &[SupervisorEvent]) -> Vec<(char, usize)> {
+    seen.iter()
+        .filter_map(|e| match e {
+            SupervisorEvent::Exited { worker, run } => {
+                assert_eq!(run.stopped, Some(StopReason::Rolling));
+                Some(('x', worker.index))
+            }
+            SupervisorEvent::Started { worker, .. } => Some(('s', worker.index)),
+            SupervisorEvent::Ready { worker, after } => {
+                assert!(*after >= ms(300), "ready after {after:?}, before the worker said so");
+                Some(('r', worker.index))
+            }
+            _ => None,
+        })
+        .collect()
 }
