@@ -751,15 +751,7 @@ fn run_one(case: Case, method: &str) -> f64 {
                     .unwrap();
                 let mut input = child.stdin.take().unwrap();
                 let mut output = child.stdout_reader().unwrap();
-                let mut line = String::new();
-                let start = Instant::now();
-                for _ in 0..n {
-                    input.write_all(LINE).unwrap();
-                    line.clear();
-                    output.read_line(&mut line).unwrap();
-                    assert_eq!(line.as_bytes(), LINE);
-                }
-                let secs = start.elapsed().as_secs_f64();
+                let secs = echo_lines(&mut input, &mut output, n);
                 drop(input);
                 child.wait().unwrap();
                 secs
@@ -772,15 +764,7 @@ fn run_one(case: Case, method: &str) -> f64 {
                     .unwrap();
                 let mut input = child.stdin.take().unwrap();
                 let mut output = BufReader::new(child.stdout.take().unwrap());
-                let mut line = String::new();
-                let start = Instant::now();
-                for _ in 0..n {
-                    input.write_all(LINE).unwrap();
-                    line.clear();
-                    output.read_line(&mut line).unwrap();
-                    assert_eq!(line.as_bytes(), LINE);
-                }
-                let secs = start.elapsed().as_secs_f64();
+                let secs = echo_lines(&mut input, &mut output, n);
                 drop(input);
                 child.wait().unwrap();
                 secs
@@ -788,6 +772,19 @@ fn run_one(case: Case, method: &str) -> f64 {
             _ => panic!("unknown method {method}"),
         },
     }
+}
+
+/// Sends `LINE` through a `cat` child `n` times, reading each echo back; the seconds taken.
+fn echo_lines(input: &mut impl Write, output: &mut impl BufRead, n: u64) -> f64 {
+    let mut line = String::new();
+    let start = Instant::now();
+    for _ in 0..n {
+        input.write_all(LINE).unwrap();
+        line.clear();
+        output.read_line(&mut line).unwrap();
+        assert_eq!(line.as_bytes(), LINE);
+    }
+    start.elapsed().as_secs_f64()
 }
 
 /// A cheap check that the buffer holds what `head` wrote (one byte per page); returns its length.
