@@ -37,6 +37,8 @@ mod mapped;
 /// What a new user hits: stops reach the whole command, options honoured or refused, std's
 /// shapes, lossless error conversion, one result shape.
 mod newuser;
+/// `Pipeline::pipe_capacity`: the pipes between stages resized, clamped, bytes exact.
+mod pipeline_capacity;
 /// Shell quoting against real dash and bash; the fuzz corpus replayed on stable.
 mod quote;
 /// The reaper: no zombies after drop, the SIGCHLD fallback runs the same suite.
