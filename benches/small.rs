@@ -40,6 +40,8 @@
 // The reference spawn is a raw libc `posix_spawn`, which needs unsafe code.
 #![allow(unsafe_code)]
 
+mod common;
+use common::{cpu_secs, median, Args};
 use std::ffi::{c_char, CString};
 use std::hint::black_box;
 use std::os::unix::ffi::OsStrExt;
@@ -247,45 +249,16 @@ fn call(method: Method, raw: &Raw) {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary with no
-    // arguments, to see that it starts: a full run there would take minutes.
-    if std::env::args().len() == 1 {
-        println!("skipped: a benchmark; run it with `cargo bench --bench small`");
-        return;
-    }
-    let mut calls = 200usize;
-    let mut rounds = 9usize;
-    let mut only = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--calls" => calls = args.next().and_then(|v| v.parse().ok()).expect("--calls N"),
-            "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
-            "--only" => {
-                let name = args.next().expect("--only METHOD");
-                only = Some(
-                    Method::ALL
-                        .into_iter()
-                        .find(|m| m.name() == name)
-                        .unwrap_or_else(|| panic!("no method {name:?}")),
-                );
-            }
-            // `cargo bench` passes `--bench`; anything else is a mistake.
-            "--bench" => {}
-            other => panic!("unknown argument {other:?} (try --calls N --rounds N)"),
-        }
-    }
+    let Some(args) = Args::parse("small", &["--calls", "--rounds", "--only"]) else { return };
+    let calls: usize = args.num("--calls", 200);
+    let rounds: usize = args.num("--rounds", 9);
+    let only = args.text("--only").map(|name| {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .unwrap_or_else(|| args.fail(&format!("--only: no method {name:?}")))
+    });
     assert!(calls > 0 && rounds > 0, "--calls and --rounds must be at least 1");
     let raw =
         Raw { truth: RawSpawn::new(&["/bin/true"]), echo: RawSpawn::new(&["/bin/echo", "hi"]) };
@@ -368,16 +341,4 @@ fn main() {
             r.name()
         );
     }
-}
-
-/// This process's CPU time so far (user + system, all threads), in seconds.
-fn cpu_secs() -> f64 {
-    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the zeroed `rusage` it is given.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
-    assert_eq!(rc, 0);
-    // SAFETY: zeroed and filled by the kernel.
-    let ru = unsafe { ru.assume_init() };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
