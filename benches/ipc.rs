@@ -26,6 +26,8 @@
 // The floor is a raw libc read/write loop, as the issue specifies; that needs unsafe code.
 #![allow(unsafe_code)]
 
+mod common;
+use common::{median, Args};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -185,31 +187,11 @@ pub(crate) fn one_way(method: &str, n: usize) -> f64 {
     n as f64 / t.as_secs_f64()
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary with no
-    // arguments, to see that it starts: a full run there would take minutes.
-    if std::env::args().len() == 1 {
-        println!("skipped: a benchmark; run it with `cargo bench --bench ipc`");
-        return;
-    }
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (mut rounds, mut rt, mut ow) = (5usize, 20_000usize, 200_000usize);
-    let mut i = 0;
-    while i < args.len() {
-        let value = || args.get(i + 1).and_then(|v| v.parse().ok());
-        match args[i].as_str() {
-            "--rounds" => rounds = value().expect("--rounds N"),
-            "--rt" => rt = value().expect("--rt N"),
-            "--oneway" => ow = value().expect("--oneway N"),
-            _ => {} // cargo bench passes --bench
-        }
-        i += if args[i].starts_with("--") && args[i] != "--bench" { 2 } else { 1 };
-    }
+    let Some(args) = Args::parse("ipc", &["--rounds", "--rt", "--oneway"]) else { return };
+    let rounds: usize = args.num("--rounds", 5).max(1);
+    let rt: usize = args.num("--rt", 20_000).max(1);
+    let ow: usize = args.num("--oneway", 200_000).max(1);
     let have_node = std::process::Command::new("node").arg("--version").output().is_ok();
     let methods: Vec<&str> =
         METHODS.iter().copied().filter(|m| have_node || !m.starts_with("node")).collect();

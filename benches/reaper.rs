@@ -84,6 +84,8 @@
 // The raw libc peers, the child's clock and `_exit` need unsafe code.
 #![allow(unsafe_code)]
 
+mod common;
+use common::{median, Args};
 use std::error::Error;
 use std::ffi::{c_char, CString, OsStr, OsString};
 use std::fs::File;
@@ -125,60 +127,30 @@ struct Options {
 }
 
 const SECTIONS: [&str; 4] = ["spawn", "latency", "cpu", "idle"];
-const USAGE: &str = "usage: cargo bench --bench reaper -- [--n N] [--rounds R] [--latency-n N] \
-                     [--children N] [--cpu-rounds R] [--probe PATH] [--only spawn,latency,cpu,idle]";
 
-fn parse_args() -> Result<Options, String> {
-    let mut opts = Options {
-        n: 2000,
-        rounds: 5,
-        latency_n: 300,
-        children: 4000,
-        cpu_rounds: 3,
-        probe: PathBuf::from(REFERENCE_PROBE),
-        only: SECTIONS.iter().map(|s| s.to_string()).collect(),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-        let number =
-            |v: String| v.parse::<usize>().map_err(|_| format!("{arg}: not a number: {v}"));
-        match arg.as_str() {
-            // `cargo bench` passes `--bench` to every benchmark binary.
-            "--bench" => {}
-            "--n" => opts.n = number(value()?)?.max(1),
-            "--rounds" => opts.rounds = number(value()?)?.max(1),
-            "--latency-n" => opts.latency_n = number(value()?)?.max(1),
-            "--children" => opts.children = number(value()?)?.max(1),
-            "--cpu-rounds" => opts.cpu_rounds = number(value()?)?.max(1),
-            "--probe" => opts.probe = PathBuf::from(value()?),
-            "--only" => {
-                opts.only = value()?.split(',').map(|s| s.trim().to_owned()).collect();
-                if let Some(bad) = opts.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
-                    return Err(format!("unknown section {bad:?}"));
-                }
-            }
-            _ => return Err(format!("unknown argument {arg:?}")),
-        }
-    }
-    Ok(opts)
+fn parse_args() -> Option<Options> {
+    let args = Args::parse(
+        "reaper",
+        &["--n", "--rounds", "--latency-n", "--children", "--cpu-rounds", "--probe", "--only"],
+    )?;
+    let section = |s: &str| SECTIONS.contains(&s).then(|| s.to_owned());
+    Some(Options {
+        n: args.num("--n", 2000).max(1),
+        rounds: args.num("--rounds", 5).max(1),
+        latency_n: args.num("--latency-n", 300).max(1),
+        children: args.num("--children", 4000).max(1),
+        cpu_rounds: args.num("--cpu-rounds", 3).max(1),
+        probe: PathBuf::from(args.text("--probe").unwrap_or(REFERENCE_PROBE)),
+        only: args.list("--only", section, SECTIONS.iter().map(|s| s.to_string()).collect()),
+    })
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary with no
-    // arguments, to see that it starts: a full run there would take minutes.
-    if std::env::args().len() == 1 {
-        println!("skipped: a benchmark; run it with `cargo bench --bench reaper`");
-        return;
-    }
     let args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == EXIT_AT) {
         exit_at_child(args.get(2));
     }
-    let opts = parse_args().unwrap_or_else(|why| {
-        eprintln!("reaper bench: {why}\n{USAGE}");
-        std::process::exit(2)
-    });
+    let Some(opts) = parse_args() else { return };
     if let Err(e) = run(&opts) {
         eprintln!("reaper bench: {e}");
         std::process::exit(1);
@@ -1061,17 +1033,6 @@ fn verdict(ok: bool) -> &'static str {
         "(met)"
     } else {
         "(MISSED)"
-    }
-}
-
-/// Sorts `v` and returns its median.
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    if v.len() % 2 == 0 {
-        (v[mid - 1] + v[mid]) / 2.0
-    } else {
-        v[mid]
     }
 }
 

@@ -13,12 +13,20 @@
 //! | `std-output` | `std::process::Command::new("/bin/echo").arg("hi").output()`: the reference for the capture rows |
 //! | `offspring-output` | `offspring::Command::new("/bin/echo").arg("hi").output()` |
 //! | `offspring-read` | `offspring::exec_file("/bin/echo", ["hi"]).read()` |
+//! | `libc-capture` | libc `posix_spawn` of `/bin/echo hi` with stdout and stderr on two pipes, a `poll` + `read` loop to EOF, `waitpid`: the capture a plain C program does |
+//! | `offspring-no-capture` | `offspring::Command::new("/bin/echo").arg("hi")` with stdout and stderr on `/dev/null`, `status()`: the same child with no capture at all, which no capture can beat |
 //! | `posix_spawn` | libc `posix_spawn` + `waitpid` of `/bin/true`: the reference for the spawn rows |
 //! | `std-status` | `std::process::Command::new("/bin/true").status()` |
 //! | `offspring-status` | `offspring::Command::new("/bin/true").status()` |
 //!
 //! `--only METHOD` runs one method `--calls` times and prints nothing, for a profiler
 //! (`strace -c -f`, `perf stat`, `valgrind --tool=callgrind`).
+//!
+//! The last two capture rows bound what a capture of this command can cost: whatever a
+//! library does, it still spawns, execs, runs and reaps `/bin/echo`, and on this kind of
+//! machine that is almost all of the time (the child's exec and dynamic loading, and the
+//! kernel's process creation and teardown). `offspring-no-capture` over `std-output` is the
+//! best ratio any capture could reach in that run.
 //!
 //! A round runs `--calls` calls (default 200) of every method back to back, in an order that
 //! rotates from round to round, so that drift in the machine's speed spreads over all of them.
@@ -32,6 +40,8 @@
 // The reference spawn is a raw libc `posix_spawn`, which needs unsafe code.
 #![allow(unsafe_code)]
 
+mod common;
+use common::{cpu_secs, median, Args};
 use std::ffi::{c_char, CString};
 use std::hint::black_box;
 use std::os::unix::ffi::OsStrExt;
@@ -42,16 +52,20 @@ enum Method {
     StdOutput,
     OffspringOutput,
     OffspringRead,
+    LibcCapture,
+    OffspringNoCapture,
     PosixSpawn,
     StdStatus,
     OffspringStatus,
 }
 
 impl Method {
-    const ALL: [Method; 6] = [
+    const ALL: [Method; 8] = [
         Method::StdOutput,
         Method::OffspringOutput,
         Method::OffspringRead,
+        Method::LibcCapture,
+        Method::OffspringNoCapture,
         Method::PosixSpawn,
         Method::StdStatus,
         Method::OffspringStatus,
@@ -62,6 +76,8 @@ impl Method {
             "std-output",
             "offspring-output",
             "offspring-read",
+            "libc-capture",
+            "offspring-no-capture",
             "posix_spawn",
             "std-status",
             "offspring-status",
@@ -71,15 +87,17 @@ impl Method {
     /// The row this one is compared with.
     fn reference(self) -> Method {
         match self {
-            Method::StdOutput | Method::OffspringOutput | Method::OffspringRead => {
-                Method::StdOutput
-            }
+            Method::StdOutput
+            | Method::OffspringOutput
+            | Method::OffspringRead
+            | Method::LibcCapture
+            | Method::OffspringNoCapture => Method::StdOutput,
             _ => Method::PosixSpawn,
         }
     }
 }
 
-/// `posix_spawn` of `/bin/true` with the parent's environment, prepared once.
+/// A libc `posix_spawn` of one program with the parent's environment, prepared once.
 struct RawSpawn {
     path: CString,
     _strings: Vec<CString>,
@@ -88,9 +106,8 @@ struct RawSpawn {
 }
 
 impl RawSpawn {
-    fn new() -> RawSpawn {
-        let path = CString::new("/bin/true").unwrap();
-        let arg0 = path.clone();
+    fn new(argv: &[&str]) -> RawSpawn {
+        let path = CString::new(argv[0]).unwrap();
         let mut strings: Vec<CString> = std::env::vars_os()
             .map(|(k, v)| {
                 let mut entry = k.as_bytes().to_vec();
@@ -101,27 +118,74 @@ impl RawSpawn {
             .collect();
         let mut envp: Vec<*const c_char> = strings.iter().map(|e| e.as_ptr()).collect();
         envp.push(std::ptr::null());
-        let argv = vec![arg0.as_ptr(), std::ptr::null()];
-        strings.push(arg0);
+        let args: Vec<CString> = argv.iter().map(|a| CString::new(*a).unwrap()).collect();
+        let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        strings.extend(args);
         RawSpawn { path, _strings: strings, argv, envp }
     }
 
-    fn run(&self) {
-        let mut pid: libc::pid_t = 0;
-        // SAFETY: `path` is a C string and `argv`/`envp` are NULL-terminated arrays of C
-        // strings owned by `self`, alive for the call; null file actions and attributes ask
-        // for the defaults.
-        let rc = unsafe {
-            libc::posix_spawn(
+    /// Spawns and waits, the exit status checked; with `capture`, stdout and stderr go to two
+    /// pipes that a `poll` loop reads to EOF before the wait, and stdout is returned.
+    fn run(&self, capture: bool) -> Vec<u8> {
+        let mut pipes = [[-1; 2]; 2];
+        // SAFETY: plain libc calls on values owned here: the file actions are initialised
+        // before use and destroyed after; `path` is a C string and `argv`/`envp` are
+        // NULL-terminated arrays of C strings owned by `self`, alive for the call.
+        let (rc, pid) = unsafe {
+            let mut actions = std::mem::MaybeUninit::<libc::posix_spawn_file_actions_t>::uninit();
+            libc::posix_spawn_file_actions_init(actions.as_mut_ptr());
+            if capture {
+                for (pipe, target) in pipes.iter_mut().zip([1, 2]) {
+                    assert_eq!(libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC), 0);
+                    libc::posix_spawn_file_actions_adddup2(actions.as_mut_ptr(), pipe[1], target);
+                }
+            }
+            let mut pid: libc::pid_t = 0;
+            let rc = libc::posix_spawn(
                 &mut pid,
                 self.path.as_ptr(),
-                std::ptr::null(),
+                actions.as_ptr(),
                 std::ptr::null(),
                 self.argv.as_ptr().cast(),
                 self.envp.as_ptr().cast(),
-            )
+            );
+            libc::posix_spawn_file_actions_destroy(actions.as_mut_ptr());
+            (rc, pid)
         };
         assert_eq!(rc, 0, "posix_spawn failed");
+        let mut out = Vec::new();
+        if capture {
+            let mut fds = pipes.map(|p| {
+                // SAFETY: the write end is ours and the child holds its own copy.
+                unsafe { libc::close(p[1]) };
+                libc::pollfd { fd: p[0], events: libc::POLLIN, revents: 0 }
+            });
+            let mut buf = [0u8; 4096];
+            while fds.iter().any(|p| p.fd >= 0) {
+                // SAFETY: `fds` is an array of two pollfds; a negative fd is skipped.
+                let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+                assert!(
+                    n >= 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+                );
+                for (k, p) in fds.iter_mut().enumerate() {
+                    if p.fd < 0 || p.revents == 0 {
+                        continue;
+                    }
+                    // SAFETY: reads into a stack buffer of the length given.
+                    let got = unsafe { libc::read(p.fd, buf.as_mut_ptr().cast(), buf.len()) };
+                    if got > 0 {
+                        if k == 0 {
+                            out.extend_from_slice(&buf[..got as usize]);
+                        }
+                    } else {
+                        // SAFETY: closes the read end this loop owns, once.
+                        unsafe { libc::close(p.fd) };
+                        p.fd = -1;
+                    }
+                }
+            }
+        }
         let mut status = 0;
         loop {
             // SAFETY: waits for the one child just spawned, with a valid out-pointer.
@@ -132,10 +196,17 @@ impl RawSpawn {
             assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EINTR));
         }
         assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        out
     }
 }
 
-fn call(method: Method, raw: &RawSpawn) {
+/// The two raw spawns: `/bin/true` for the spawn rows, `/bin/echo hi` for the capture floor.
+struct Raw {
+    truth: RawSpawn,
+    echo: RawSpawn,
+}
+
+fn call(method: Method, raw: &Raw) {
     match method {
         Method::StdOutput => {
             let out = std::process::Command::new("/bin/echo").arg("hi").output().unwrap();
@@ -152,7 +223,23 @@ fn call(method: Method, raw: &RawSpawn) {
             assert_eq!(s, "hi");
             black_box(s);
         }
-        Method::PosixSpawn => raw.run(),
+        Method::LibcCapture => {
+            let out = raw.echo.run(true);
+            assert_eq!(out, b"hi\n");
+            black_box(out);
+        }
+        Method::OffspringNoCapture => {
+            let status = offspring::Command::new("/bin/echo")
+                .arg("hi")
+                .stdout(offspring::Stdio::null())
+                .stderr(offspring::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        Method::PosixSpawn => {
+            raw.truth.run(false);
+        }
         Method::StdStatus => {
             assert!(std::process::Command::new("/bin/true").status().unwrap().success());
         }
@@ -162,47 +249,19 @@ fn call(method: Method, raw: &RawSpawn) {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary with no
-    // arguments, to see that it starts: a full run there would take minutes.
-    if std::env::args().len() == 1 {
-        println!("skipped: a benchmark; run it with `cargo bench --bench small`");
-        return;
-    }
-    let mut calls = 200usize;
-    let mut rounds = 9usize;
-    let mut only = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--calls" => calls = args.next().and_then(|v| v.parse().ok()).expect("--calls N"),
-            "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
-            "--only" => {
-                let name = args.next().expect("--only METHOD");
-                only = Some(
-                    Method::ALL
-                        .into_iter()
-                        .find(|m| m.name() == name)
-                        .unwrap_or_else(|| panic!("no method {name:?}")),
-                );
-            }
-            // `cargo bench` passes `--bench`; anything else is a mistake.
-            "--bench" => {}
-            other => panic!("unknown argument {other:?} (try --calls N --rounds N)"),
-        }
-    }
+    let Some(args) = Args::parse("small", &["--calls", "--rounds", "--only"]) else { return };
+    let calls: usize = args.num("--calls", 200);
+    let rounds: usize = args.num("--rounds", 9);
+    let only = args.text("--only").map(|name| {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .unwrap_or_else(|| args.fail(&format!("--only: no method {name:?}")))
+    });
     assert!(calls > 0 && rounds > 0, "--calls and --rounds must be at least 1");
-    let raw = RawSpawn::new();
+    let raw =
+        Raw { truth: RawSpawn::new(&["/bin/true"]), echo: RawSpawn::new(&["/bin/echo", "hi"]) };
     if let Some(m) = only {
         // One method alone, `--calls` times, untimed: for `strace -c`, `perf stat` and
         // `valgrind --tool=callgrind`.
@@ -282,16 +341,4 @@ fn main() {
             r.name()
         );
     }
-}
-
-/// This process's CPU time so far (user + system, all threads), in seconds.
-fn cpu_secs() -> f64 {
-    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the zeroed `rusage` it is given.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
-    assert_eq!(rc, 0);
-    // SAFETY: zeroed and filled by the kernel.
-    let ru = unsafe { ru.assume_init() };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }

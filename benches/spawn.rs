@@ -36,6 +36,8 @@
 // The raw libc methods are the floor offspring is measured against, and they need unsafe code.
 #![allow(unsafe_code)]
 
+mod common;
+use common::{median, Args};
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::hint::black_box;
 use std::io;
@@ -103,56 +105,20 @@ struct Options {
     methods: Vec<Method>,
 }
 
-fn parse_args() -> Result<Options, String> {
-    let mut opts = Options {
-        n: 2000,
-        rounds: 5,
-        heap_mib: 1024,
-        heap_fork_n: 100,
-        methods: Method::ALL.to_vec(),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-        let number =
-            |v: String| v.parse::<usize>().map_err(|_| format!("{arg}: not a number: {v}"));
-        match arg.as_str() {
-            // `cargo bench` passes `--bench` to every benchmark binary.
-            "--bench" => {}
-            "--n" => opts.n = number(value()?)?,
-            "--rounds" => opts.rounds = number(value()?)?.max(1),
-            "--heap-mib" => opts.heap_mib = number(value()?)?,
-            "--heap-fork-n" => opts.heap_fork_n = number(value()?)?,
-            "--methods" => {
-                opts.methods = value()?
-                    .split(',')
-                    .map(|m| Method::parse(m.trim()).ok_or(format!("unknown method {m:?}")))
-                    .collect::<Result<_, _>>()?;
-            }
-            _ => return Err(format!("unknown argument {arg:?}")),
-        }
-    }
-    Ok(opts)
+fn parse_args() -> Option<Options> {
+    let args =
+        Args::parse("spawn", &["--n", "--rounds", "--heap-mib", "--heap-fork-n", "--methods"])?;
+    Some(Options {
+        n: args.num("--n", 2000),
+        rounds: args.num("--rounds", 5).max(1),
+        heap_mib: args.num("--heap-mib", 1024),
+        heap_fork_n: args.num("--heap-fork-n", 100),
+        methods: args.list("--methods", Method::parse, Method::ALL.to_vec()),
+    })
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary with no
-    // arguments, to see that it starts: a full run there would take minutes.
-    if std::env::args().len() == 1 {
-        println!("skipped: a benchmark; run it with `cargo bench --bench spawn`");
-        return;
-    }
-    let opts = match parse_args() {
-        Ok(opts) => opts,
-        Err(why) => {
-            eprintln!("spawn bench: {why}");
-            eprintln!(
-                "usage: cargo bench --bench spawn -- [--n N] [--rounds R] [--heap-mib M] \
-                 [--heap-fork-n K] [--methods a,b,c,d,e,f]"
-            );
-            std::process::exit(2);
-        }
-    };
+    let Some(opts) = parse_args() else { return };
     let mut raw = RawSpawn::new();
     run_table(&opts, &mut raw, 0, |_| opts.n);
     if opts.heap_mib > 0 {
@@ -241,17 +207,6 @@ fn run_table(opts: &Options, raw: &mut RawSpawn, heap_mib: usize, count: impl Fn
             rounds,
             ratio
         );
-    }
-}
-
-/// Sorts `v` and returns its median.
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    if v.len() % 2 == 0 {
-        (v[mid - 1] + v[mid]) / 2.0
-    } else {
-        v[mid]
     }
 }
 

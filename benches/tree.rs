@@ -19,6 +19,8 @@
 //! child, the range of per-round medians and the ratio to the plain spawn. Where this machine
 //! has no writable cgroup v2, the bench says so and exits.
 
+mod common;
+use common::{median, Args};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -31,50 +33,24 @@ struct Options {
     kill_rounds: usize,
 }
 
-fn parse_args() -> Options {
-    let mut o = Options { n: 500, rounds: 5, tree: 100, kill_rounds: 5 };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut num = |name: &str| -> usize {
-            args.next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{name} needs a number"))
-        };
-        match a.as_str() {
-            "--n" => o.n = num("--n"),
-            "--rounds" => o.rounds = num("--rounds").max(1),
-            "--tree" => o.tree = num("--tree").max(3),
-            "--kill-rounds" => o.kill_rounds = num("--kill-rounds").max(1),
-            // What cargo bench passes along.
-            "--bench" => {}
-            _ => {}
-        }
-    }
-    o
+fn parse_args() -> Option<Options> {
+    let args = Args::parse("tree", &["--n", "--rounds", "--tree", "--kill-rounds"])?;
+    Some(Options {
+        n: args.num("--n", 500),
+        rounds: args.num("--rounds", 5).max(1),
+        tree: args.num("--tree", 100).max(3),
+        kill_rounds: args.num("--kill-rounds", 5).max(1),
+    })
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary with no
-    // arguments, to see that it starts: a full run there would take minutes.
-    if std::env::args().len() == 1 {
-        println!("skipped: a benchmark; run it with `cargo bench --bench tree`");
-        return;
-    }
-    let o = parse_args();
+    let Some(o) = parse_args() else { return };
     if let Err(e) = Command::new("/bin/true").contain(true).status() {
         println!("skipped: no writable cgroup v2 here: {e}");
         return;
     }
     spawn_table(&o);
     kill_table(&o);
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[v.len() / 2]
 }
 
 fn spawn_table(o: &Options) {
