@@ -887,7 +887,12 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
             }
         }
         if self.kill_at.is_some_and(|k| now >= k) {
-            self.escalate()?;
+            // The stop signal may have ended the child while this loop did not run (a loaded
+            // machine): look before calling it a kill.
+            self.check_exit(now, emit)?;
+            if self.kill_at.is_some() {
+                self.escalate()?;
+            }
         }
         if self.status.is_none() && self.child().pidfd().is_none() {
             // No exit notification: look at the child every so often.

@@ -316,6 +316,16 @@ impl Command {
     /// [`ipc::attach`](crate::ipc::attach). The parent takes its half with
     /// [`Child::take_channel`]; see the [`ipc`](crate::ipc) module.
     ///
+    /// Each spawn makes a new socket pair and sets the two variables in that child's
+    /// environment only: the command itself does not change ([`get_envs`](Command::get_envs)
+    /// shows what it showed before), and spawning it again gives the next child its own
+    /// channel. The channel's values win over `NODE_CHANNEL_FD` or
+    /// `NODE_CHANNEL_SERIALIZATION_MODE` set with [`env`](Command::env) (they would name the
+    /// wrong fd or framing), also after [`env_clear`](Command::env_clear). A channel this
+    /// process inherited is never passed on, with or without this call. Another fd set with
+    /// [`fd`](Command::fd) or [`listen_fd`](Command::listen_fd) at the channel's number is
+    /// an error at spawn.
+    ///
     /// ```
     /// use offspring::{ipc, Command};
     /// let mut child = Command::new("node")
@@ -646,6 +656,20 @@ impl Command {
                      passes its socket at fd {target}"
                 )));
             }
+            if self.ipc.as_ref().is_some_and(|o| o.get_fd().0 == target) {
+                return Err(Error::invalid_input(format!(
+                    "listen_fd {i} ({name:?}) collides with the IPC channel, which \
+                     Command::ipc passes at fd {target} (see ipc::Options::fd)"
+                )));
+            }
+        }
+        if let Some(target) = self.ipc.as_ref().map(|o| o.get_fd().0) {
+            if self.extra_fds.iter().any(|(n, _)| n.0 == target) {
+                return Err(Error::invalid_input(format!(
+                    "Command::fd({target}) collides with the IPC channel, which \
+                     Command::ipc passes at fd {target} (see ipc::Options::fd)"
+                )));
+            }
         }
         Ok(())
     }
@@ -661,16 +685,34 @@ impl Command {
 
     /// The child's environment as an `envp` array, or `None` when the command leaves the
     /// parent's environment unchanged, so that it is passed as it is, without a copy.
+    ///
+    /// The variables that name this spawn's fds (`LISTEN_*`, `NODE_CHANNEL_*`) are added
+    /// here, for this spawn only; they replace values of the same names set with
+    /// [`env`](Command::env) or inherited. A channel this process inherited itself
+    /// (`NODE_CHANNEL_*` in its own environment) is never passed on.
     fn envp(&self) -> Option<(CStringArray, Option<PidSlot>)> {
+        const LISTEN_VARS: [&str; 3] = ["LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID"];
+        const CHANNEL_VARS: [&str; 2] = ["NODE_CHANNEL_FD", "NODE_CHANNEL_SERIALIZATION_MODE"];
         let listen = !self.listen_fds.is_empty();
-        if !self.env_clear && self.env.is_empty() && !listen {
+        let channel = self.ipc.as_ref().map(|o| (o.get_fd().get().to_string(), o.mode_env()));
+        let is_channel_var = |k: &OsStr| CHANNEL_VARS.iter().any(|v| k == OsStr::new(v));
+        let inherited_channel =
+            !self.env_clear && CHANNEL_VARS.iter().any(|v| std::env::var_os(v).is_some());
+        if !self.env_clear
+            && self.env.is_empty()
+            && !listen
+            && channel.is_none()
+            && !inherited_channel
+        {
             return None;
         }
-        const LISTEN_VARS: [&str; 3] = ["LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID"];
-        let ours = |k: &OsStr| listen && LISTEN_VARS.iter().any(|v| k == OsStr::new(v));
+        let ours = |k: &OsStr| {
+            (listen && LISTEN_VARS.iter().any(|v| k == OsStr::new(v)))
+                || (channel.is_some() && is_channel_var(k))
+        };
         let inherited: Vec<(OsString, OsString)> =
             if self.env_clear { Vec::new() } else { std::env::vars_os().collect() };
-        let mut envp = CStringArray::with_capacity(inherited.len() + self.env.len());
+        let mut envp = CStringArray::with_capacity(inherited.len() + self.env.len() + 2);
         let mut push = |k: &OsStr, v: &OsStr| {
             let mut kv = Vec::with_capacity(k.len() + v.len() + 2);
             kv.extend_from_slice(k.as_bytes());
@@ -684,7 +726,7 @@ impl Command {
         for (k, v) in &inherited {
             // The parent's environment cannot hold a NUL; a `=` in a key cannot come from
             // the kernel either.
-            if !self.env.contains_key(k) && !ours(k) {
+            if !self.env.contains_key(k) && !ours(k) && !is_channel_var(k) {
                 push(k, v);
             }
         }
@@ -694,6 +736,10 @@ impl Command {
                     push(k, v);
                 }
             }
+        }
+        if let Some((fd, mode)) = &channel {
+            push(OsStr::new(CHANNEL_VARS[0]), OsStr::new(fd));
+            push(OsStr::new(CHANNEL_VARS[1]), OsStr::new(mode));
         }
         if !listen {
             return Some((envp, None));
@@ -706,21 +752,6 @@ impl Command {
     }
 
     fn spawn_inner(&mut self, defaults: Defaults) -> Result<Child> {
-        // The IPC channel: an extra socket-pair fd, and the variables that name it. A
-        // channel this process inherited itself is never passed on.
-        let channel_vars = ["NODE_CHANNEL_FD", "NODE_CHANNEL_SERIALIZATION_MODE"];
-        if let Some(o) = &self.ipc {
-            let (fd, mode) = (o.get_fd(), o.mode_env());
-            self.fd(fd, Stdio::piped());
-            self.env.insert(channel_vars[0].into(), Some(fd.get().to_string().into()));
-            self.env.insert(channel_vars[1].into(), Some(mode.into()));
-        } else {
-            for k in channel_vars {
-                if !self.env.contains_key(OsStr::new(k)) && std::env::var_os(k).is_some() {
-                    self.env.insert(k.into(), None);
-                }
-            }
-        }
         self.validate()?;
         let resolved = lookup(
             &self.program,
@@ -785,7 +816,12 @@ impl Command {
         }
         let listen =
             self.listen_fds.iter().enumerate().map(|(i, (_, s))| (ChildFd(3 + i as RawFd), s));
-        for (child_fd, cfg) in self.extra_fds.iter().map(|(n, s)| (*n, s)).chain(listen) {
+        // The IPC channel is one more socket pair, set up for this spawn only: the command
+        // itself is left as it is.
+        let channel_end = Stdio::piped();
+        let channel = self.ipc.as_ref().map(|o| (o.get_fd(), &channel_end));
+        let extra = self.extra_fds.iter().map(|(n, s)| (*n, s)).chain(listen).chain(channel);
+        for (child_fd, cfg) in extra {
             let target = child_fd.0;
             match want(Some(cfg), DefaultIo::Inherit) {
                 Want::Inherit => {

@@ -24,9 +24,10 @@
 //! # The wire
 //!
 //! The socket is `socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC)`; the child's end is placed
-//! at fd 3 (or the [`Options::fd`] chosen) through [`Command::fd`](crate::Command::fd), and
-//! the child is told with `NODE_CHANNEL_FD` and `NODE_CHANNEL_SERIALIZATION_MODE=json`, as
-//! Node does. Messages are JSON text, one compact value per line: the bytes are checked, never
+//! at fd 3 (or the [`Options::fd`] chosen) as an fd given with
+//! [`Command::fd`](crate::Command::fd) would be, and the child is told with `NODE_CHANNEL_FD`
+//! and `NODE_CHANNEL_SERIALIZATION_MODE=json`, as Node does. Both are set up per spawn: the
+//! `Command` itself is not changed. Messages are JSON text, one compact value per line: the bytes are checked, never
 //! parsed into a tree, so the default build needs no JSON library. Nothing that would kill a Node peer
 //! can be sent: not an empty line, not invalid JSON, not a user message that Node would take
 //! for one of its own (`{"cmd":"NODE_..."}`). [`Framing::Binary`] replaces the lines by

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use offspring::{Command, ErrorKind, Overflow, ProcessGroup, Signal, Stdio, Stream};
 
-use crate::support::{fixture, ms, SpawnPath, PATHS};
+use crate::support::{fixture, ms, running, until_none_running, SpawnPath, PATHS};
 
 /// The fixture's pattern: byte `i` is `i % 251`.
 fn pattern(n: usize) -> Vec<u8> {
@@ -32,12 +32,6 @@ fn kill_pid(pid: i32) {
     if let Some(pid) = rustix::process::Pid::from_raw(pid) {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
     }
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.contains(") Z "))
-        .unwrap_or(false)
 }
 
 fn first_line_pid(out: &[u8]) -> i32 {
@@ -149,7 +143,7 @@ fn timeout_with_a_grandchild_holding_stdout_returns_within_timeout_plus_drain() 
         assert!(err.stdout().ends_with(b"ready\n"), "partial output kept: {err:?}");
         // Not in a group of its own: the grandchild survives, only the drain bound saved us,
         // and the error says so.
-        assert!(alive(grandchild));
+        assert!(running(grandchild as u32));
         assert!(err.drain_expired(), "{err}");
         assert!(err.to_string().contains("a process it started may still be running"), "{err}");
         kill_pid(grandchild);
@@ -170,11 +164,9 @@ fn timeout_kills_the_whole_process_group() {
         assert!(t0.elapsed() < Duration::from_secs(10), "took {:?}", t0.elapsed());
         assert_eq!(err.kind(), ErrorKind::TimedOut);
         let grandchild = first_line_pid(err.stdout());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while alive(grandchild) {
-            assert!(Instant::now() < deadline, "grandchild survived the group kill");
-            std::thread::yield_now();
-        }
+        until_none_running(Duration::from_secs(10), "the grandchild after the group kill", |p| {
+            p.pid == grandchild as u32
+        });
     }
 }
 

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use offspring::{Command, Signal};
 
+use crate::support::until_none_running;
+
 const BIN: &str = env!("CARGO_BIN_EXE_offspring");
 const FIXTURE: &str = env!("CARGO_BIN_EXE_offspring-fixture");
 
@@ -331,12 +333,8 @@ fn supervise_killed_with_sigkill_takes_its_workers_along() {
     let pids = worker_pids(&dir);
     sup.kill().unwrap();
     assert_eq!(sup.wait().unwrap().signal(), Some(Signal::KILL));
-    wait_until(Duration::from_secs(10), "the workers to die with it", || {
-        pids.iter().all(|p| {
-            // Gone, or a zombie waiting for init: dead either way.
-            std::fs::read_to_string(format!("/proc/{p}/stat"))
-                .map_or(true, |s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
-        })
+    until_none_running(Duration::from_secs(10), "the workers killed with it", |p| {
+        pids.contains(&p.pid)
     });
     let _ = std::fs::remove_dir_all(&dir);
 }

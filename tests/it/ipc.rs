@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use offspring::ipc::{self, Decoder, Framing, HandleKind, Options, RecvError, SendError};
 use offspring::{ChildFd, Command, Signal, Stdio};
 
-use crate::support::{assert_no_new_fds, isolated, ms, open_fds};
+use crate::support::{assert_no_new_fds, isolated, isolated_with, ms, open_fds};
 
 #[allow(dead_code)]
 // The fuzz target's property, shared with fuzz/ (which the published crate leaves out).
@@ -433,6 +433,147 @@ fn the_channel_is_not_inherited_by_grandchildren() {
     let env = String::from_utf8_lossy(&out.stdout);
     assert!(env.contains("NODE_CHANNEL_FD=3\0"), "{env}");
     assert!(env.contains("NODE_CHANNEL_SERIALIZATION_MODE=json\0"), "{env}");
+}
+
+/// The `NODE_CHANNEL_*` entries of an environment block as the fixture's `env` prints it
+/// (`/proc/self/environ`: every entry the child got, duplicates included), sorted.
+fn channel_vars(environ: &[u8]) -> Vec<String> {
+    let mut vars: Vec<String> = environ
+        .split(|&b| b == 0)
+        .map(|kv| String::from_utf8_lossy(kv).into_owned())
+        .filter(|kv| kv.starts_with("NODE_CHANNEL_"))
+        .collect();
+    vars.sort();
+    vars
+}
+
+/// What a command shows of itself: its environment changes and its `Debug` form (which
+/// lists the fds it passes).
+fn settings(cmd: &Command) -> (Vec<(String, Option<String>)>, String) {
+    let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
+    let envs = cmd.get_envs().map(|(k, v)| (text(k), v.map(text))).collect();
+    (envs, format!("{cmd:?}"))
+}
+
+const JSON_CHANNEL: [&str; 2] = ["NODE_CHANNEL_FD=3", "NODE_CHANNEL_SERIALIZATION_MODE=json"];
+
+#[test]
+fn a_spawn_with_a_channel_leaves_the_command_unchanged() {
+    let mut cmd = Command::new(FIXTURE);
+    cmd.arg("env").env("KEPT", "1").ipc(Options::new());
+    let before = settings(&cmd);
+    for _ in 0..2 {
+        let out = cmd.output().unwrap();
+        assert_eq!(channel_vars(&out.stdout), JSON_CHANNEL);
+        assert_eq!(settings(&cmd), before);
+    }
+    let mut child = cmd.stdout(Stdio::null()).spawn().unwrap();
+    assert!(child.take_channel().is_some());
+    assert!(child.wait_timeout(long()).unwrap().unwrap().success());
+    assert_eq!(settings(&cmd).0, before.0);
+}
+
+#[test]
+fn one_command_spawned_again_names_only_its_current_channel() {
+    // The shell prints the channel variables it got (each entry, duplicates too) and which
+    // of fds 3 and 7 it holds as sockets.
+    let script = r#"tr '\0' '\n' < /proc/$$/environ | grep '^NODE_CHANNEL_' | sort
+        for fd in 3 7; do [ -S /proc/$$/fd/$fd ] && echo "socket at $fd"; done; true"#;
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", script]).ipc(Options::new());
+    let expect_3 = "NODE_CHANNEL_FD=3\nNODE_CHANNEL_SERIALIZATION_MODE=json\nsocket at 3\n";
+    for round in 0..2 {
+        let out = cmd.output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expect_3, "spawn {round}");
+    }
+    // Moved to fd 7: the child has one channel, at fd 7, and nothing left at fd 3.
+    cmd.ipc(Options::new().fd(ChildFd::new(7).unwrap()).framing(Framing::Binary));
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "NODE_CHANNEL_FD=7\nNODE_CHANNEL_SERIALIZATION_MODE=offspring-binary\nsocket at 7\n"
+    );
+}
+
+#[test]
+fn env_clear_still_names_the_channel() {
+    let out = Command::new(FIXTURE).arg("env").env_clear().ipc(Options::new()).output().unwrap();
+    assert_eq!(channel_vars(&out.stdout), JSON_CHANNEL);
+    assert_eq!(out.stdout.split(|&b| b == 0).filter(|kv| !kv.is_empty()).count(), 2);
+
+    let mut cmd = Command::new(FIXTURE);
+    cmd.arg("env").env_clear().env("ONLY", "1").ipc(Options::new());
+    let out = cmd.output().unwrap();
+    let mut all: Vec<&[u8]> = out.stdout.split(|&b| b == 0).filter(|kv| !kv.is_empty()).collect();
+    all.sort();
+    assert_eq!(
+        all,
+        [&b"NODE_CHANNEL_FD=3"[..], b"NODE_CHANNEL_SERIALIZATION_MODE=json", b"ONLY=1"]
+    );
+}
+
+#[test]
+fn the_channel_values_win_over_ones_set_with_env() {
+    // With a channel, the child gets the channel's values; the command keeps the user's.
+    let mut cmd = Command::new(FIXTURE);
+    cmd.arg("env")
+        .env("NODE_CHANNEL_FD", "99")
+        .env("NODE_CHANNEL_SERIALIZATION_MODE", "advanced")
+        .ipc(Options::new());
+    let before = settings(&cmd);
+    let out = cmd.output().unwrap();
+    assert_eq!(channel_vars(&out.stdout), JSON_CHANNEL);
+    assert_eq!(settings(&cmd), before);
+    assert!(before.0.contains(&("NODE_CHANNEL_FD".into(), Some("99".into()))), "{before:?}");
+
+    // Without a channel, a value set with `env` is passed as it is (attach's own tests
+    // rely on it).
+    let out = Command::new(FIXTURE).arg("env").env("NODE_CHANNEL_FD", "99").output().unwrap();
+    assert_eq!(channel_vars(&out.stdout), ["NODE_CHANNEL_FD=99"]);
+}
+
+#[test]
+fn a_channel_this_process_inherited_is_not_passed_on() {
+    let inherited = [("NODE_CHANNEL_FD", "5"), ("NODE_CHANNEL_SERIALIZATION_MODE", "json")];
+    if !isolated_with("ipc::a_channel_this_process_inherited_is_not_passed_on", &inherited) {
+        return;
+    }
+    assert_eq!(std::env::var("NODE_CHANNEL_FD").as_deref(), Ok("5"));
+    let mut cmd = Command::new(FIXTURE);
+    cmd.arg("env");
+    for _ in 0..2 {
+        let out = cmd.output().unwrap();
+        assert_eq!(channel_vars(&out.stdout), Vec::<String>::new());
+        assert_eq!(cmd.get_envs().len(), 0);
+    }
+    let out = Command::new(FIXTURE).arg("env").ipc(Options::new()).output().unwrap();
+    assert_eq!(channel_vars(&out.stdout), JSON_CHANNEL);
+}
+
+#[test]
+fn an_fd_at_the_channel_number_is_an_error() {
+    let three = ChildFd::new(3).unwrap();
+    let err = Command::new(FIXTURE)
+        .arg("env")
+        .fd(three, Stdio::null())
+        .ipc(Options::new())
+        .output()
+        .unwrap_err();
+    assert_eq!(err.kind(), offspring::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("Command::fd(3) collides with the IPC channel"), "{err}");
+
+    let (sock, _peer) = UnixStream::pair().unwrap();
+    let err = Command::new(FIXTURE)
+        .arg("env")
+        .listen_fd("http", sock)
+        .ipc(Options::new())
+        .output()
+        .unwrap_err();
+    assert_eq!(err.kind(), offspring::ErrorKind::InvalidInput, "{err}");
+    assert!(
+        err.to_string().contains("listen_fd 0 (\"http\") collides with the IPC channel"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -14,8 +14,8 @@ use offspring::{
 };
 
 use crate::support::{
-    assert_no_new_fds, children, fixture, isolated, ms, open_fds, until_no_children, SpawnPath,
-    PATHS,
+    assert_no_new_fds, children, fixture, isolated, ms, open_fds, proc_stat, until_no_children,
+    until_none_running, SpawnPath, PATHS,
 };
 
 /// Makes room for `n` fds in this process, raising the soft limit toward the hard one.
@@ -243,26 +243,32 @@ fn shutting_a_group_down_halfway_leaves_nothing_running_and_says_who_needed_sigk
     let mut mux = Mux::new();
     let mut stubborn = Vec::new();
     for i in 0..12 {
-        let id = if i % 2 == 0 {
-            let id =
-                mux.spawn(&mut exec("trap '' TERM; echo up; while :; do sleep 1; done")).unwrap();
+        if i % 2 == 0 {
+            // A child that ignores SIGTERM, with a grandchild that does too (an ignored
+            // signal stays ignored across exec): only the stop's SIGKILL ends them.
+            let id = mux.spawn(&mut exec("trap '' TERM; sleep 600 & echo up $!; wait")).unwrap();
             stubborn.push(id);
-            id
         } else {
-            mux.spawn(&mut exec("echo up; exec sleep 30")).unwrap()
-        };
-        let _ = id;
+            mux.spawn(&mut exec("echo up; exec sleep 30")).unwrap();
+        }
     }
-    let mut up = 0;
+    let (mut up, mut grandchildren) = (0, Vec::new());
     while up < 12 {
-        if let Event::Line { .. } = mux.next_event().unwrap().unwrap() {
+        if let Event::Line { line, .. } = mux.next_event().unwrap().unwrap() {
+            let line = String::from_utf8(line).unwrap();
+            if let Some(pid) = line.strip_prefix("up ") {
+                grandchildren.push(pid.parse::<u32>().unwrap());
+            }
             up += 1;
         }
     }
+    assert_eq!(grandchildren.len(), 6);
     let started = Instant::now();
-    let report = mux.shutdown(Duration::from_secs(1)).unwrap();
-    // One grace period for all of them together: one each would take at least 6 s.
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let grace = Duration::from_secs(2);
+    let report = mux.shutdown(grace).unwrap();
+    // One grace period for all of them together: one each would take at least 6 of them
+    // (the rest is margin for a loaded machine).
+    assert!(started.elapsed() < 6 * grace, "{:?}", started.elapsed());
     assert_eq!(report.signaled.len(), 12);
     let mut killed = report.needed_kill.clone();
     killed.sort();
@@ -275,9 +281,42 @@ fn shutting_a_group_down_halfway_leaves_nothing_running_and_says_who_needed_sigk
         }
     }
     assert_eq!(exits, 12);
+    // The children are reaped; the grandchildren, reparented, die with the SIGKILL.
     assert!(children().is_empty(), "{:?}", children());
+    until_none_running(Duration::from_secs(10), "the grandchildren", |p| {
+        grandchildren.contains(&p.pid)
+    });
     drop(mux);
     assert_no_new_fds(&before, Duration::from_secs(10));
+}
+
+#[test]
+fn a_child_that_obeys_the_stop_signal_is_not_called_killed_when_the_loop_runs_late() {
+    // On a loaded machine the loop may run again only after the grace period, when the
+    // child has long died of SIGTERM: it looks at the child before escalating.
+    let mut mux = Mux::new();
+    let id = mux.spawn(exec("echo $$; exec sleep 30").force_kill_after(ms(100))).unwrap();
+    let pid = loop {
+        if let Event::Line { line, .. } = mux.next_event().unwrap().unwrap() {
+            break String::from_utf8(line).unwrap().parse::<u32>().unwrap();
+        }
+    };
+    mux.stop(id).unwrap();
+    let stopped = Instant::now();
+    // The loop does not run until the child has died and its grace period is over.
+    while proc_stat(pid).is_some_and(|p| !p.is_dead()) || stopped.elapsed() < ms(300) {
+        assert!(stopped.elapsed() < Duration::from_secs(60), "SIGTERM did not end {pid}");
+        std::thread::sleep(ms(10));
+    }
+    let result = loop {
+        if let Event::Exit { result, .. } = mux.next_event().unwrap().unwrap() {
+            break result;
+        }
+    };
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Canceled, "{err}");
+    assert!(!err.needed_kill(), "{err}");
+    assert_eq!(err.exit_status().and_then(|s| s.signal()), Some(Signal::TERM), "{err}");
 }
 
 /// A deterministic, incompressible-looking 100 MiB.

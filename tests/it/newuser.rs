@@ -8,7 +8,7 @@ use offspring::{
     exec, Command, Error, ErrorKind, ExitStatus, OutputReader, ProcessGroup, Signal, Stdio, Stop,
 };
 
-use crate::support::{fixture, ms, PATHS};
+use crate::support::{fixture, ms, proc_stats, until_none_running, PATHS};
 
 /// A mark no other process carries: set in a command's environment, it is inherited by every
 /// process the command starts, even one that left its group and its tree.
@@ -18,40 +18,29 @@ fn mark(tag: &str) -> String {
     format!("{tag}-{}-{n}", std::process::id())
 }
 
-/// The live (not zombie) processes whose environment carries `OFFSPRING_MARK=mark`, from
-/// `/proc`.
-fn marked(mark: &str) -> Vec<u32> {
+/// Whether process `pid`'s environment carries `OFFSPRING_MARK=mark`.
+fn has_mark(pid: u32, mark: &str) -> bool {
     let needle = format!("OFFSPRING_MARK={mark}");
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let zombie = stat.rfind(')').is_some_and(|i| stat[i + 1..].starts_with(" Z"));
-        if !zombie && env.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
-            found.push(pid);
-        }
-    }
-    found
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == needle.as_bytes()))
 }
 
-/// Waits (generously: the machine is loaded) until no process carries `mark`.
+/// The running (not dead) processes that carry `mark`, from `/proc`.
+fn marked(mark: &str) -> Vec<u32> {
+    proc_stats()
+        .into_iter()
+        .filter(|p| !p.is_dead() && has_mark(p.pid, mark))
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// Waits (generously: the machine is loaded) until no process that carries `mark` is left
+/// running; kills those left before failing.
 fn assert_none_left(mark: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let left = marked(mark);
-        if left.is_empty() {
-            return;
-        }
-        if Instant::now() > deadline {
-            for pid in &left {
-                let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
-            }
-            panic!("{what}: still running: {left:?}");
-        }
-        // Not our children: nothing to wait on but /proc itself.
-        #[allow(clippy::disallowed_methods)] // reason: polling /proc for strangers
-        std::thread::sleep(ms(20));
+    let check = || until_none_running(Duration::from_secs(20), what, |p| has_mark(p.pid, mark));
+    if let Err(panic) = std::panic::catch_unwind(check) {
+        kill_marked(mark);
+        std::panic::resume_unwind(panic);
     }
 }
 

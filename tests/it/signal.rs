@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 
 use offspring::{Command, ProcessGroup, Signal, Stdio};
 
-use crate::support::{fixture, isolated, ms, PATHS};
+use crate::support::{fixture, isolated, ms, running, until_none_running, PATHS};
 
 fn ready(child: &mut offspring::Child) {
     let mut buf = [0u8; 6];
@@ -60,16 +60,11 @@ fn signal_group_reaches_the_grandchild() {
         let grandchild: i32 = line.trim().parse().unwrap();
         assert!(child.wait().unwrap().success());
         // The leader is gone, its group is not.
-        assert!(std::path::Path::new(&format!("/proc/{grandchild}")).exists());
+        assert!(running(grandchild as u32));
         child.signal_group(Signal::KILL).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
-            .map(|s| !s.contains(") Z"))
-            .unwrap_or(false)
-        {
-            assert!(Instant::now() < deadline, "grandchild survived the group kill");
-            std::thread::yield_now();
-        }
+        until_none_running(Duration::from_secs(10), "the grandchild after the group kill", |p| {
+            p.pid == grandchild as u32
+        });
     }
     // Without a group of its own, signal_group is refused rather than guessed.
     let child = Command::new("true").spawn().unwrap();

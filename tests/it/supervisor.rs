@@ -7,7 +7,7 @@ use offspring::{
     WorkerId, Workers,
 };
 
-use crate::support::{fixture, ms, proc_stats, SpawnPath};
+use crate::support::{fixture, ms, until_none_running, SpawnPath};
 
 /// Collects events until one satisfies `done` (returned last), failing after `within`.
 fn events_until(
@@ -38,18 +38,6 @@ fn worker(group: &str, index: usize) -> WorkerId {
 /// Whether `pid` is still a process (a zombie counts: it has not been reaped).
 fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
-
-/// The live processes in process group `pgid`, from `/proc/*/stat`, as "pid state ppid".
-/// A zombie that was reparented (a grandchild killed with its group, now waiting for init to
-/// reap it) is dead and not ours to reap: it is left out; a zombie of ours would count.
-fn group_members(pgid: u32) -> Vec<String> {
-    let me = std::process::id();
-    proc_stats()
-        .into_iter()
-        .filter(|p| p.pgrp == pgid && (p.state != "Z" || p.ppid == me))
-        .map(|p| format!("{} {} {}", p.pid, p.state, p.ppid))
-        .collect()
 }
 
 #[test]
@@ -252,10 +240,11 @@ fn shutdown_stops_all_within_grace_and_kills_the_one_ignoring_sigterm() {
     assert_eq!(killed, vec![worker("stubborn", 0)]);
     assert!(took >= grace, "the stubborn worker got its grace period: {took:?}");
     assert!(took < grace + Duration::from_secs(10), "took {took:?}");
-    for pid in &pids {
-        assert!(!alive(*pid), "worker {pid} is still in /proc");
-        let left = group_members(*pid);
-        assert!(left.is_empty(), "group {pid} still has {left:?}");
+    for &pid in &pids {
+        // Our own child: reaped before the shutdown returned.
+        assert!(!alive(pid), "worker {pid} is still in /proc");
+        // Its group (the family's `sleep 600`) was killed with it.
+        until_none_running(Duration::from_secs(10), &format!("group {pid}"), |p| p.pgrp == pid);
     }
 }
 
@@ -372,15 +361,8 @@ fn contained_workers_are_stopped_with_their_whole_tree() {
     });
     assert!(alive(escaped));
     assert!(sup.shutdown(Duration::from_secs(5)).unwrap().is_empty());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    // Killed with its cgroup; init may take a moment to reap it.
-    while alive(escaped)
-        && std::fs::read_to_string(format!("/proc/{escaped}/stat"))
-            .is_ok_and(|s| !s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
-    {
-        assert!(Instant::now() < deadline, "the setsid grandchild {escaped} outlived the shutdown");
-        std::thread::yield_now();
-    }
+    // Killed with its cgroup.
+    until_none_running(Duration::from_secs(10), "the setsid grandchild", |p| p.pid == escaped);
 }
 
 #[test]

@@ -70,6 +70,7 @@ pub fn assert_no_new_fds(baseline: &[i32], within: std::time::Duration) {
 }
 
 /// One process as `/proc/<pid>/stat` shows it.
+#[derive(Debug)]
 pub struct ProcStat {
     pub pid: u32,
     /// `R`, `S`, `Z`...
@@ -78,21 +79,64 @@ pub struct ProcStat {
     pub pgrp: u32,
 }
 
+impl ProcStat {
+    /// Whether it has exited: a zombie (`Z`) or a process being torn down (`X`) runs no
+    /// code any more, whoever is still to reap it.
+    pub fn is_dead(&self) -> bool {
+        self.state.starts_with(['Z', 'X'])
+    }
+}
+
+/// The process `pid` as `/proc` shows it now, or `None` if it is gone.
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid pgrp ...": comm may contain spaces and parentheses.
+    let rest = stat.rfind(')').map(|i| &stat[i + 2..])?;
+    let mut fields = rest.split(' ');
+    let state = fields.next().unwrap_or("").to_owned();
+    let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let pgrp: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    Some(ProcStat { pid, state, ppid, pgrp })
+}
+
+/// Whether `pid` is in `/proc` and not dead (see [`ProcStat::is_dead`]).
+pub fn running(pid: u32) -> bool {
+    proc_stat(pid).is_some_and(|p| !p.is_dead())
+}
+
 /// Every process `/proc` shows now (those that vanish while it is read are left out).
 pub fn proc_stats() -> Vec<ProcStat> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        // "pid (comm) state ppid pgrp ...": comm may contain spaces and parentheses.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
-        let mut fields = rest.split(' ');
-        let state = fields.next().unwrap_or("").to_owned();
-        let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        let pgrp: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        out.push(ProcStat { pid, state, ppid, pgrp });
+    let pids = std::fs::read_dir("/proc").unwrap().flatten();
+    pids.filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter_map(proc_stat)
+        .collect()
+}
+
+/// Waits until none of the processes that `pick` selects is left running, failing with
+/// `what` and the ones left ("pid state ppid") after `within`.
+///
+/// A process counts as left while it runs: a process that was sent `SIGKILL` shows `R` or
+/// `S` until the (possibly loaded) machine lets it die, hence the wait. A dead one (`Z`, `X`)
+/// is not left, unless it is a zombie of this process: reaping those is offspring's job. A
+/// zombie that was reparented (a killed grandchild) is init's to reap, whenever it gets to
+/// it. A process that survives stays left and fails the check.
+pub fn until_none_running(within: Duration, what: &str, pick: impl Fn(&ProcStat) -> bool) {
+    let me = std::process::id();
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left: Vec<String> = proc_stats()
+            .into_iter()
+            .filter(|p| pick(p) && (!p.is_dead() || p.ppid == me))
+            .map(|p| format!("{} {} {}", p.pid, p.state, p.ppid))
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: still running: {left:?}");
+        // Nothing to wait on for processes that are not our children but /proc itself.
+        #[allow(clippy::disallowed_methods)] // reason: polling /proc for strangers
+        std::thread::sleep(Duration::from_millis(10));
     }
-    out
 }
 
 /// The pids of this process's children, and whether each is a zombie, from `/proc/*/stat`.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use offspring::{exec, Command, Containment, ErrorKind, Pid, Signal, Stage};
 
-use crate::support::{ms, SpawnPath, PATHS};
+use crate::support::{ms, until_none_running, SpawnPath, PATHS};
 
 /// `true` if a contained child can be started here; otherwise prints why the test skips.
 fn can_contain(test: &str) -> bool {
@@ -21,13 +21,11 @@ fn can_contain(test: &str) -> bool {
     }
 }
 
-/// A process is gone from `/proc` (or is a zombie, which holds no resources and is not in
-/// any cgroup any more).
-fn gone(pid: Pid) -> bool {
-    match std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero())) {
-        Err(_) => true,
-        Ok(s) => s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
+/// Waits (up to `within`) until `pids` are no longer running; a zombie holds no resources
+/// and is not in any cgroup any more.
+fn until_gone(within: Duration, what: &str, pids: &[Pid]) {
+    let raw: Vec<u32> = pids.iter().map(|p| p.as_raw_nonzero().get() as u32).collect();
+    until_none_running(within, what, |p| raw.contains(&p.pid));
 }
 
 /// Waits (generously) until `pred` holds.
@@ -78,9 +76,7 @@ fn kill_reaches_a_setsid_daemon() {
         tree.kill().unwrap();
         assert!(tree.wait_timeout(Duration::from_secs(30)).unwrap(), "{path:?}");
         assert!(tree.members().unwrap().is_empty());
-        for pid in members {
-            assert!(eventually(Duration::from_secs(10), || gone(pid)), "{path:?}: {pid:?} left");
-        }
+        until_gone(Duration::from_secs(10), &format!("{path:?}: the members"), &members);
         let dir = tree.path().to_owned();
         drop(child);
         drop(tree);
@@ -106,9 +102,7 @@ fn wait_returns_when_the_last_grandchild_exits() {
     tree.wait().unwrap();
     let waited = start.elapsed();
     assert!(waited >= ms(1400), "returned after {waited:?}, before the last sleep ended");
-    for pid in members {
-        assert!(gone(pid), "{pid:?} still running after the wait");
-    }
+    until_gone(Duration::ZERO, "the members after the wait", &members);
     assert!(tree.wait_deadline(Instant::now()).unwrap());
 }
 
@@ -135,10 +129,8 @@ fn timeout_stops_a_grandchild_that_ignores_sigterm() {
         let out = String::from_utf8_lossy(err.stdout()).into_owned();
         let pid: i32 = out.trim().parse().unwrap_or_else(|_| panic!("no pid in {out:?}"));
         let pid = Pid::from_raw(pid).unwrap();
-        assert!(
-            eventually(Duration::from_secs(10), || gone(pid)),
-            "grandchild {pid:?} still running (grace {grace:?}, drain {drain:?})"
-        );
+        let what = format!("the grandchild (grace {grace:?}, drain {drain:?})");
+        until_gone(Duration::from_secs(10), &what, &[pid]);
     }
 }
 
@@ -275,9 +267,7 @@ fn drop_policies_stop_the_tree() {
         let members = tree.members().unwrap();
         let dir = tree.path().to_owned();
         drop(child);
-        for pid in members {
-            assert!(eventually(Duration::from_secs(10), || gone(pid)), "{pid:?} left");
-        }
+        until_gone(Duration::from_secs(10), "the members", &members);
         assert!(
             eventually(Duration::from_secs(10), || !dir.exists()),
             "{} left behind (terminate: {terminate})",
@@ -485,7 +475,7 @@ fn output_limit_stops_the_tree() {
     let first = out.lines().next().unwrap_or_default();
     let pid = Pid::from_raw(first.trim().parse().unwrap_or_else(|_| panic!("no pid: {first:?}")))
         .unwrap();
-    assert!(eventually(Duration::from_secs(10), || gone(pid)), "grandchild {pid:?} still running");
+    until_gone(Duration::from_secs(10), "the grandchild", &[pid]);
 }
 
 /// No permission: as an unprivileged user (this test re-runs itself under `setpriv` as
