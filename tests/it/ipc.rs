@@ -426,9 +426,10 @@ fn attach_refuses_advanced_mode_and_non_sockets() {
 }
 
 #[test]
-fn the_channel_is_not_inherited_by_grandchildren() {
-    // A child spawned without a channel never sees NODE_CHANNEL_* (even when this process
-    // has them, as a Node worker would).
+fn a_child_with_a_channel_is_told_its_fd_and_framing() {
+    // What Node's `process.send` looks for in a forked child. (That a channel this process
+    // inherited is not passed on to its own children is
+    // `a_channel_this_process_inherited_is_not_passed_on`.)
     let out = Command::new(FIXTURE).arg("env").ipc(Options::new()).output().unwrap();
     let env = String::from_utf8_lossy(&out.stdout);
     assert!(env.contains("NODE_CHANNEL_FD=3\0"), "{env}");
