@@ -26,7 +26,6 @@
 //! the pipes hold at that moment, and returns.
 
 use std::borrow::{Borrow, Cow};
-use std::collections::VecDeque;
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -38,7 +37,7 @@ use crate::cancel::CancelHandle;
 use crate::child::{deadline_after, Child};
 use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::exit_status::ExitStatus;
-use crate::mux::{Event, MuxId};
+use crate::mux::{Event, EventQueue, MuxId};
 use crate::signal::Signal;
 use crate::stdio::ChildStdin;
 
@@ -497,7 +496,7 @@ pub enum Delivery {
 /// Where a sink's bytes go once read: the child's id and stream, and the event queue.
 pub(crate) struct Emit<'e> {
     pub(crate) id: MuxId,
-    pub(crate) events: &'e mut VecDeque<Event>,
+    pub(crate) events: &'e mut EventQueue,
 }
 
 /// One output pipe being drained into a buffer, or into events.
@@ -1189,7 +1188,7 @@ impl Core {
         wake_fds: [Option<BorrowedFd<'_>>; 2],
         canceled: bool,
         give_up: Option<Instant>,
-        events: &mut VecDeque<Event>,
+        events: &mut EventQueue,
         failed: &mut Vec<(usize, Error)>,
     ) -> Result<Round> {
         let now = Instant::now();
@@ -1393,7 +1392,7 @@ impl<'a> Session<'a> {
         // This loop polls the pidfds and reaps the children itself: keep the reaper out of it.
         let _watch: Vec<_> = self.children.iter().map(|c| c.self_wait()).collect();
         let mut past_rounds = 0;
-        let mut events = VecDeque::new();
+        let mut events = EventQueue::new();
         let mut failed = Vec::new();
         loop {
             if self.all_done() {
@@ -1453,7 +1452,7 @@ impl<'a> Session<'a> {
 
     /// Stops the children after an error in the loop itself, so they do not run on unwatched.
     pub(crate) fn abandon(&mut self) {
-        let mut events = VecDeque::new();
+        let mut events = EventQueue::new();
         let mut emit = Emit { id: MuxId(0), events: &mut events };
         for run in self.runs.iter_mut().flatten() {
             run.abandon(&mut emit);
@@ -1741,7 +1740,7 @@ mod tests {
                         &mut scratch,
                         usize::MAX,
                         false,
-                        &mut Emit { id: MuxId(0), events: &mut VecDeque::new() },
+                        &mut Emit { id: MuxId(0), events: &mut EventQueue::new() },
                     )
                     .unwrap();
             }
@@ -1760,7 +1759,7 @@ mod tests {
             let mut sink =
                 Sink::new(Some(rd), Stream::Stdout, None, Overflow::Kill, Delivery::Buffered);
             let mut scratch = Vec::new();
-            let mut events = VecDeque::new();
+            let mut events = EventQueue::new();
             let mut emit = Emit { id: MuxId(0), events: &mut events };
             let first = sink.drain(&mut scratch, usize::MAX, hung_up, &mut emit).unwrap();
             // A short read ends a pass (more may come later) unless poll() said the writer is
@@ -1784,7 +1783,7 @@ mod tests {
                 &mut scratch,
                 usize::MAX,
                 false,
-                &mut Emit { id: MuxId(0), events: &mut VecDeque::new() },
+                &mut Emit { id: MuxId(0), events: &mut EventQueue::new() },
             )
             .unwrap()
             != Drained::Eof
@@ -1802,10 +1801,10 @@ mod tests {
         let mut sink =
             Sink::new(Some(rd), Stream::Stderr, Some(9), Overflow::Kill, Delivery::Lines);
         let mut scratch = Vec::new();
-        let mut events = VecDeque::new();
-        let lines = |events: &mut VecDeque<Event>| -> Vec<Vec<u8>> {
+        let mut events = EventQueue::new();
+        let lines = |events: &mut EventQueue| -> Vec<Vec<u8>> {
             events
-                .drain(..)
+                .drain()
                 .map(|e| match e {
                     Event::Line { stream: Stream::Stderr, line, .. } => line,
                     other => panic!("{other:?}"),
@@ -1833,7 +1832,7 @@ mod tests {
         let mut sink =
             Sink::new(Some(rd), Stream::Stdout, Some(7), Overflow::Kill, Delivery::Lines);
         let mut scratch = Vec::new();
-        let mut events = VecDeque::new();
+        let mut events = EventQueue::new();
         let mut emit = Emit { id: MuxId(1), events: &mut events };
         assert_eq!(sink.drain(&mut scratch, usize::MAX, false, &mut emit).unwrap(), Drained::Over);
         // Still open: the rest is read and dropped, so the child never meets a closed pipe.

@@ -115,6 +115,71 @@ impl Event {
     }
 }
 
+/// How many events a block of an [`EventQueue`] holds (about 5 KB).
+const BLOCK_EVENTS: usize = 32;
+
+/// The events a mux has ready: a queue in blocks of [`BLOCK_EVENTS`].
+///
+/// A caller that spawns a thousand children before it asks for an event finds a thousand exits
+/// queued (collected as they happened, so that their pipes and pidfds are closed). In one
+/// buffer that doubles as it grows, each growth copies the events into a new buffer and frees
+/// the old one, whose pages stay resident in the heap: half as much again as the queue itself.
+/// Blocks of a fixed size are never copied, and a block that empties is reused or freed.
+#[derive(Default)]
+pub(crate) struct EventQueue {
+    blocks: VecDeque<VecDeque<Event>>,
+    len: usize,
+}
+
+impl EventQueue {
+    pub(crate) const fn new() -> EventQueue {
+        EventQueue { blocks: VecDeque::new(), len: 0 }
+    }
+
+    pub(crate) fn push_back(&mut self, event: Event) {
+        match self.blocks.back_mut() {
+            Some(block) if block.len() < BLOCK_EVENTS => block.push_back(event),
+            _ => {
+                let mut block = VecDeque::with_capacity(BLOCK_EVENTS);
+                block.push_back(event);
+                self.blocks.push_back(block);
+            }
+        }
+        self.len += 1;
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<Event> {
+        let front = self.blocks.front_mut()?;
+        let event = front.pop_front()?;
+        if front.is_empty() && self.blocks.len() > 1 {
+            // The last block stays, empty, for the next events.
+            self.blocks.pop_front();
+        }
+        self.len -= 1;
+        Some(event)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The events in order, without taking them.
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Event> {
+        self.blocks.iter().flatten()
+    }
+
+    /// Takes every event, in order.
+    #[cfg(test)]
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Event> + '_ {
+        std::iter::from_fn(|| self.pop_front())
+    }
+}
+
 /// What a [`Mux::shutdown`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Shutdown {
@@ -130,7 +195,6 @@ struct Meta {
     /// Keeps the reaper away from the pidfd this mux polls itself.
     _watch: SelfWait<Arc<Proc>>,
     merged: bool,
-    argv: Vec<std::ffi::OsString>,
 }
 
 /// Every this many spawns without a round of the loop in between, a spawn also collects what has finished (see
@@ -204,7 +268,7 @@ pub struct Mux {
     meta: Vec<Option<Meta>>,
     free: Vec<usize>,
     live: usize,
-    events: VecDeque<Event>,
+    events: EventQueue,
     delivery: Delivery,
     cancel: Option<CancelHandle>,
     cancel_seen: bool,
@@ -229,7 +293,7 @@ impl Mux {
             meta: Vec::new(),
             free: Vec::new(),
             live: 0,
-            events: VecDeque::new(),
+            events: EventQueue::new(),
             delivery: Delivery::Lines,
             cancel: None,
             cancel_seen: false,
@@ -292,7 +356,7 @@ impl Mux {
     }
 
     fn insert(&mut self, id: MuxId, parts: MuxParts, delivery: Delivery) -> Result<MuxId> {
-        let MuxParts { spawned, input, policy, merged, cancel, argv } = parts;
+        let MuxParts { spawned, input, policy, merged, cancel } = parts;
         let child = spawned.child;
         let watch = child.self_wait_owned();
         let mut run = Run::new(
@@ -309,7 +373,7 @@ impl Mux {
             let _ = crate::stop::stop_command(run.child(), crate::Signal::KILL);
             return Err(e);
         }
-        let meta = Meta { _watch: watch, merged, argv };
+        let meta = Meta { _watch: watch, merged };
         let k = match self.free.pop() {
             Some(k) => k,
             None => {
@@ -545,8 +609,8 @@ impl Mux {
                     killed.push(run.id);
                 }
             }
-            let Meta { _watch, merged, argv } = meta;
-            let result = crate::exec::judge(fin, false, merged, argv);
+            let Meta { _watch, merged } = meta;
+            let result = crate::exec::judge(fin, false, merged, run.child().argv());
             self.events.push_back(Event::Exit { id: run.id, result });
             // The watch guard goes first (the child is collected: the reaper forgets it),
             // then the child handle.
@@ -752,7 +816,7 @@ impl MuxSender {
                 Stage::Run,
                 "the mux thread has ended (its event receiver was dropped)",
             )
-            .with_argv(parts.argv));
+            .with_argv(parts.spawned.child.argv()));
         }
         // One byte in a non-blocking pipe: a full pipe already means "wake up".
         let _ = rustix::io::write(&self.inner.wake, &[1]);
