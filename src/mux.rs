@@ -829,3 +829,41 @@ impl fmt::Debug for MuxSender {
         f.debug_struct("MuxSender").field("delivery", &self.delivery).finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: u64) -> Event {
+        Event::Error { id: MuxId(n), error: Error::invalid_input("test") }
+    }
+
+    /// Events come out in the order they went in, across block boundaries, with pushes and
+    /// pops interleaved; an emptied queue keeps one block for the next events and no more.
+    #[test]
+    fn the_event_queue_is_first_in_first_out_across_blocks() {
+        let mut q = EventQueue::new();
+        assert!(q.pop_front().is_none());
+        let (mut pushed, mut popped) = (0, 0);
+        for round in 0..5 {
+            for _ in 0..(BLOCK_EVENTS * 3 + round) {
+                q.push_back(event(pushed));
+                pushed += 1;
+            }
+            assert_eq!(q.len(), (pushed - popped) as usize);
+            assert_eq!(q.iter().next().map(Event::id), Some(MuxId(popped)));
+            // Take a little over half each round, so that a block is both pushed to and
+            // popped from.
+            for _ in 0..(pushed - popped) / 2 + 1 {
+                assert_eq!(q.pop_front().map(|e| e.id()), Some(MuxId(popped)));
+                popped += 1;
+            }
+        }
+        let rest: Vec<u64> = q.drain().map(|e| e.id().get()).collect();
+        assert_eq!(rest, (popped..pushed).collect::<Vec<_>>());
+        assert!(q.is_empty() && q.pop_front().is_none());
+        assert_eq!(q.blocks.len(), 1);
+        q.push_back(event(pushed));
+        assert_eq!(q.pop_front().map(|e| e.id()), Some(MuxId(pushed)));
+    }
+}
