@@ -790,6 +790,9 @@ impl Command {
         crate::cancel::check_before_start(self.run.cancel.as_ref(), || self.argv_for_errors())?;
         let mut defaults = Defaults::capture();
         defaults.new_group = self.run.may_stop() && crate::stop::new_group_by_default();
+        // The mux polls the pidfd and reaps the child itself: it stays out of the reaper's
+        // epoll set (no `epoll_ctl` pair per child) until the mux lets go of it uncollected.
+        defaults.self_reaped = true;
         let (mut child, merged) = self.spawn_for_run(defaults, self.run.merge)?;
         let stdin = child.stdin.take();
         let stdout = merged.or_else(|| child.stdout.take().map(OwnedFd::from));

@@ -834,6 +834,38 @@ impl fmt::Debug for MuxSender {
 mod tests {
     use super::*;
 
+    /// `true` while `pid` is a child of this process (running or a zombie).
+    fn is_our_child(pid: crate::Pid) -> bool {
+        let pid = pid.as_raw_nonzero().get();
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let ppid = stat.rfind(')').and_then(|i| stat[i + 2..].split(' ').nth(1));
+        ppid.and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id())
+    }
+
+    /// A mux reaps its children itself, so the reaper does not watch them while the mux has
+    /// them; a mux dropped with children uncollected, running or exited, hands them to the
+    /// reaper, which collects them: no zombie.
+    #[test]
+    fn children_a_dropped_mux_had_not_collected_are_still_reaped() {
+        let mut mux = Mux::new();
+        let running = mux.spawn(&mut crate::exec("sleep 0.2")).unwrap();
+        let exited = mux.spawn(&mut crate::exec("exit 0")).unwrap();
+        let pids = [running, exited].map(|id| mux.child(id).unwrap().pid());
+        if let Some(fd) = mux.child(exited).unwrap().pidfd() {
+            // A zombie now, not reaped (`WNOWAIT`).
+            crate::sys::wait::pidfd_wait_exited(fd).unwrap();
+        }
+        drop(mux);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for pid in pids {
+            while is_our_child(pid) {
+                assert!(Instant::now() < deadline, "child {pid:?} was never reaped");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
     fn event(n: u64) -> Event {
         Event::Error { id: MuxId(n), error: Error::invalid_input("test") }
     }
