@@ -1167,6 +1167,20 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
 pub(crate) struct Core {
     /// One read buffer shared by all the runs: what a read for events or a first read lands in.
     scratch: Vec<u8>,
+    /// The `poll()` set and what its entries are, and the entries found ready: kept from round
+    /// to round, so that a round allocates nothing (a mux with many children would otherwise
+    /// scatter freed poll sets between the buffers it keeps).
+    set: Vec<PollFd<'static>>,
+    tags: Vec<(usize, Tag)>,
+    ready: Vec<(usize, PollFlags)>,
+}
+
+/// An empty `Vec` with `v`'s allocation, for `PollFd`s of another lifetime: a round's poll
+/// set borrows the runs' fds, and its buffer is kept for the next round. (Collecting an
+/// emptied `vec::IntoIter` into a `Vec` of a type of the same layout reuses its buffer.)
+fn recycle<'a, 'b>(mut v: Vec<PollFd<'a>>) -> Vec<PollFd<'b>> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("the vector is empty")).collect()
 }
 
 /// What one round of [`Core::round`] saw.
@@ -1224,12 +1238,13 @@ impl Core {
         }
         let timeout = wake.map(|w| crate::reaper::timespec(w.saturating_duration_since(now)));
 
-        let mut set: Vec<PollFd<'_>> = Vec::new();
-        let mut tags: Vec<(usize, Tag)> = Vec::new();
+        let mut set = recycle(std::mem::take(&mut self.set));
+        let Core { tags, ready, .. } = self;
+        tags.clear();
         for (k, run) in runs.iter().enumerate() {
             if let Some(run) = run {
                 if !run.is_done() {
-                    run.watch(k, &mut set, &mut tags);
+                    run.watch(k, &mut set, tags);
                 }
             }
         }
@@ -1259,18 +1274,24 @@ impl Core {
                 return Err(Error::os(Stage::Io, e.into(), "waiting for the children's pipes"))
             }
         }
-        let ready: Vec<(usize, PollFlags)> = set
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| !p.revents().is_empty())
-            .map(|(i, p)| (i, p.revents()))
-            .collect();
-        drop(set);
+        ready.clear();
+        ready.extend(
+            set.iter()
+                .enumerate()
+                .filter(|(_, p)| !p.revents().is_empty())
+                .map(|(i, p)| (i, p.revents())),
+        );
+        self.set = recycle(set);
+        let Core { scratch, tags, ready, .. } = self;
         let mut round = Round { progress: !ready.is_empty(), woken: [false; 2] };
         let now = Instant::now();
-        let mut woken = wake_fds.iter().enumerate().filter(|(_, f)| f.is_some()).map(|(i, _)| i);
-        let wake_index: Vec<usize> = woken.by_ref().collect();
-        for (i, revents) in ready {
+        // Which wake fd each poll entry from `first_wake` on is (only those given are polled).
+        let mut wake_index = [0; 2];
+        let given = (0..wake_fds.len()).filter(|&i| wake_fds[i].is_some());
+        for (slot, i) in wake_index.iter_mut().zip(given) {
+            *slot = i;
+        }
+        for &(i, revents) in ready.iter() {
             if i >= first_wake {
                 round.woken[wake_index[i - first_wake]] = true;
                 continue;
@@ -1278,7 +1299,7 @@ impl Core {
             let (k, tag) = tags[i];
             let Some(run) = runs[k].as_mut() else { continue };
             let mut emit = Emit { id: run.id, events };
-            if let Err(e) = run.ready(tag, revents, now, &mut self.scratch, &mut emit) {
+            if let Err(e) = run.ready(tag, revents, now, scratch, &mut emit) {
                 run.abandon(&mut emit);
                 failed.push((k, e));
             }
