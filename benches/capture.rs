@@ -17,9 +17,9 @@
 //! | e | `offspring-stream-deadline` | the same with `OutputReader::read_deadline` |
 //!
 //! Every measurement runs in a fresh copy of this program (`--one METHOD`), so that its peak
-//! RSS (`getrusage(RUSAGE_SELF).ru_maxrss`, which does not count the child) belongs to that
-//! method alone, and no method inherits another's heap. A round runs every method once, in an
-//! order that rotates from round to round. The table gives the median throughput (GB/s, 10^9
+//! RSS (`VmHWM`, which does not count the child; see `benches/common.rs` for why not
+//! `ru_maxrss`) belongs to that method alone, and no method inherits another's heap. A round
+//! runs every method once, in an order that rotates from round to round. The table gives the median throughput (GB/s, 10^9
 //! bytes per second, wall time from spawn to the last byte and the exit status), the range, the
 //! ratios of the median to `std-output`'s and to `count`'s, and the median peak RSS as a
 //! multiple of the captured size. Absolute figures drift 20-40 % between runs on a shared VM;

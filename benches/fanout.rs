@@ -31,20 +31,47 @@
 //! | q | `offspring-pipeline` | offspring's `Pipeline` (`cmd!(..) \| cmd!(..) ...`), `read()` |
 //!
 //! Each measurement runs in a fresh copy of this program (`--one METHOD`), or for C, Python and
-//! Node in their own process, and reports the seconds from the first spawn to the last status
-//! and its own peak RSS (`getrusage(RUSAGE_SELF).ru_maxrss`; children not counted). Interpreter
-//! start-up is outside the timed part, its memory inside the RSS. A round runs every method
-//! once, in an order that rotates from round to round; the table gives medians, the range, and
-//! the ratio of medians to the first method of the row. The C program is compiled with
-//! `cc -O2` at run time into `<target>/release/fanout-bench/`; methods whose tool is missing
-//! (`cc`, `python3`, `node`) are skipped with a note. Absolute figures drift between runs on a
-//! shared VM; compare ratios.
-
-// The rusage call needs unsafe code.
-#![allow(unsafe_code)]
+//! Node in their own process, and reports the seconds from the first spawn to the last status,
+//! its own peak RSS (`VmHWM`; children not counted), its RSS just before the first spawn
+//! (`VmRSS`), and its file-backed RSS (`RssFile`) then and at the end. Interpreter start-up is
+//! outside the timed part, its memory inside the peak. A round runs every method once, in an
+//! order that rotates from round to round; the table gives medians, the range, the ratio of
+//! medians to the first method of the row, and three memory figures (medians):
+//!
+//! - `peak RSS`: the program's own peak, start-up included: what the issue's target is about.
+//! - `growth`: the peak minus the RSS just before the first spawn: what the spawning code
+//!   adds, and what a library controls.
+//! - `code`: how much of that growth is file-backed pages mapped during the run (machine code
+//!   and read-only data of the program and its libraries, which the kernel maps in 64 KiB
+//!   windows around each page first executed); the rest is the heap, stacks and the like.
+//!   It goes by whole windows, so it depends on where the linker put the code: a change
+//!   elsewhere in this binary moved offspring's from 0.26 to 0.33 MB with the same code run.
+//!
+//! `VmHWM` moves by about 0.05 MB between identical runs here: compare medians of several
+//! runs. For the heap alone, `/proc/self/smaps_rollup` (exact, but the RSS now, not the peak)
+//! read at the end of the spawn loop, where a fan-out peaks, tells changes apart that small.
+//!
+//! The C program is compiled with `cc -O2` at run time into `<target>/release/fanout-bench/`;
+//! methods whose tool is missing (`cc`, `python3`, `node`) are skipped with a note. Absolute
+//! figures drift between runs on a shared VM; compare ratios.
+//!
+//! # Which RSS
+//!
+//! The peak is `VmHWM` from `/proc/self/status`, not `getrusage(RUSAGE_SELF).ru_maxrss`: on
+//! Linux `exec` folds the high-water RSS of the address space it replaces into `ru_maxrss`,
+//! and this harness starts every sample with a spawn that shares its memory until `exec`
+//! (`vfork`, `posix_spawn`), so `ru_maxrss` reported at least the harness's own RSS (about
+//! 2.1 MB for a C loop whose own peak is 1.5 MB). `VmHWM` is the high-water mark of the
+//! sample's own address space, which `exec` starts afresh.
+//!
+//! The peak still differs by runtime before any child is spawned: a Rust program starts at
+//! about 2 MB here, a C one at about 1.2 MB (Rust's std touches more of libc and loads
+//! `libgcc_s`), an interpreter at tens of MB. Hence the growth column, and the code column
+//! within it: a C loop's spawning code is libc's, mostly mapped already, while a Rust library's
+//! is its own machine code, mapped as it first runs.
 
 mod common;
-use common::{median, peak_rss};
+use common::{median, peak_rss, rss_file, rss_now};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -110,11 +137,29 @@ const C_SOURCE: &str = r#"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 extern char **environ;
+
+/* A kB field of /proc/self/status, in bytes; read with plain system calls into a stack
+   buffer, so that reading it touches no heap. */
+static long status_field(const char *name) {
+    char buf[4096];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { perror("open"); exit(1); }
+    ssize_t len = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (len <= 0) { perror("read"); exit(1); }
+    buf[len] = 0;
+    size_t n = strlen(name);
+    for (char *p = buf; p; p = strchr(p, '\n')) {
+        if (*p == '\n') p++;
+        if (!strncmp(p, name, n) && p[n] == ':') return atol(p + n + 1) * 1024;
+    }
+    fprintf(stderr, "no %s\n", name);
+    exit(1);
+}
 
 static size_t drain(int fd, char *buf, size_t cap) {
     size_t len = 0;
@@ -134,6 +179,7 @@ int main(int argc, char **argv) {
     pid_t *pids = calloc(n, sizeof *pids);
     int *outs = calloc(n, sizeof *outs), *errs = calloc(n, sizeof *errs);
     char *args[] = {"/bin/echo", "hello", NULL};
+    long base = status_field("VmRSS"), file0 = status_field("RssFile");
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < n; i++) {
@@ -160,27 +206,42 @@ int main(int argc, char **argv) {
         }
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    printf("%.9f %ld\n", (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, ru.ru_maxrss * 1024L);
+    printf("%.9f %ld %ld %ld %ld\n", (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
+           status_field("VmHWM"), base, file0, status_field("RssFile"));
     return 0;
 }
 "#;
 
 const PYTHON_SOURCE: &str = r#"
-import resource, subprocess, sys, time
+import subprocess, sys, time
+def status_field(name):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(name + ":"):
+                return int(line.split()[1]) * 1024
+    raise SystemExit("no " + name)
 n = int(sys.argv[1])
+base, file0 = status_field("VmRSS"), status_field("RssFile")
 t = time.monotonic()
 procs = [subprocess.Popen(["/bin/echo", "hello"], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(n)]
 for p in procs:
     out, err = p.communicate()
     assert out == b"hello\n" and p.returncode == 0
-print(time.monotonic() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+secs = time.monotonic() - t
+print(secs, status_field("VmHWM"), base, file0, status_field("RssFile"))
 "#;
 
 const NODE_SOURCE: &str = r#"
 const { spawn } = require('child_process');
+const fs = require('fs');
+function statusField(name) {
+  const m = fs.readFileSync('/proc/self/status', 'utf8').match(new RegExp('^' + name + ':\\s*(\\d+) kB', 'm'));
+  if (!m) throw new Error('no ' + name);
+  return Number(m[1]) * 1024;
+}
 const n = Number(process.argv[2]);
+const base = statusField('VmRSS');
+const file0 = statusField('RssFile');
 const t = process.hrtime.bigint();
 let done = 0;
 for (let i = 0; i < n; i++) {
@@ -192,17 +253,20 @@ for (let i = 0; i < n; i++) {
     if (out !== 'hello\n' || code !== 0) { console.error('bad child'); process.exit(1); }
     if (++done === n) {
       const secs = Number(process.hrtime.bigint() - t) / 1e9;
-      console.log(secs, process.resourceUsage().maxRSS * 1024);
+      console.log(secs, statusField('VmHWM'), base, file0, statusField('RssFile'));
     }
   });
 }
 "#;
 
-/// One measurement: seconds, and the peak RSS in bytes.
+/// One measurement: seconds; the peak RSS, the RSS before the first spawn, and the file-backed
+/// RSS mapped in between (bytes).
 #[derive(Clone, Copy)]
 struct Sample {
     secs: f64,
     rss: u64,
+    base: u64,
+    code: u64,
 }
 
 /// Runs a fan-out or pipeline method in this process; returns the elapsed seconds.
@@ -342,9 +406,12 @@ impl Runners {
         assert!(out.status.success(), "{} failed", m.name());
         let text = String::from_utf8(out.stdout).unwrap();
         let mut words = text.split_whitespace();
-        let secs: f64 = words.next().unwrap().parse().unwrap();
-        let rss: f64 = words.next().unwrap().parse().unwrap();
-        Sample { secs, rss: rss as u64 }
+        let mut next = || -> f64 { words.next().unwrap().parse().unwrap() };
+        let secs = next();
+        let rss = next() as u64;
+        let base = next() as u64;
+        let (file0, file1) = (next() as u64, next() as u64);
+        Sample { secs, rss, base, code: file1.saturating_sub(file0) }
     }
 }
 
@@ -432,8 +499,9 @@ fn main() {
     }
     raise_nofile(4 * n as u64 + 256);
     if let Some(m) = one {
+        let (base, file0) = (rss_now(), rss_file());
         let secs = run_one(m, n, bytes);
-        println!("{secs:.9} {}", peak_rss());
+        println!("{secs:.9} {} {base} {file0} {}", peak_rss(), rss_file());
         return;
     }
 
@@ -463,12 +531,14 @@ fn main() {
         }
         println!();
         println!(
-            "{:<22} {:>10} {:>21} {:>8} {:>10}",
+            "{:<22} {:>10} {:>21} {:>8} {:>10} {:>10} {:>10}",
             if pipeline { "pipeline" } else { "fan-out" },
             "median ms",
             "range ms",
             "ratio",
-            "peak RSS"
+            "peak RSS",
+            "growth",
+            "code"
         );
         let base = {
             let mut v: Vec<f64> = samples[rows[0]].iter().map(|s| s.secs).collect();
@@ -477,17 +547,26 @@ fn main() {
         for &i in &rows {
             let mut secs: Vec<f64> = samples[i].iter().map(|s| s.secs).collect();
             let mut rss: Vec<f64> = samples[i].iter().map(|s| s.rss as f64).collect();
+            let mut growth: Vec<f64> =
+                samples[i].iter().map(|s| s.rss.saturating_sub(s.base) as f64).collect();
+            let mut code: Vec<f64> = samples[i].iter().map(|s| s.code as f64).collect();
             let med = median(&mut secs);
             println!(
-                "{:<22} {:>10.1} {:>10.1}-{:<10.1} {:>7.2}x {:>7.1} MB",
+                "{:<22} {:>10.1} {:>10.1}-{:<10.1} {:>7.2}x {:>7.2} MB {:>7.2} MB {:>7.2} MB",
                 format!("{} {}", active[i].letter(), active[i].name()),
                 med * 1e3,
                 secs[0] * 1e3,
                 secs[secs.len() - 1] * 1e3,
                 med / base,
-                median(&mut rss) / 1e6
+                median(&mut rss) / 1e6,
+                median(&mut growth) / 1e6,
+                median(&mut code) / 1e6
             );
         }
         println!("(ratio: median time over {}'s; lower is faster)", active[rows[0]].name());
+        println!(
+            "(peak RSS: VmHWM; growth: peak minus VmRSS before the first spawn; code: \
+             file-backed RSS mapped meanwhile, part of the growth)"
+        );
     }
 }

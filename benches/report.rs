@@ -8,7 +8,12 @@
 //!
 //! Every sample runs in a fresh copy of this program (`--one CASE METHOD N HEAP`), or in a fresh
 //! Python or Node process for those peers (`benches/peers/report.py`, `report.js`), so that its
-//! peak RSS is its own and no method inherits another's heap or warm caches. The sample process
+//! peak RSS is its own and no method inherits another's heap or warm caches. The peak is
+//! `VmHWM` from `/proc/self/status`, not `ru_maxrss`, which on Linux also holds the high-water
+//! RSS of the address space that `exec` replaced: with a `vfork`-style spawn, the harness's
+//! (see `benches/common.rs`). Where the table shows memory, it also shows the growth: the peak
+//! minus the sample's RSS just before its first operation, which is what the method itself
+//! added, without its runtime's start-up. The sample process
 //! times only the operations, not its own start-up. A round runs every method of every case
 //! once, in an order that rotates from round to round, so that drift in the machine's speed
 //! spreads over all methods. The table gives medians over the rounds with min and max, and the
@@ -36,7 +41,7 @@
 #![allow(unsafe_code)]
 
 mod common;
-use common::{median, peak_rss};
+use common::{median, peak_rss, rss_now};
 use std::ffi::{c_char, CString};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -52,6 +57,8 @@ use std::time::Instant;
 #[path = "ipc.rs"]
 mod ipc_bench;
 
+/// Bytes in a MiB, for the memory columns.
+const MIB: f64 = (1 << 20) as f64;
 /// Bytes captured in the `big` case.
 const BIG: u64 = 1 << 30;
 /// Children started at once in the `fanout` case.
@@ -210,11 +217,13 @@ impl Case {
     }
 }
 
-/// One sample: seconds for `n` operations, and the sample process's peak RSS in bytes.
+/// One sample: seconds for `n` operations, the sample process's peak RSS in bytes, and its RSS
+/// just before the first operation.
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     secs: f64,
     rss: u64,
+    base: u64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,8 +241,9 @@ fn main() {
         let case = Case::parse(&args[pos + 1]).expect("--one CASE METHOD");
         let method = &args[pos + 2];
         let _heap = touched_heap(case.heap_mib());
+        let base = rss_now();
         let secs = run_one(case, method);
-        println!("{secs} {}", peak_rss());
+        println!("{secs} {} {base}", peak_rss());
         return;
     }
 
@@ -351,7 +361,7 @@ fn have(program: &str, args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Runs one sample in a fresh process and parses `SECONDS RSS`.
+/// Runs one sample in a fresh process and parses `SECONDS PEAK_RSS BASE_RSS`.
 fn sample(case: Case, method: &str) -> Result<Sample, String> {
     let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers");
     let n = case.n().to_string();
@@ -380,7 +390,8 @@ fn sample(case: Case, method: &str) -> Result<Sample, String> {
     let mut words = text.split_whitespace();
     let secs = words.next().and_then(|w| w.parse().ok()).ok_or("no time printed")?;
     let rss = words.next().and_then(|w| w.parse().ok()).ok_or("no RSS printed")?;
-    Ok(Sample { secs, rss })
+    let base = words.next().and_then(|w| w.parse().ok()).ok_or("no base RSS printed")?;
+    Ok(Sample { secs, rss, base })
 }
 
 struct Rendered {
@@ -406,22 +417,25 @@ fn render_case(case: Case, samples: &[Vec<Sample>]) -> Rendered {
         case.unit(),
         "min-max",
         "x ref",
-        if show_rss { "   peak RSS" } else { "" }
+        if show_rss { "   peak RSS      growth" } else { "" }
     );
     let mut markdown = format!("### {}\n\n", case.title());
     markdown.push_str(&format!(
         "| method | {} (median) | min-max | time vs {} |{}\n|---|---:|---:|---:|{}\n",
         case.unit(),
         methods[0],
-        if show_rss { " peak RSS |" } else { "" },
-        if show_rss { "---:|" } else { "" }
+        if show_rss { " peak RSS | growth |" } else { "" },
+        if show_rss { "---:|---:|" } else { "" }
     ));
     let mut bars = Vec::new();
     for (m, name) in methods.iter().enumerate() {
         let Some(secs) = med_secs[m] else {
             let _ = writeln!(text, "  {name:<38} skipped");
-            let _ =
-                writeln!(markdown, "| {name} | skipped | | |{}", if show_rss { " |" } else { "" });
+            let _ = writeln!(
+                markdown,
+                "| {name} | skipped | | |{}",
+                if show_rss { " | |" } else { "" }
+            );
             continue;
         };
         let values: Vec<f64> = samples[m].iter().map(|s| case.value(s.secs)).collect();
@@ -429,9 +443,12 @@ fn render_case(case: Case, samples: &[Vec<Sample>]) -> Rendered {
         let hi = values.iter().cloned().fold(0.0, f64::max);
         let ratio = reference.map(|r| secs / r);
         let ratio_text = ratio.map_or("-".to_owned(), |r| format!("{r:.2}"));
-        let rss = median(&mut samples[m].iter().map(|s| s.rss as f64).collect::<Vec<_>>());
+        let rss = median(&mut samples[m].iter().map(|s| s.rss as f64).collect::<Vec<_>>()) / MIB;
+        let growth = median(
+            &mut samples[m].iter().map(|s| s.rss.saturating_sub(s.base) as f64).collect::<Vec<_>>(),
+        ) / MIB;
         let rss_text =
-            if show_rss { format!("{:>8.1} MiB", rss / (1 << 20) as f64) } else { String::new() };
+            if show_rss { format!("{rss:>8.1} MiB {growth:>7.2} MiB") } else { String::new() };
         let value = case.value(secs);
         let _ = writeln!(
             text,
@@ -441,7 +458,7 @@ fn render_case(case: Case, samples: &[Vec<Sample>]) -> Rendered {
         let _ = writeln!(
             markdown,
             "| {name} | {value:.3} | {lo:.3}-{hi:.3} | {ratio_text} |{}",
-            if show_rss { format!(" {:.1} MiB |", rss / (1 << 20) as f64) } else { String::new() }
+            if show_rss { format!(" {rss:.1} MiB | {growth:.2} MiB |") } else { String::new() }
         );
         if let Some(r) = ratio {
             bars.push((name.to_string(), r));

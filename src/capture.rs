@@ -26,7 +26,6 @@
 //! the pipes hold at that moment, and returns.
 
 use std::borrow::{Borrow, Cow};
-use std::collections::VecDeque;
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -38,7 +37,7 @@ use crate::cancel::CancelHandle;
 use crate::child::{deadline_after, Child};
 use crate::error::{Error, ErrorKind, Result, Stage};
 use crate::exit_status::ExitStatus;
-use crate::mux::{Event, MuxId};
+use crate::mux::{Event, EventQueue, MuxId};
 use crate::signal::Signal;
 use crate::stdio::ChildStdin;
 
@@ -497,7 +496,7 @@ pub enum Delivery {
 /// Where a sink's bytes go once read: the child's id and stream, and the event queue.
 pub(crate) struct Emit<'e> {
     pub(crate) id: MuxId,
-    pub(crate) events: &'e mut VecDeque<Event>,
+    pub(crate) events: &'e mut EventQueue,
 }
 
 /// One output pipe being drained into a buffer, or into events.
@@ -1173,6 +1172,20 @@ impl<'a, C: Borrow<Child>> Run<'a, C> {
 pub(crate) struct Core {
     /// One read buffer shared by all the runs: what a read for events or a first read lands in.
     scratch: Vec<u8>,
+    /// The `poll()` set and what its entries are, and the entries found ready: kept from round
+    /// to round, so that a round allocates nothing (a mux with many children would otherwise
+    /// scatter freed poll sets between the buffers it keeps).
+    set: Vec<PollFd<'static>>,
+    tags: Vec<(usize, Tag)>,
+    ready: Vec<(usize, PollFlags)>,
+}
+
+/// An empty `Vec` with `v`'s allocation, for `PollFd`s of another lifetime: a round's poll
+/// set borrows the runs' fds, and its buffer is kept for the next round. (Collecting an
+/// emptied `vec::IntoIter` into a `Vec` of a type of the same layout reuses its buffer.)
+fn recycle<'a, 'b>(mut v: Vec<PollFd<'a>>) -> Vec<PollFd<'b>> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("the vector is empty")).collect()
 }
 
 /// What one round of [`Core::round`] saw.
@@ -1194,7 +1207,7 @@ impl Core {
         wake_fds: [Option<BorrowedFd<'_>>; 2],
         canceled: bool,
         give_up: Option<Instant>,
-        events: &mut VecDeque<Event>,
+        events: &mut EventQueue,
         failed: &mut Vec<(usize, Error)>,
     ) -> Result<Round> {
         let now = Instant::now();
@@ -1230,12 +1243,13 @@ impl Core {
         }
         let timeout = wake.map(|w| crate::reaper::timespec(w.saturating_duration_since(now)));
 
-        let mut set: Vec<PollFd<'_>> = Vec::new();
-        let mut tags: Vec<(usize, Tag)> = Vec::new();
+        let mut set = recycle(std::mem::take(&mut self.set));
+        let Core { tags, ready, .. } = self;
+        tags.clear();
         for (k, run) in runs.iter().enumerate() {
             if let Some(run) = run {
                 if !run.is_done() {
-                    run.watch(k, &mut set, &mut tags);
+                    run.watch(k, &mut set, tags);
                 }
             }
         }
@@ -1265,18 +1279,24 @@ impl Core {
                 return Err(Error::os(Stage::Io, e.into(), "waiting for the children's pipes"))
             }
         }
-        let ready: Vec<(usize, PollFlags)> = set
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| !p.revents().is_empty())
-            .map(|(i, p)| (i, p.revents()))
-            .collect();
-        drop(set);
+        ready.clear();
+        ready.extend(
+            set.iter()
+                .enumerate()
+                .filter(|(_, p)| !p.revents().is_empty())
+                .map(|(i, p)| (i, p.revents())),
+        );
+        self.set = recycle(set);
+        let Core { scratch, tags, ready, .. } = self;
         let mut round = Round { progress: !ready.is_empty(), woken: [false; 2] };
         let now = Instant::now();
-        let mut woken = wake_fds.iter().enumerate().filter(|(_, f)| f.is_some()).map(|(i, _)| i);
-        let wake_index: Vec<usize> = woken.by_ref().collect();
-        for (i, revents) in ready {
+        // Which wake fd each poll entry from `first_wake` on is (only those given are polled).
+        let mut wake_index = [0; 2];
+        let given = (0..wake_fds.len()).filter(|&i| wake_fds[i].is_some());
+        for (slot, i) in wake_index.iter_mut().zip(given) {
+            *slot = i;
+        }
+        for &(i, revents) in ready.iter() {
             if i >= first_wake {
                 round.woken[wake_index[i - first_wake]] = true;
                 continue;
@@ -1284,7 +1304,7 @@ impl Core {
             let (k, tag) = tags[i];
             let Some(run) = runs[k].as_mut() else { continue };
             let mut emit = Emit { id: run.id, events };
-            if let Err(e) = run.ready(tag, revents, now, &mut self.scratch, &mut emit) {
+            if let Err(e) = run.ready(tag, revents, now, scratch, &mut emit) {
                 run.abandon(&mut emit);
                 failed.push((k, e));
             }
@@ -1398,7 +1418,7 @@ impl<'a> Session<'a> {
         // This loop polls the pidfds and reaps the children itself: keep the reaper out of it.
         let _watch: Vec<_> = self.children.iter().map(|c| c.self_wait()).collect();
         let mut past_rounds = 0;
-        let mut events = VecDeque::new();
+        let mut events = EventQueue::new();
         let mut failed = Vec::new();
         loop {
             if self.all_done() {
@@ -1458,7 +1478,7 @@ impl<'a> Session<'a> {
 
     /// Stops the children after an error in the loop itself, so they do not run on unwatched.
     pub(crate) fn abandon(&mut self) {
-        let mut events = VecDeque::new();
+        let mut events = EventQueue::new();
         let mut emit = Emit { id: MuxId(0), events: &mut events };
         for run in self.runs.iter_mut().flatten() {
             run.abandon(&mut emit);
@@ -1746,7 +1766,7 @@ mod tests {
                         &mut scratch,
                         usize::MAX,
                         false,
-                        &mut Emit { id: MuxId(0), events: &mut VecDeque::new() },
+                        &mut Emit { id: MuxId(0), events: &mut EventQueue::new() },
                     )
                     .unwrap();
             }
@@ -1765,7 +1785,7 @@ mod tests {
             let mut sink =
                 Sink::new(Some(rd), Stream::Stdout, None, Overflow::Kill, Delivery::Buffered);
             let mut scratch = Vec::new();
-            let mut events = VecDeque::new();
+            let mut events = EventQueue::new();
             let mut emit = Emit { id: MuxId(0), events: &mut events };
             let first = sink.drain(&mut scratch, usize::MAX, hung_up, &mut emit).unwrap();
             // A short read ends a pass (more may come later) unless poll() said the writer is
@@ -1789,7 +1809,7 @@ mod tests {
                 &mut scratch,
                 usize::MAX,
                 false,
-                &mut Emit { id: MuxId(0), events: &mut VecDeque::new() },
+                &mut Emit { id: MuxId(0), events: &mut EventQueue::new() },
             )
             .unwrap()
             != Drained::Eof
@@ -1807,10 +1827,10 @@ mod tests {
         let mut sink =
             Sink::new(Some(rd), Stream::Stderr, Some(9), Overflow::Kill, Delivery::Lines);
         let mut scratch = Vec::new();
-        let mut events = VecDeque::new();
-        let lines = |events: &mut VecDeque<Event>| -> Vec<Vec<u8>> {
+        let mut events = EventQueue::new();
+        let lines = |events: &mut EventQueue| -> Vec<Vec<u8>> {
             events
-                .drain(..)
+                .drain()
                 .map(|e| match e {
                     Event::Line { stream: Stream::Stderr, line, .. } => line,
                     other => panic!("{other:?}"),
@@ -1838,7 +1858,7 @@ mod tests {
         let mut sink =
             Sink::new(Some(rd), Stream::Stdout, Some(7), Overflow::Kill, Delivery::Lines);
         let mut scratch = Vec::new();
-        let mut events = VecDeque::new();
+        let mut events = EventQueue::new();
         let mut emit = Emit { id: MuxId(1), events: &mut events };
         assert_eq!(sink.drain(&mut scratch, usize::MAX, false, &mut emit).unwrap(), Drained::Over);
         // Still open: the rest is read and dropped, so the child never meets a closed pipe.

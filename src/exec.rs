@@ -786,11 +786,13 @@ impl Command {
     /// Spawns the child of a capture that someone else drives (a [`Mux`](crate::Mux)): the
     /// child and its pipes, its input (copied), and its capture policy.
     pub(crate) fn spawn_for_mux(&mut self) -> Result<MuxParts> {
-        let argv = self.argv_for_errors();
         self.check_method(Method::Capture)?;
-        crate::cancel::check_before_start(self.run.cancel.as_ref(), || &argv)?;
+        crate::cancel::check_before_start(self.run.cancel.as_ref(), || self.argv_for_errors())?;
         let mut defaults = Defaults::capture();
         defaults.new_group = self.run.may_stop() && crate::stop::new_group_by_default();
+        // The mux polls the pidfd and reaps the child itself: it stays out of the reaper's
+        // epoll set (no `epoll_ctl` pair per child) until the mux lets go of it uncollected.
+        defaults.self_reaped = true;
         let (mut child, merged) = self.spawn_for_run(defaults, self.run.merge)?;
         let stdin = child.stdin.take();
         let stdout = merged.or_else(|| child.stdout.take().map(OwnedFd::from));
@@ -805,7 +807,6 @@ impl Command {
             policy: self.run.policy(),
             merged: self.run.merge,
             cancel: self.run.cancel.clone(),
-            argv,
         })
     }
 }
@@ -818,23 +819,22 @@ pub(crate) struct Spawned {
     pub(crate) stderr: Option<OwnedFd>,
 }
 
-/// What a [`Mux`](crate::Mux) needs to drive a child spawned from a [`Command`].
+/// What a [`Mux`](crate::Mux) needs to drive a child spawned from a [`Command`]. (The argv
+/// for its errors is the child's own, [`Child::argv`].)
 pub(crate) struct MuxParts {
     pub(crate) spawned: Spawned,
     pub(crate) input: Vec<u8>,
     pub(crate) policy: Policy,
     pub(crate) merged: bool,
     pub(crate) cancel: Option<CancelHandle>,
-    pub(crate) argv: Vec<std::ffi::OsString>,
 }
 
-/// Turns a finished capture into the runner's result.
-pub(crate) fn judge(
-    fin: Finished,
-    checked: bool,
-    merged: bool,
-    argv: Vec<std::ffi::OsString>,
-) -> Result<Output> {
+/// Turns a finished capture into the runner's result. `argv` is only copied into an error.
+pub(crate) fn judge<A, S>(fin: Finished, checked: bool, merged: bool, argv: A) -> Result<Output>
+where
+    A: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     let Finished { output, stop, needed_kill, policy } = fin;
     let status = output.status;
     let stopped = |kind: ErrorKind, reason: String| {

@@ -115,6 +115,71 @@ impl Event {
     }
 }
 
+/// How many events a block of an [`EventQueue`] holds (about 5 KB).
+const BLOCK_EVENTS: usize = 32;
+
+/// The events a mux has ready: a queue in blocks of [`BLOCK_EVENTS`].
+///
+/// A caller that spawns a thousand children before it asks for an event finds a thousand exits
+/// queued (collected as they happened, so that their pipes and pidfds are closed). In one
+/// buffer that doubles as it grows, each growth copies the events into a new buffer and frees
+/// the old one, whose pages stay resident in the heap: half as much again as the queue itself.
+/// Blocks of a fixed size are never copied, and a block that empties is reused or freed.
+#[derive(Default)]
+pub(crate) struct EventQueue {
+    blocks: VecDeque<VecDeque<Event>>,
+    len: usize,
+}
+
+impl EventQueue {
+    pub(crate) const fn new() -> EventQueue {
+        EventQueue { blocks: VecDeque::new(), len: 0 }
+    }
+
+    pub(crate) fn push_back(&mut self, event: Event) {
+        match self.blocks.back_mut() {
+            Some(block) if block.len() < BLOCK_EVENTS => block.push_back(event),
+            _ => {
+                let mut block = VecDeque::with_capacity(BLOCK_EVENTS);
+                block.push_back(event);
+                self.blocks.push_back(block);
+            }
+        }
+        self.len += 1;
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<Event> {
+        let front = self.blocks.front_mut()?;
+        let event = front.pop_front()?;
+        if front.is_empty() && self.blocks.len() > 1 {
+            // The last block stays, empty, for the next events.
+            self.blocks.pop_front();
+        }
+        self.len -= 1;
+        Some(event)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The events in order, without taking them.
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Event> {
+        self.blocks.iter().flatten()
+    }
+
+    /// Takes every event, in order.
+    #[cfg(test)]
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Event> + '_ {
+        std::iter::from_fn(|| self.pop_front())
+    }
+}
+
 /// What a [`Mux::shutdown`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Shutdown {
@@ -130,7 +195,6 @@ struct Meta {
     /// Keeps the reaper away from the pidfd this mux polls itself.
     _watch: SelfWait<Arc<Proc>>,
     merged: bool,
-    argv: Vec<std::ffi::OsString>,
 }
 
 /// Every this many spawns without a round of the loop in between, a spawn also collects what has finished (see
@@ -204,7 +268,7 @@ pub struct Mux {
     meta: Vec<Option<Meta>>,
     free: Vec<usize>,
     live: usize,
-    events: VecDeque<Event>,
+    events: EventQueue,
     delivery: Delivery,
     cancel: Option<CancelHandle>,
     cancel_seen: bool,
@@ -229,7 +293,7 @@ impl Mux {
             meta: Vec::new(),
             free: Vec::new(),
             live: 0,
-            events: VecDeque::new(),
+            events: EventQueue::new(),
             delivery: Delivery::Lines,
             cancel: None,
             cancel_seen: false,
@@ -292,7 +356,7 @@ impl Mux {
     }
 
     fn insert(&mut self, id: MuxId, parts: MuxParts, delivery: Delivery) -> Result<MuxId> {
-        let MuxParts { spawned, input, policy, merged, cancel, argv } = parts;
+        let MuxParts { spawned, input, policy, merged, cancel } = parts;
         let child = spawned.child;
         let watch = child.self_wait_owned();
         let mut run = Run::new(
@@ -309,7 +373,7 @@ impl Mux {
             let _ = crate::stop::stop_command(run.child(), crate::Signal::KILL);
             return Err(e);
         }
-        let meta = Meta { _watch: watch, merged, argv };
+        let meta = Meta { _watch: watch, merged };
         let k = match self.free.pop() {
             Some(k) => k,
             None => {
@@ -545,8 +609,8 @@ impl Mux {
                     killed.push(run.id);
                 }
             }
-            let Meta { _watch, merged, argv } = meta;
-            let result = crate::exec::judge(fin, false, merged, argv);
+            let Meta { _watch, merged } = meta;
+            let result = crate::exec::judge(fin, false, merged, run.child().argv());
             self.events.push_back(Event::Exit { id: run.id, result });
             // The watch guard goes first (the child is collected: the reaper forgets it),
             // then the child handle.
@@ -752,7 +816,7 @@ impl MuxSender {
                 Stage::Run,
                 "the mux thread has ended (its event receiver was dropped)",
             )
-            .with_argv(parts.argv));
+            .with_argv(parts.spawned.child.argv()));
         }
         // One byte in a non-blocking pipe: a full pipe already means "wake up".
         let _ = rustix::io::write(&self.inner.wake, &[1]);
@@ -763,5 +827,75 @@ impl MuxSender {
 impl fmt::Debug for MuxSender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MuxSender").field("delivery", &self.delivery).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `true` while `pid` is a child of this process (running or a zombie).
+    fn is_our_child(pid: crate::Pid) -> bool {
+        let pid = pid.as_raw_nonzero().get();
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let ppid = stat.rfind(')').and_then(|i| stat[i + 2..].split(' ').nth(1));
+        ppid.and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id())
+    }
+
+    /// A mux reaps its children itself, so the reaper does not watch them while the mux has
+    /// them; a mux dropped with children uncollected, running or exited, hands them to the
+    /// reaper, which collects them: no zombie.
+    #[test]
+    fn children_a_dropped_mux_had_not_collected_are_still_reaped() {
+        let mut mux = Mux::new();
+        let running = mux.spawn(&mut crate::exec("sleep 0.2")).unwrap();
+        let exited = mux.spawn(&mut crate::exec("exit 0")).unwrap();
+        let pids = [running, exited].map(|id| mux.child(id).unwrap().pid());
+        if let Some(fd) = mux.child(exited).unwrap().pidfd() {
+            // A zombie now, not reaped (`WNOWAIT`).
+            crate::sys::wait::pidfd_wait_exited(fd).unwrap();
+        }
+        drop(mux);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for pid in pids {
+            while is_our_child(pid) {
+                assert!(Instant::now() < deadline, "child {pid:?} was never reaped");
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    fn event(n: u64) -> Event {
+        Event::Error { id: MuxId(n), error: Error::invalid_input("test") }
+    }
+
+    /// Events come out in the order they went in, across block boundaries, with pushes and
+    /// pops interleaved; an emptied queue keeps one block for the next events and no more.
+    #[test]
+    fn the_event_queue_is_first_in_first_out_across_blocks() {
+        let mut q = EventQueue::new();
+        assert!(q.pop_front().is_none());
+        let (mut pushed, mut popped) = (0, 0);
+        for round in 0..5 {
+            for _ in 0..(BLOCK_EVENTS * 3 + round) {
+                q.push_back(event(pushed));
+                pushed += 1;
+            }
+            assert_eq!(q.len(), (pushed - popped) as usize);
+            assert_eq!(q.iter().next().map(Event::id), Some(MuxId(popped)));
+            // Take a little over half each round, so that a block is both pushed to and
+            // popped from.
+            for _ in 0..(pushed - popped) / 2 + 1 {
+                assert_eq!(q.pop_front().map(|e| e.id()), Some(MuxId(popped)));
+                popped += 1;
+            }
+        }
+        let rest: Vec<u64> = q.drain().map(|e| e.id().get()).collect();
+        assert_eq!(rest, (popped..pushed).collect::<Vec<_>>());
+        assert!(q.is_empty() && q.pop_front().is_none());
+        assert_eq!(q.blocks.len(), 1);
+        q.push_back(event(pushed));
+        assert_eq!(q.pop_front().map(|e| e.id()), Some(MuxId(pushed)));
     }
 }

@@ -832,7 +832,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The reaper thread's loop. Never returns.
 fn run(r: &'static Reaper) {
-    let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
+    // On the stack: collecting exits allocates nothing on this thread.
+    let empty =
+        epoll::Event { flags: epoll::EventFlags::empty(), data: epoll::EventData::new_u64(0) };
+    let mut events = [empty; 64];
     loop {
         let mut timeout = fire_timers(r);
         if recheck_held(r) {
@@ -840,14 +843,9 @@ fn run(r: &'static Reaper) {
         }
         match &r.mode {
             Mode::Pidfd { epoll, wake } => {
-                events.clear();
                 let ts = timeout.map(timespec);
-                if epoll::wait(epoll, rustix::buffer::spare_capacity(&mut events), ts.as_ref())
-                    .is_err()
-                {
-                    continue;
-                }
-                for ev in events.iter() {
+                let Ok(ready) = epoll::wait(epoll, &mut events, ts.as_ref()) else { continue };
+                for ev in &events[..ready] {
                     let key = ev.data.u64();
                     if key == WAKE_KEY {
                         let mut buf = [0u8; 8];

@@ -1,15 +1,27 @@
 // Node's side of `cargo bench --bench report`: one sample of one case.
 //
 // usage: node report.js CASE N HEAP_MIB
-// prints: SECONDS PEAK_RSS_BYTES   (SECONDS covers the N operations only, not start-up)
+// prints: SECONDS PEAK_RSS_BYTES BASE_RSS_BYTES
+//   SECONDS covers the N operations only, not start-up. The peak is VmHWM (this process's own
+//   address space; maxRSS would include the harness's, see benches/common.rs), the base the
+//   RSS (VmRSS) just before the first operation.
 'use strict';
 const cp = require('child_process');
+const fs = require('fs');
+
+// A kB field of /proc/self/status, in bytes.
+function statusField(name) {
+  const m = fs.readFileSync('/proc/self/status', 'utf8').match(new RegExp(`^${name}:\\s*(\\d+) kB`, 'm'));
+  if (!m) throw new Error(`no ${name} in /proc/self/status`);
+  return Number(m[1]) * 1024;
+}
 
 async function main() {
   const [caseName, nText, heapText] = process.argv.slice(2);
   const n = Number(nText);
   const heapMib = Number(heapText);
   const heap = heapMib ? Buffer.alloc(heapMib << 20, 1) : null;
+  const base = statusField('VmRSS');
   const start = process.hrtime.bigint();
   if (caseName === 'spawn' || caseName === 'spawn-heap') {
     for (let i = 0; i < n; i++) {
@@ -86,14 +98,14 @@ async function main() {
     }
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
     child.disconnect();
-    console.log(secs, process.resourceUsage().maxRSS * 1024);
+    console.log(secs, statusField('VmHWM'), base);
     return;
   } else {
     throw new Error('unknown case ' + caseName);
   }
   const secs = Number(process.hrtime.bigint() - start) / 1e9;
   void heap;
-  console.log(secs, process.resourceUsage().maxRSS * 1024);
+  console.log(secs, statusField('VmHWM'), base);
 }
 
 if (process.argv[2] === 'ipc-child') {

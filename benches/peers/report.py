@@ -1,18 +1,30 @@
 """Python's side of `cargo bench --bench report`: one sample of one case.
 
 usage: python3 report.py CASE N HEAP_MIB
-prints: SECONDS PEAK_RSS_BYTES   (SECONDS covers the N operations only, not start-up)
+prints: SECONDS PEAK_RSS_BYTES BASE_RSS_BYTES
+  SECONDS covers the N operations only, not start-up. The peak is VmHWM (this process's own
+  address space; ru_maxrss would include the harness's, see benches/common.rs), the base the
+  RSS (VmRSS) just before the first operation.
 """
 import os
-import resource
 import subprocess
 import sys
 import time
 
 
+def status_field(name):
+    """A kB field of /proc/self/status, in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(name + ":"):
+                return int(line.split()[1]) * 1024
+    raise SystemExit("no " + name + " in /proc/self/status")
+
+
 def main():
     case, n, heap_mib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     heap = bytearray(b"\x01") * (heap_mib << 20) if heap_mib else None
+    base = status_field("VmRSS")
     start = time.perf_counter()
     if case in ("spawn", "spawn-heap"):
         for _ in range(n):
@@ -42,7 +54,7 @@ def main():
         sys.exit("unknown case " + case)
     secs = time.perf_counter() - start
     del heap
-    print(secs, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    print(secs, status_field("VmHWM"), base)
 
 
 main()
