@@ -55,13 +55,18 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// The child's stack. Its code is a handful of system calls; 64 KiB is ample.
 const STACK_SIZE: usize = 64 * 1024;
 
-/// The child's stack: a private mapping, unmapped once the child has exec'd or exited.
+/// The child's stack: a private mapping, one per spawning thread, kept for the thread's next
+/// spawn and unmapped when the thread ends.
 ///
 /// Not a heap block: one freed after every spawn is soon carved up by the small allocations
 /// that follow, so the next spawn's stack comes from fresh heap whose top pages the child
-/// touches: a `Mux` fan-out of a thousand spawns kept about 70 KiB more resident. A mapping is
-/// gone, pages and all, when unmapped (glibc's `posix_spawn` does the same). Its pages are
-/// zero-filled by the kernel as the child first touches them, a few of the 16.
+/// touches: a `Mux` fan-out of a thousand spawns kept about 70 KiB more resident. Not a fresh
+/// mapping per spawn either (glibc's `posix_spawn` maps and unmaps one each time): that is two
+/// more system calls, and the few pages the child touches are faulted in again, while the
+/// parent waits, on every spawn. Kept per thread, its touched pages (a few of the 16) stay
+/// resident and are reused; a thread spawns one child at a time (`CLONE_VFORK` suspends it),
+/// and a spawn that finds the slot empty (a nested spawn from a signal handler, say) maps one
+/// of its own.
 struct ChildStack {
     base: *mut c_void,
 }
@@ -84,6 +89,27 @@ impl ChildStack {
             return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOMEM));
         }
         Ok(ChildStack { base })
+    }
+}
+
+thread_local! {
+    /// This thread's [`ChildStack`], while no spawn of this thread is using it.
+    static CHILD_STACK: std::cell::Cell<Option<ChildStack>> = const { std::cell::Cell::new(None) };
+}
+
+impl ChildStack {
+    /// This thread's stack, or a new one.
+    fn take() -> Result<ChildStack, i32> {
+        match CHILD_STACK.try_with(std::cell::Cell::take) {
+            Ok(Some(stack)) => Ok(stack),
+            _ => ChildStack::new(),
+        }
+    }
+
+    /// Keeps the stack for this thread's next spawn (or unmaps it while the thread ends).
+    fn give_back(self) {
+        // A stack already in the slot (a nested spawn gave its own back first) is unmapped.
+        let _ = CHILD_STACK.try_with(|slot| slot.set(Some(self)));
     }
 }
 
@@ -136,7 +162,7 @@ pub(crate) fn spawn(
     req: &mut SpawnRequest<'_>,
 ) -> Result<Option<(rustix::process::Pid, OwnedFd)>, SpawnError> {
     let stack =
-        ChildStack::new().map_err(|errno| SpawnError { errno, stage: None, in_parent: true })?;
+        ChildStack::take().map_err(|errno| SpawnError { errno, stage: None, in_parent: true })?;
     let mut pidfd: libc::c_int = -1;
     // Containment: the kernel starts the child in its cgroup (Linux 5.7), atomically.
     let into_cgroup = req.cgroup.map(|cg| cg.dir.as_raw_fd());
@@ -171,7 +197,7 @@ pub(crate) fn spawn(
     let ret = unsafe { clone3(&args, child_main, (&mut arg as *mut ChildArg<'_, '_>).cast()) };
     // SAFETY: restores the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut()) };
-    drop(stack);
+    stack.give_back();
     arg.req.cgroup_placed = false;
 
     if ret < 0 {
