@@ -77,21 +77,34 @@ fn parent_of(pid: u32) -> Option<u32> {
 
 /// The descendants of `root` that `/proc` shows now, each opened as a pidfd whose process was
 /// checked, after the open, to still have the parent it was found under.
+///
+/// The walk reads each process's `task/<tid>/children` (the children each of its threads
+/// forked), so it costs what the subtree holds, not what the system does: a `Mux` stopping a
+/// thousand children reads a thousand small files, not a thousand times every `/proc/<pid>`.
+/// Where that file does not exist (a kernel built without `CONFIG_PROC_CHILDREN`), one scan
+/// of every `/proc/<pid>/stat` gives the same map.
 fn descendants(root: Pid) -> Vec<(Pid, OwnedFd)> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let mut kids: HashMap<u32, Vec<u32>> = HashMap::new();
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if let Some(ppid) = parent_of(pid) {
-            kids.entry(ppid).or_default().push(pid);
-        }
-    }
+    let root = root.as_raw_nonzero().get() as u32;
+    let mut scanned: Option<HashMap<u32, Vec<u32>>> = None;
     let mut found = Vec::new();
-    let mut todo = vec![root.as_raw_nonzero().get() as u32];
+    let mut todo = vec![root];
     while let Some(parent) = todo.pop() {
-        for &pid in kids.get(&parent).map(Vec::as_slice).unwrap_or(&[]) {
+        let kids = match &scanned {
+            Some(table) => table.get(&parent).cloned().unwrap_or_default(),
+            None => match children_of(parent) {
+                Some(kids) => kids,
+                // No `children` file for the root: one scan of the whole table, walked from
+                // then on.
+                None if parent == root => {
+                    let table = scan_parents();
+                    let kids = table.get(&parent).cloned().unwrap_or_default();
+                    scanned = Some(table);
+                    kids
+                }
+                None => Vec::new(),
+            },
+        };
+        for pid in kids {
             let Some(p) = Pid::from_raw(pid as i32) else { continue };
             let Ok(fd) = crate::sys::wait::pidfd_open(p) else { continue };
             // The pidfd pins the process; if it still has the parent it was found under, it
@@ -105,9 +118,73 @@ fn descendants(root: Pid) -> Vec<(Pid, OwnedFd)> {
     found
 }
 
+/// The children of `pid` from `/proc/<pid>/task/<tid>/children`, over all its threads;
+/// `None` if the process has no such file (gone, or a kernel without it).
+fn children_of(pid: u32) -> Option<Vec<u32>> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut kids = Vec::new();
+    let mut any = false;
+    for task in tasks.flatten() {
+        let mut path = task.path();
+        path.push("children");
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        any = true;
+        kids.extend(text.split_ascii_whitespace().filter_map(|w| w.parse::<u32>().ok()));
+    }
+    any.then_some(kids)
+}
+
+/// Every process's parent, from one pass over `/proc/<pid>/stat`: parent -> children.
+fn scan_parents() -> HashMap<u32, Vec<u32>> {
+    let mut kids: HashMap<u32, Vec<u32>> = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return kids };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Some(ppid) = parent_of(pid) {
+            kids.entry(ppid).or_default().push(pid);
+        }
+    }
+    kids
+}
+
 /// Sends `sig` through each pidfd; processes that are gone are skipped.
 pub(crate) fn signal_all(held: &[(Pid, OwnedFd)], sig: Signal) {
     for (_, fd) in held {
         let _ = crate::sys::wait::pidfd_send_signal(fd.as_fd(), sig.as_raw());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_children_files_and_the_full_scan_find_the_same_children() {
+        let mut kids: Vec<std::process::Child> = (0..3)
+            .map(|_| std::process::Command::new("sleep").arg("30").spawn().unwrap())
+            .collect();
+        let ours: Vec<u32> = kids.iter().map(|k| k.id()).collect();
+        let me = std::process::id();
+        // Other tests spawn children of this process at the same time: compare only ours.
+        let only_ours = |v: Vec<u32>| {
+            let mut v: Vec<u32> = v.into_iter().filter(|p| ours.contains(p)).collect();
+            v.sort_unstable();
+            v
+        };
+        let by_files = children_of(me).map(only_ours);
+        let by_scan = only_ours(scan_parents().remove(&me).unwrap_or_default());
+        for k in &mut kids {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+        let mut want = ours.clone();
+        want.sort_unstable();
+        assert_eq!(by_scan, want);
+        match by_files {
+            Some(found) => assert_eq!(found, want),
+            None => eprintln!("skipped: this kernel has no /proc/<pid>/task/<tid>/children"),
+        }
     }
 }
