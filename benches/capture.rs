@@ -29,7 +29,7 @@
 #![allow(unsafe_code)]
 
 mod common;
-use common::{median, peak_rss};
+use common::{median, peak_rss, Args};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::process::Stdio as StdStdio;
@@ -173,38 +173,16 @@ fn measure(method: Method, bytes: u64) -> Sample {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary with no
-    // arguments, to see that it starts: a full run there would take minutes.
-    if std::env::args().len() == 1 {
-        println!("skipped: a benchmark; run it with `cargo bench --bench capture`");
+    let Some(args) = Args::parse("capture", &["--bytes", "--rounds", "--methods", "--one"]) else {
         return;
-    }
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut bytes: u64 = 1 << 30;
-    let mut rounds = 5;
-    let mut methods: Vec<Method> = Method::ALL.to_vec();
-    let mut one: Option<Method> = None;
-    let mut i = 0;
-    while i < args.len() {
-        let value = || args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--bytes" => bytes = value().parse().expect("--bytes N"),
-            "--rounds" => rounds = value().parse().expect("--rounds N"),
-            "--methods" => {
-                methods = value()
-                    .split(',')
-                    .map(|m| Method::parse(m).unwrap_or_else(|| panic!("unknown method {m}")))
-                    .collect()
-            }
-            "--one" => one = Some(Method::parse(&value()).expect("--one METHOD")),
-            // `cargo bench` passes `--bench`; a filter word may follow.
-            _ => {
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
-    }
+    };
+    let bytes: u64 = args.num("--bytes", 1 << 30);
+    let rounds: usize = args.num("--rounds", 5);
+    let methods = args.list("--methods", Method::parse, Method::ALL.to_vec());
+    // `--one METHOD`: one sample in this fresh process, for `measure`.
+    let one = args
+        .text("--one")
+        .map(|m| Method::parse(m).unwrap_or_else(|| args.fail(&format!("--one: no method {m:?}"))));
 
     if let Some(m) = one {
         let secs = run_one(m, bytes);
