@@ -400,7 +400,7 @@ fn render_case(case: Case, samples: &[Vec<Sample>]) -> Rendered {
     let mut text = format!("{} (reference: {})\n", case.title(), methods[0]);
     let _ = writeln!(
         text,
-        "  {:<38} {:>11} {:>21} {:>9}{}",
+        "  {:<50} {:>11} {:>21} {:>9}{}",
         "method",
         case.unit(),
         "min-max",
@@ -418,7 +418,7 @@ fn render_case(case: Case, samples: &[Vec<Sample>]) -> Rendered {
     let mut bars = Vec::new();
     for (m, name) in methods.iter().enumerate() {
         let Some(secs) = med_secs[m] else {
-            let _ = writeln!(text, "  {name:<38} skipped");
+            let _ = writeln!(text, "  {name:<50} skipped");
             let _ = writeln!(
                 markdown,
                 "| {name} | skipped | | |{}",
@@ -440,7 +440,7 @@ fn render_case(case: Case, samples: &[Vec<Sample>]) -> Rendered {
         let value = case.value(secs);
         let _ = writeln!(
             text,
-            "  {name:<38} {value:>11.3} {:>21} {ratio_text:>9}{rss_text}",
+            "  {name:<50} {value:>11.3} {:>21} {ratio_text:>9}{rss_text}",
             format!("{lo:.3}-{hi:.3}")
         );
         let _ = writeln!(
@@ -472,8 +472,8 @@ fn machine_line() -> String {
 
 /// A horizontal bar chart of every case's time ratios, written by hand as SVG.
 fn render_svg(chart: &[(&str, Vec<(String, f64)>)]) -> String {
-    const WIDTH: f64 = 860.0;
-    const LABEL: f64 = 300.0;
+    const WIDTH: f64 = 890.0;
+    const LABEL: f64 = 330.0;
     const BAR_H: f64 = 16.0;
     const CAP: f64 = 4.0;
     let scale = (WIDTH - LABEL - 80.0) / CAP;
