@@ -29,7 +29,7 @@
 #![allow(unsafe_code)]
 
 mod common;
-use common::{median, peak_rss, Args};
+use common::{median, peak_rss, sample_numbers, this_program, Args};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::process::Stdio as StdStdio;
@@ -158,18 +158,11 @@ fn check_zeros(buf: &[u8]) {
 
 /// Runs `method` in a fresh copy of this program.
 fn measure(method: Method, bytes: u64) -> Sample {
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new(exe)
-        .args(["--one", method.name(), "--bytes", &bytes.to_string()])
-        .stderr(StdStdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{} failed", method.name());
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut words = text.split_whitespace();
-    let secs: f64 = words.next().unwrap().parse().unwrap();
-    let rss: u64 = words.next().unwrap().parse().unwrap();
-    Sample { secs, rss }
+    let v = sample_numbers(
+        this_program().args(["--one", method.name(), "--bytes", &bytes.to_string()]),
+        method.name(),
+    );
+    Sample { secs: v[0], rss: v[1] as u64 }
 }
 
 fn main() {
@@ -180,9 +173,7 @@ fn main() {
     let rounds: usize = args.num("--rounds", 5);
     let methods = args.list("--methods", Method::parse, Method::ALL.to_vec());
     // `--one METHOD`: one sample in this fresh process, for `measure`.
-    let one = args
-        .text("--one")
-        .map(|m| Method::parse(m).unwrap_or_else(|| args.fail(&format!("--one: no method {m:?}"))));
+    let one = args.item("--one", Method::parse);
 
     if let Some(m) = one {
         let secs = run_one(m, bytes);

@@ -137,6 +137,13 @@ impl Args {
         }
     }
 
+    /// The value of `--flag` read by `item`, if given; a value `item` does not know ends the
+    /// program with a message naming it.
+    pub(crate) fn item<T>(&self, flag: &str, item: impl Fn(&str) -> Option<T>) -> Option<T> {
+        let v = self.text(flag)?;
+        Some(item(v).unwrap_or_else(|| self.fail(&format!("{flag}: unknown item {v:?}"))))
+    }
+
     /// The comma-separated list given with `--flag`, each item read by `item`, or `default`.
     pub(crate) fn list<T>(
         &self,
@@ -165,6 +172,22 @@ impl Args {
         }
         std::process::exit(2)
     }
+}
+
+/// Runs one sample's process (stderr shown), which must succeed, and reads the numbers it
+/// prints on stdout, separated by white space; `what` names it in a failure.
+pub(crate) fn sample_numbers(cmd: &mut std::process::Command, what: &str) -> Vec<f64> {
+    let out = cmd.stderr(std::process::Stdio::inherit()).output().unwrap();
+    assert!(out.status.success(), "{what} failed: {}", out.status);
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split_whitespace()
+        .map(|w| w.parse().unwrap_or_else(|_| panic!("{what} printed {w:?}, not a number")))
+        .collect()
+}
+
+/// A fresh copy of this program, for a sample of its own (`--one ...`).
+pub(crate) fn this_program() -> std::process::Command {
+    std::process::Command::new(std::env::current_exe().unwrap())
 }
 
 /// This process's CPU time so far (user + system, every thread), in seconds.

@@ -71,7 +71,7 @@
 //! is its own machine code, mapped as it first runs.
 
 mod common;
-use common::{median, peak_rss, rss_file, rss_now, Args};
+use common::{median, peak_rss, rss_file, rss_now, sample_numbers, this_program, Args};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -398,21 +398,19 @@ impl Runners {
                 c
             }
             _ => {
-                let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+                let mut c = this_program();
                 c.args(["--one", m.name(), "--bytes", &bytes.to_string(), "--n"]);
                 c
             }
         };
-        let out = cmd.arg(n.to_string()).stderr(std::process::Stdio::inherit()).output().unwrap();
-        assert!(out.status.success(), "{} failed", m.name());
-        let text = String::from_utf8(out.stdout).unwrap();
-        let mut words = text.split_whitespace();
-        let mut next = || -> f64 { words.next().unwrap().parse().unwrap() };
-        let secs = next();
-        let rss = next() as u64;
-        let base = next() as u64;
-        let (file0, file1) = (next() as u64, next() as u64);
-        Sample { secs, rss, base, code: file1.saturating_sub(file0) }
+        let v = sample_numbers(cmd.arg(n.to_string()), m.name());
+        let (file0, file1) = (v[3] as u64, v[4] as u64);
+        Sample {
+            secs: v[0],
+            rss: v[1] as u64,
+            base: v[2] as u64,
+            code: file1.saturating_sub(file0),
+        }
     }
 }
 
@@ -470,9 +468,7 @@ fn main() {
     let rounds: usize = args.num("--rounds", 5);
     let methods = args.list("--methods", Method::parse, Method::ALL.to_vec());
     // `--one METHOD`: one sample in this fresh process, for `Runners::measure`.
-    let one = args
-        .text("--one")
-        .map(|m| Method::parse(m).unwrap_or_else(|| args.fail(&format!("--one: no method {m:?}"))));
+    let one = args.item("--one", Method::parse);
     raise_nofile(4 * n as u64 + 256);
     if let Some(m) = one {
         let (base, file0) = (rss_now(), rss_file());

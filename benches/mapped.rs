@@ -29,7 +29,7 @@
 #![allow(unsafe_code)]
 
 mod common;
-use common::{children_cpu_secs, cpu_secs, median, peak_rss, Args};
+use common::{children_cpu_secs, cpu_secs, median, peak_rss, sample_numbers, this_program, Args};
 use std::os::fd::AsRawFd;
 use std::process::Stdio as StdStdio;
 use std::time::Instant;
@@ -156,20 +156,11 @@ fn run_one(method: Method, bytes: u64) -> f64 {
 
 /// Runs `method` in a fresh copy of this program.
 fn measure(method: Method, bytes: u64) -> Sample {
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new(exe)
-        .args(["--one", method.name(), "--bytes", &bytes.to_string()])
-        .stderr(StdStdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{} failed", method.name());
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut words = text.split_whitespace();
-    let secs: f64 = words.next().unwrap().parse().unwrap();
-    let rss: u64 = words.next().unwrap().parse().unwrap();
-    let cpu: f64 = words.next().unwrap().parse().unwrap();
-    let child_cpu: f64 = words.next().unwrap().parse().unwrap();
-    Sample { secs, rss, cpu, child_cpu }
+    let v = sample_numbers(
+        this_program().args(["--one", method.name(), "--bytes", &bytes.to_string()]),
+        method.name(),
+    );
+    Sample { secs: v[0], rss: v[1] as u64, cpu: v[2], child_cpu: v[3] }
 }
 
 fn main() {
@@ -180,9 +171,7 @@ fn main() {
     let rounds: usize = args.num("--rounds", 5);
     let methods = args.list("--methods", Method::parse, Method::ALL.to_vec());
     // `--one METHOD`: one sample in this fresh process, for `measure`.
-    let one = args
-        .text("--one")
-        .map(|m| Method::parse(m).unwrap_or_else(|| args.fail(&format!("--one: no method {m:?}"))));
+    let one = args.item("--one", Method::parse);
 
     if let Some(m) = one {
         let cpu0 = cpu_secs();

@@ -49,7 +49,7 @@
 #![allow(unsafe_code)]
 
 mod common;
-use common::{median, peak_rss, rss_now, wait_pid, Args, RawSpawn};
+use common::{median, peak_rss, rss_now, this_program, wait_pid, Args, RawSpawn};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
@@ -246,9 +246,7 @@ fn main() {
         return;
     };
     // `--one CASE --method METHOD`: one sample in this fresh process, for `sample`.
-    if let Some(case) = args.text("--one") {
-        let case =
-            Case::parse(case).unwrap_or_else(|| args.fail(&format!("--one: no case {case:?}")));
+    if let Some(case) = args.item("--one", Case::parse) {
         let method = args.text("--method").unwrap_or_else(|| args.fail("--one needs --method"));
         let _heap = touched_heap(case.heap_mib());
         let base = rss_now();
@@ -364,7 +362,7 @@ fn sample(case: Case, method: &str) -> Result<Sample, String> {
         c.arg(peers.join("report.js")).args([case.name(), &n, &heap]);
         c
     } else {
-        let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+        let mut c = this_program();
         c.args(["--one", case.name(), "--method", method]);
         c
     };
