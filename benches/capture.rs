@@ -29,7 +29,7 @@
 #![allow(unsafe_code)]
 
 mod common;
-use common::{median, peak_rss};
+use common::{median, peak_rss, sample_numbers, this_program, Args};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::process::Stdio as StdStdio;
@@ -158,53 +158,22 @@ fn check_zeros(buf: &[u8]) {
 
 /// Runs `method` in a fresh copy of this program.
 fn measure(method: Method, bytes: u64) -> Sample {
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new(exe)
-        .args(["--one", method.name(), "--bytes", &bytes.to_string()])
-        .stderr(StdStdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{} failed", method.name());
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut words = text.split_whitespace();
-    let secs: f64 = words.next().unwrap().parse().unwrap();
-    let rss: u64 = words.next().unwrap().parse().unwrap();
-    Sample { secs, rss }
+    let v = sample_numbers(
+        this_program().args(["--one", method.name(), "--bytes", &bytes.to_string()]),
+        method.name(),
+    );
+    Sample { secs: v[0], rss: v[1] as u64 }
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary with no
-    // arguments, to see that it starts: a full run there would take minutes.
-    if std::env::args().len() == 1 {
-        println!("skipped: a benchmark; run it with `cargo bench --bench capture`");
+    let Some(args) = Args::parse("capture", &["--bytes", "--rounds", "--methods", "--one"]) else {
         return;
-    }
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut bytes: u64 = 1 << 30;
-    let mut rounds = 5;
-    let mut methods: Vec<Method> = Method::ALL.to_vec();
-    let mut one: Option<Method> = None;
-    let mut i = 0;
-    while i < args.len() {
-        let value = || args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--bytes" => bytes = value().parse().expect("--bytes N"),
-            "--rounds" => rounds = value().parse().expect("--rounds N"),
-            "--methods" => {
-                methods = value()
-                    .split(',')
-                    .map(|m| Method::parse(m).unwrap_or_else(|| panic!("unknown method {m}")))
-                    .collect()
-            }
-            "--one" => one = Some(Method::parse(&value()).expect("--one METHOD")),
-            // `cargo bench` passes `--bench`; a filter word may follow.
-            _ => {
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
-    }
+    };
+    let bytes: u64 = args.num("--bytes", 1 << 30);
+    let rounds: usize = args.num("--rounds", 5);
+    let methods = args.list("--methods", Method::parse, Method::ALL.to_vec());
+    // `--one METHOD`: one sample in this fresh process, for `measure`.
+    let one = args.item("--one", Method::parse);
 
     if let Some(m) = one {
         let secs = run_one(m, bytes);

@@ -71,7 +71,7 @@
 //! is its own machine code, mapped as it first runs.
 
 mod common;
-use common::{median, peak_rss, rss_file, rss_now};
+use common::{median, peak_rss, rss_file, rss_now, sample_numbers, this_program, Args};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -384,6 +384,7 @@ impl Runners {
     }
 
     fn measure(&self, m: Method, n: usize, bytes: u64) -> Sample {
+        // C, Python and Node take the child count as their one argument.
         let mut cmd = match m {
             Method::CSpawnAll => std::process::Command::new(self.c.as_ref().unwrap()),
             Method::Python => {
@@ -397,21 +398,19 @@ impl Runners {
                 c
             }
             _ => {
-                let mut c = std::process::Command::new(std::env::current_exe().unwrap());
-                c.args(["--one", m.name(), "--bytes", &bytes.to_string()]);
+                let mut c = this_program();
+                c.args(["--one", m.name(), "--bytes", &bytes.to_string(), "--n"]);
                 c
             }
         };
-        let out = cmd.arg(n.to_string()).stderr(std::process::Stdio::inherit()).output().unwrap();
-        assert!(out.status.success(), "{} failed", m.name());
-        let text = String::from_utf8(out.stdout).unwrap();
-        let mut words = text.split_whitespace();
-        let mut next = || -> f64 { words.next().unwrap().parse().unwrap() };
-        let secs = next();
-        let rss = next() as u64;
-        let base = next() as u64;
-        let (file0, file1) = (next() as u64, next() as u64);
-        Sample { secs, rss, base, code: file1.saturating_sub(file0) }
+        let v = sample_numbers(cmd.arg(n.to_string()), m.name());
+        let (file0, file1) = (v[3] as u64, v[4] as u64);
+        Sample {
+            secs: v[0],
+            rss: v[1] as u64,
+            base: v[2] as u64,
+            code: file1.saturating_sub(file0),
+        }
     }
 }
 
@@ -460,43 +459,16 @@ fn raise_nofile(n: u64) {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary with no
-    // arguments, to see that it starts: a full run there would take minutes.
-    if std::env::args().len() == 1 {
-        println!("skipped: a benchmark; run it with `cargo bench --bench fanout`");
+    let Some(args) = Args::parse("fanout", &["--n", "--bytes", "--rounds", "--methods", "--one"])
+    else {
         return;
-    }
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut n = 1000usize;
-    let mut bytes: u64 = 1 << 30;
-    let mut rounds = 5;
-    let mut methods: Vec<Method> = Method::ALL.to_vec();
-    let mut one: Option<Method> = None;
-    let mut i = 0;
-    while i < args.len() {
-        let value = || args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--n" => n = value().parse().expect("--n N"),
-            "--bytes" => bytes = value().parse().expect("--bytes N"),
-            "--rounds" => rounds = value().parse().expect("--rounds N"),
-            "--methods" => {
-                methods = value()
-                    .split(',')
-                    .map(|s| Method::parse(s).unwrap_or_else(|| panic!("unknown method {s}")))
-                    .collect()
-            }
-            "--one" => one = Some(Method::parse(&value()).expect("--one METHOD")),
-            _ => {
-                // `cargo bench` passes `--bench`; a bare number is the child count of `--one`.
-                if let Ok(v) = args[i].parse() {
-                    n = v;
-                }
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
-    }
+    };
+    let n: usize = args.num("--n", 1000);
+    let bytes: u64 = args.num("--bytes", 1 << 30);
+    let rounds: usize = args.num("--rounds", 5);
+    let methods = args.list("--methods", Method::parse, Method::ALL.to_vec());
+    // `--one METHOD`: one sample in this fresh process, for `Runners::measure`.
+    let one = args.item("--one", Method::parse);
     raise_nofile(4 * n as u64 + 256);
     if let Some(m) = one {
         let (base, file0) = (rss_now(), rss_file());

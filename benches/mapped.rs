@@ -17,7 +17,8 @@
 //! Every method ends with a read of one byte per 4 KiB page of the result (so a mapping whose
 //! pages were not faulted in pays for that, as a caller reading the output would), and every
 //! measurement runs in a fresh copy of this program (`--one METHOD`), so that its peak RSS
-//! (`ru_maxrss`, which does not count the child) and its CPU time (`getrusage(RUSAGE_SELF)`,
+//! (`VmHWM`, which does not count the child; see `benches/common.rs` for why not
+//! `ru_maxrss`) and its CPU time (`getrusage(RUSAGE_SELF)`,
 //! user + system, all threads, from just before the spawn to the end of the read) belong to
 //! that method alone; the child's CPU time (`RUSAGE_CHILDREN`) is shown too, since writing
 //! into a memory file costs the child more than writing into a pipe. A round runs every method once, in an order that rotates from round to
@@ -27,6 +28,8 @@
 // The pipe floor is a raw libc loop into a pre-faulted buffer, as the issue specifies.
 #![allow(unsafe_code)]
 
+mod common;
+use common::{children_cpu_secs, cpu_secs, median, peak_rss, sample_numbers, this_program, Args};
 use std::os::fd::AsRawFd;
 use std::process::Stdio as StdStdio;
 use std::time::Instant;
@@ -151,86 +154,30 @@ fn run_one(method: Method, bytes: u64) -> f64 {
     secs
 }
 
-/// `getrusage(who)`: (peak RSS in bytes, user + system CPU seconds).
-fn usage(who: libc::c_int) -> (u64, f64) {
-    // SAFETY: `getrusage` only writes the `rusage` it is given, which is zeroed and live.
-    let u = unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::getrusage(who, &mut u), 0);
-        u
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (u.ru_maxrss as u64 * 1024, secs(u.ru_utime) + secs(u.ru_stime))
-}
-
 /// Runs `method` in a fresh copy of this program.
 fn measure(method: Method, bytes: u64) -> Sample {
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new(exe)
-        .args(["--one", method.name(), "--bytes", &bytes.to_string()])
-        .stderr(StdStdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{} failed", method.name());
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut words = text.split_whitespace();
-    let secs: f64 = words.next().unwrap().parse().unwrap();
-    let rss: u64 = words.next().unwrap().parse().unwrap();
-    let cpu: f64 = words.next().unwrap().parse().unwrap();
-    let child_cpu: f64 = words.next().unwrap().parse().unwrap();
-    Sample { secs, rss, cpu, child_cpu }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    let v = sample_numbers(
+        this_program().args(["--one", method.name(), "--bytes", &bytes.to_string()]),
+        method.name(),
+    );
+    Sample { secs: v[0], rss: v[1] as u64, cpu: v[2], child_cpu: v[3] }
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary with no
-    // arguments, to see that it starts: a full run there would take minutes.
-    if std::env::args().len() == 1 {
-        println!("skipped: a benchmark; run it with `cargo bench --bench mapped`");
+    let Some(args) = Args::parse("mapped", &["--bytes", "--rounds", "--methods", "--one"]) else {
         return;
-    }
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut bytes: u64 = 1 << 30;
-    let mut rounds = 5;
-    let mut methods: Vec<Method> = Method::ALL.to_vec();
-    let mut one: Option<Method> = None;
-    let mut i = 0;
-    while i < args.len() {
-        let value = || args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--bytes" => bytes = value().parse().expect("--bytes N"),
-            "--rounds" => rounds = value().parse().expect("--rounds N"),
-            "--methods" => {
-                methods = value()
-                    .split(',')
-                    .map(|m| Method::parse(m).unwrap_or_else(|| panic!("unknown method {m}")))
-                    .collect()
-            }
-            "--one" => one = Some(Method::parse(&value()).expect("--one METHOD")),
-            // `cargo bench` passes `--bench`; a filter word may follow.
-            _ => {
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
-    }
+    };
+    let bytes: u64 = args.num("--bytes", 1 << 30);
+    let rounds: usize = args.num("--rounds", 5);
+    let methods = args.list("--methods", Method::parse, Method::ALL.to_vec());
+    // `--one METHOD`: one sample in this fresh process, for `measure`.
+    let one = args.item("--one", Method::parse);
 
     if let Some(m) = one {
-        let (_, cpu0) = usage(libc::RUSAGE_SELF);
+        let cpu0 = cpu_secs();
         let secs = run_one(m, bytes);
-        let (rss, cpu1) = usage(libc::RUSAGE_SELF);
-        let (_, child_cpu) = usage(libc::RUSAGE_CHILDREN);
-        println!("{secs} {rss} {} {child_cpu}", cpu1 - cpu0);
+        let cpu1 = cpu_secs();
+        println!("{secs} {} {} {}", peak_rss(), cpu1 - cpu0, children_cpu_secs());
         return;
     }
 
@@ -247,7 +194,8 @@ fn main() {
     }
 
     let gbps = |secs: f64| bytes as f64 / secs / 1e9;
-    let med = |j: usize, f: fn(&Sample) -> f64| median(samples[j].iter().map(f).collect());
+    let med =
+        |j: usize, f: fn(&Sample) -> f64| median(&mut samples[j].iter().map(f).collect::<Vec<_>>());
     let secs: Vec<f64> = (0..methods.len()).map(|j| med(j, |s| s.secs)).collect();
     let cpu: Vec<f64> = (0..methods.len()).map(|j| med(j, |s| s.cpu)).collect();
     let child_cpu: Vec<f64> = (0..methods.len()).map(|j| med(j, |s| s.child_cpu)).collect();

@@ -37,14 +37,9 @@
 //! system, every thread, the reaper's too, the children's not) and its ratio. On a shared VM
 //! absolute figures drift; the same-run ratios are what to compare.
 
-// The reference spawn is a raw libc `posix_spawn`, which needs unsafe code.
-#![allow(unsafe_code)]
-
 mod common;
-use common::{cpu_secs, median, Args};
-use std::ffi::{c_char, CString};
+use common::{cpu_secs, median, Args, RawSpawn};
 use std::hint::black_box;
-use std::os::unix::ffi::OsStrExt;
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,109 +92,6 @@ impl Method {
     }
 }
 
-/// A libc `posix_spawn` of one program with the parent's environment, prepared once.
-struct RawSpawn {
-    path: CString,
-    _strings: Vec<CString>,
-    argv: Vec<*const c_char>,
-    envp: Vec<*const c_char>,
-}
-
-impl RawSpawn {
-    fn new(argv: &[&str]) -> RawSpawn {
-        let path = CString::new(argv[0]).unwrap();
-        let mut strings: Vec<CString> = std::env::vars_os()
-            .map(|(k, v)| {
-                let mut entry = k.as_bytes().to_vec();
-                entry.push(b'=');
-                entry.extend_from_slice(v.as_bytes());
-                CString::new(entry).unwrap()
-            })
-            .collect();
-        let mut envp: Vec<*const c_char> = strings.iter().map(|e| e.as_ptr()).collect();
-        envp.push(std::ptr::null());
-        let args: Vec<CString> = argv.iter().map(|a| CString::new(*a).unwrap()).collect();
-        let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
-        argv.push(std::ptr::null());
-        strings.extend(args);
-        RawSpawn { path, _strings: strings, argv, envp }
-    }
-
-    /// Spawns and waits, the exit status checked; with `capture`, stdout and stderr go to two
-    /// pipes that a `poll` loop reads to EOF before the wait, and stdout is returned.
-    fn run(&self, capture: bool) -> Vec<u8> {
-        let mut pipes = [[-1; 2]; 2];
-        // SAFETY: plain libc calls on values owned here: the file actions are initialised
-        // before use and destroyed after; `path` is a C string and `argv`/`envp` are
-        // NULL-terminated arrays of C strings owned by `self`, alive for the call.
-        let (rc, pid) = unsafe {
-            let mut actions = std::mem::MaybeUninit::<libc::posix_spawn_file_actions_t>::uninit();
-            libc::posix_spawn_file_actions_init(actions.as_mut_ptr());
-            if capture {
-                for (pipe, target) in pipes.iter_mut().zip([1, 2]) {
-                    assert_eq!(libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC), 0);
-                    libc::posix_spawn_file_actions_adddup2(actions.as_mut_ptr(), pipe[1], target);
-                }
-            }
-            let mut pid: libc::pid_t = 0;
-            let rc = libc::posix_spawn(
-                &mut pid,
-                self.path.as_ptr(),
-                actions.as_ptr(),
-                std::ptr::null(),
-                self.argv.as_ptr().cast(),
-                self.envp.as_ptr().cast(),
-            );
-            libc::posix_spawn_file_actions_destroy(actions.as_mut_ptr());
-            (rc, pid)
-        };
-        assert_eq!(rc, 0, "posix_spawn failed");
-        let mut out = Vec::new();
-        if capture {
-            let mut fds = pipes.map(|p| {
-                // SAFETY: the write end is ours and the child holds its own copy.
-                unsafe { libc::close(p[1]) };
-                libc::pollfd { fd: p[0], events: libc::POLLIN, revents: 0 }
-            });
-            let mut buf = [0u8; 4096];
-            while fds.iter().any(|p| p.fd >= 0) {
-                // SAFETY: `fds` is an array of two pollfds; a negative fd is skipped.
-                let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-                assert!(
-                    n >= 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
-                );
-                for (k, p) in fds.iter_mut().enumerate() {
-                    if p.fd < 0 || p.revents == 0 {
-                        continue;
-                    }
-                    // SAFETY: reads into a stack buffer of the length given.
-                    let got = unsafe { libc::read(p.fd, buf.as_mut_ptr().cast(), buf.len()) };
-                    if got > 0 {
-                        if k == 0 {
-                            out.extend_from_slice(&buf[..got as usize]);
-                        }
-                    } else {
-                        // SAFETY: closes the read end this loop owns, once.
-                        unsafe { libc::close(p.fd) };
-                        p.fd = -1;
-                    }
-                }
-            }
-        }
-        let mut status = 0;
-        loop {
-            // SAFETY: waits for the one child just spawned, with a valid out-pointer.
-            let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-            if r == pid {
-                break;
-            }
-            assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EINTR));
-        }
-        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
-        out
-    }
-}
-
 /// The two raw spawns: `/bin/true` for the spawn rows, `/bin/echo hi` for the capture floor.
 struct Raw {
     truth: RawSpawn,
@@ -224,7 +116,7 @@ fn call(method: Method, raw: &Raw) {
             black_box(s);
         }
         Method::LibcCapture => {
-            let out = raw.echo.run(true);
+            let out = raw.echo.capture();
             assert_eq!(out, b"hi\n");
             black_box(out);
         }
@@ -238,7 +130,7 @@ fn call(method: Method, raw: &Raw) {
             assert!(status.success());
         }
         Method::PosixSpawn => {
-            raw.truth.run(false);
+            raw.truth.run();
         }
         Method::StdStatus => {
             assert!(std::process::Command::new("/bin/true").status().unwrap().success());
