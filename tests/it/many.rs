@@ -292,9 +292,8 @@ fn shutting_a_group_down_halfway_leaves_nothing_running_and_says_who_needed_sigk
 
 #[test]
 fn shutting_down_a_thousand_children_takes_one_grace_period_not_one_per_child() {
-    if !isolated(
-        "many::shutting_down_a_thousand_children_takes_one_grace_period_not_one_per_child",
-    ) {
+    if !isolated("many::shutting_down_a_thousand_children_takes_one_grace_period_not_one_per_child")
+    {
         return;
     }
     allow_fds(8192);
