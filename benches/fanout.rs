@@ -27,8 +27,8 @@
 //!
 //! | | name | what |
 //! | --- | --- | --- |
-//! | p | `sh-pipeline` | `sh -c '...'`, run with std's `output()` (the shell's own pipes) |
-//! | q | `offspring-pipeline` | offspring's `Pipeline` (`cmd!(..) \| cmd!(..) ...`), `read()` |
+//! | p | `sh-pipeline` | `sh -c '...'`, run with std's `output()` (the shell's own pipes, 64 KiB each) |
+//! | q | `offspring-pipeline` | offspring's `Pipeline` (`cmd!(..) \| cmd!(..) ...`), `read()`, with its default 256 KiB pipes between stages ([`offspring::Pipeline::pipe_capacity`]) |
 //!
 //! Each measurement runs in a fresh copy of this program (`--one METHOD`), or for C, Python and
 //! Node in their own process, and reports the seconds from the first spawn to the last status,
