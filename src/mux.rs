@@ -836,11 +836,8 @@ mod tests {
 
     /// `true` while `pid` is a child of this process (running or a zombie).
     fn is_our_child(pid: crate::Pid) -> bool {
-        let pid = pid.as_raw_nonzero().get();
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-        let ppid = stat.rfind(')').and_then(|i| stat[i + 2..].split(' ').nth(1));
-        ppid.and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id())
+        let pid = pid.as_raw_nonzero().get() as u32;
+        crate::stop::parent_of(pid) == Some(std::process::id())
     }
 
     /// A mux reaps its children itself, so the reaper does not watch them while the mux has

@@ -68,7 +68,7 @@ fn in_terminal_foreground() -> bool {
 
 /// The parent pid in `/proc/<pid>/stat` (`pid (comm) state ppid ...`; `comm` may hold spaces
 /// and parentheses, so the fields start after the last `)`).
-fn parent_of(pid: u32) -> Option<u32> {
+pub(crate) fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
     let close = stat.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;

@@ -14,8 +14,8 @@ use offspring::{
 };
 
 use crate::support::{
-    assert_no_new_fds, children, fixture, isolated, ms, open_fds, proc_stat, until_no_children,
-    until_none_running, SpawnPath, PATHS,
+    assert_no_new_fds, children, fixture, isolated, ms, noise, open_fds, proc_stat,
+    until_no_children, until_none_running, SpawnPath, PATHS,
 };
 
 /// Makes room for `n` fds in this process, raising the soft limit toward the hard one.
@@ -348,22 +348,9 @@ fn a_child_that_obeys_the_stop_signal_is_not_called_killed_when_the_loop_runs_la
     assert_eq!(err.exit_status().and_then(|s| s.signal()), Some(Signal::TERM), "{err}");
 }
 
-/// A deterministic, incompressible-looking 100 MiB.
-fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 #[test]
 fn a_three_stage_pipeline_moves_100_mib_through_cat_exactly() {
-    let data = pattern(100 << 20);
+    let data = noise(100 << 20);
     let out = (cmd!("cat") | cmd!("cat") | cmd!("cat")).input(data.clone()).output().unwrap();
     assert_eq!(out.statuses.len(), 3);
     assert!(out.statuses.iter().all(|s| s.success()), "{:?}", out.statuses);

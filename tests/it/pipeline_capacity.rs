@@ -13,7 +13,7 @@
 
 use offspring::{Pipeline, Stdio};
 
-use crate::support::{fixture, ms, SpawnPath, PATHS};
+use crate::support::{fixture, ms, noise, SpawnPath, PATHS};
 
 /// `/proc/sys/fs/pipe-max-size`.
 fn pipe_max_size() -> usize {
@@ -172,22 +172,9 @@ fn a_spawned_pipeline_gets_the_capacity_too() {
     eprintln!("skipped: the kernel refuses {want}-byte pipes to this user now");
 }
 
-/// A deterministic, incompressible-looking `len` bytes.
-fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 #[test]
 fn bytes_are_exact_through_small_default_and_large_pipes() {
-    let data = pattern(24 << 20);
+    let data = noise(24 << 20);
     for capacity in [0, 4096, 64 << 10, 256 << 10, usize::MAX] {
         let mut p = offspring::cmd!("cat")
             | fixture(SpawnPath::Vfork, ["cat"])

@@ -217,3 +217,17 @@ pub fn rerun_on_sigchld_fallback(filters: &[&str], extra_env: &[(&str, &str)], a
     let passed = rerun(&[], &args, &env);
     assert!(passed >= at_least, "only {passed} tests ran on the fallback path");
 }
+
+/// `len` deterministic bytes that look incompressible (xorshift64), for checking that data
+/// comes through a pipeline exactly.
+pub fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
