@@ -421,9 +421,9 @@
 //! takes the capture options as a whole, stops all stages together, and a stage that fails to
 //! spawn leaves nothing running. The pipes between its stages are larger than the kernel's
 //! 64 KiB default ([`Pipeline::pipe_capacity`], 256 KiB unless told otherwise), so bulk data
-//! moves with fewer switches between the stages than in the shell's own pipeline. [`Jobs`] runs a queue of commands with at most N alive at once
-//! (`xargs -P`), hands out each result as it finishes, and stops early on the first failure or
-//! a [`CancelHandle`].
+//! moves with fewer switches between the stages than in the shell's own pipeline. [`Jobs`]
+//! runs a queue of commands with at most N alive at once (`xargs -P`), hands out each result
+//! as it finishes, and stops early on the first failure or a [`CancelHandle`].
 //!
 //! ```
 //! use offspring::{cmd, Jobs};

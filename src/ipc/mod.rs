@@ -27,11 +27,12 @@
 //! at fd 3 (or the [`Options::fd`] chosen) as an fd given with
 //! [`Command::fd`](crate::Command::fd) would be, and the child is told with `NODE_CHANNEL_FD`
 //! and `NODE_CHANNEL_SERIALIZATION_MODE=json`, as Node does. Both are set up per spawn: the
-//! `Command` itself is not changed. Messages are JSON text, one compact value per line: the bytes are checked, never
-//! parsed into a tree, so the default build needs no JSON library. Nothing that would kill a Node peer
-//! can be sent: not an empty line, not invalid JSON, not a user message that Node would take
-//! for one of its own (`{"cmd":"NODE_..."}`). [`Framing::Binary`] replaces the lines by
-//! length-prefixed frames of any bytes, for Rust-to-Rust channels.
+//! `Command` itself is not changed. Messages are JSON text, one compact value per line: the
+//! bytes are checked, never parsed into a tree, so the default build needs no JSON library.
+//! Nothing that would kill a Node peer can be sent: not an empty line, not invalid JSON, not a
+//! user message that Node would take for one of its own (`{"cmd":"NODE_..."}`).
+//! [`Framing::Binary`] replaces the lines by length-prefixed frames of any bytes, for
+//! Rust-to-Rust channels.
 //! The `serde` feature adds `Sender::send_value` and `Message::deserialize`.
 //!
 //! # Threads
