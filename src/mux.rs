@@ -834,12 +834,6 @@ impl fmt::Debug for MuxSender {
 mod tests {
     use super::*;
 
-    /// `true` while `pid` is a child of this process (running or a zombie).
-    fn is_our_child(pid: crate::Pid) -> bool {
-        let pid = pid.as_raw_nonzero().get() as u32;
-        crate::stop::parent_of(pid) == Some(std::process::id())
-    }
-
     /// A mux reaps its children itself, so the reaper does not watch them while the mux has
     /// them; a mux dropped with children uncollected, running or exited, hands them to the
     /// reaper, which collects them: no zombie.
@@ -856,7 +850,7 @@ mod tests {
         drop(mux);
         let deadline = Instant::now() + Duration::from_secs(60);
         for pid in pids {
-            while is_our_child(pid) {
+            while crate::stop::is_our_child(pid) {
                 assert!(Instant::now() < deadline, "child {pid:?} was never reaped");
                 std::thread::yield_now();
             }

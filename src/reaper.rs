@@ -990,15 +990,9 @@ mod tests {
 
     use crate::command::{Command, Defaults};
 
-    /// `true` while `pid` is a child of this process (running or a zombie).
-    fn is_our_child(pid: crate::Pid) -> bool {
-        let pid = pid.as_raw_nonzero().get() as u32;
-        crate::stop::parent_of(pid) == Some(std::process::id())
-    }
-
     fn until_reaped(pid: crate::Pid) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while is_our_child(pid) {
+        while crate::stop::is_our_child(pid) {
             assert!(Instant::now() < deadline, "child {pid:?} was never reaped");
             std::thread::yield_now();
         }

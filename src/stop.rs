@@ -75,6 +75,13 @@ pub(crate) fn parent_of(pid: u32) -> Option<u32> {
     rest.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
+/// `true` while `pid` is a child of this process (running or a zombie): for tests that
+/// check a child was reaped.
+#[cfg(test)]
+pub(crate) fn is_our_child(pid: Pid) -> bool {
+    parent_of(pid.as_raw_nonzero().get() as u32) == Some(std::process::id())
+}
+
 /// The descendants of `root` that `/proc` shows now, each opened as a pidfd whose process was
 /// checked, after the open, to still have the parent it was found under.
 ///
